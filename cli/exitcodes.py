@@ -1,0 +1,47 @@
+"""Stable exit codes of the ``cps`` command (documented in docs/cli.md)."""
+
+from __future__ import annotations
+
+from typing import Tuple, Type
+
+from cps import errors
+
+OK = 0
+FAILURE = 1             #: an error without a more specific code
+USAGE = 2               #: bad arguments (click's own code)
+NO_SERVICE = 3          #: PC/SC service not running
+NO_READER = 4           #: no reader, or none matches --reader
+NO_CARD = 5             #: no card, card removed or reset
+UNSUPPORTED_CARD = 6    #: unknown or unsupported card
+WRONG_PIN = 7
+PIN_BLOCKED = 8
+CERT_INVALID = 9
+CERT_REVOKED = 10
+REVOCATION_UNAVAILABLE = 11
+CARD_ERROR = 12         #: the card refused a command, or broke the protocol
+
+# Most specific first: the first matching class wins.
+_TABLE: Tuple[Tuple[Type[BaseException], int], ...] = (
+    (errors.PcscServiceUnavailable, NO_SERVICE),
+    (errors.NoReaders, NO_READER),
+    (errors.ReaderNotFound, NO_READER),
+    (errors.NoCard, NO_CARD),
+    (errors.CardRemoved, NO_CARD),
+    (errors.CardReset, NO_CARD),
+    (errors.CardIdentificationError, UNSUPPORTED_CARD),
+    (errors.WrongPin, WRONG_PIN),
+    (errors.PinBlocked, PIN_BLOCKED),
+    (errors.CertificateRevoked, CERT_REVOKED),
+    (errors.CertificateError, CERT_INVALID),
+    (errors.RevocationError, REVOCATION_UNAVAILABLE),
+    (errors.CardError, CARD_ERROR),
+    (errors.CardProtocolError, CARD_ERROR),
+)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for an error raised by the library."""
+    for cls, code in _TABLE:
+        if isinstance(exc, cls):
+            return code
+    return FAILURE

@@ -1,0 +1,69 @@
+"""The transport contract every card connection fulfils.
+
+A :class:`Connection` moves one APDU to a card and brings the answer back. It
+knows nothing of status words beyond splitting them off. Everything else
+(encoding, chaining, ``61xx``/``6Cxx``, SW to error mapping) is stacked on top
+of it in :mod:`cps.apdu`, so the PC/SC reader, the in-process emulator, a
+PKCS#11-free test double or a recorded trace are interchangeable.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from typing import ContextManager, Optional, Tuple
+
+from .errors import CardProtocolError
+
+__all__ = ["Connection", "split_response"]
+
+
+def split_response(raw: bytes) -> Tuple[bytes, int]:
+    """Split a raw response APDU into ``(data, sw)``.
+
+    :raises CardProtocolError: fewer than two bytes (no status word).
+    """
+    if len(raw) < 2:
+        raise CardProtocolError(f"response APDU too short ({len(raw)} bytes): no status word")
+    return bytes(raw[:-2]), (raw[-2] << 8) | raw[-1]
+
+
+class Connection(abc.ABC):
+    """A link to one card.
+
+    Subclasses implement :meth:`send_and_receive` and :attr:`atr`; they may
+    override :meth:`transaction` (PC/SC) and :meth:`close`.
+
+    :ivar protocol: ``"T0"``, ``"T1"`` or ``None`` when unknown. On T=0 a
+        case-4 command is sent without Le and the card answers ``61xx``.
+    :ivar reader: the reader's name, or ``None``.
+    """
+
+    protocol: Optional[str] = None
+    reader: Optional[str] = None
+
+    @property
+    @abc.abstractmethod
+    def atr(self) -> bytes:
+        """The card's Answer To Reset."""
+
+    @abc.abstractmethod
+    def send_and_receive(self, apdu: bytes) -> Tuple[bytes, int]:
+        """Send one command APDU, return ``(response data, status word)``."""
+
+    def transaction(self) -> ContextManager[None]:
+        """Hold the card for a multi-APDU sequence (a PC/SC transaction).
+
+        Nothing else may talk to the card until the context exits. The default
+        does nothing, which is right for connections that only we can use.
+        """
+        return contextlib.nullcontext()
+
+    def close(self) -> None:
+        """Release the card. Idempotent."""
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,278 @@
+"""The errors the library raises on purpose.
+
+Every error derives from :class:`CpsError`. Errors carry data (status word,
+tries left, ATR, reader name...) as attributes; the message is for humans.
+No domain error inherits :class:`ValueError`: callers catch ``CpsError`` (or a
+subclass) and never confuse a wrong PIN with a programming mistake.
+
+The hierarchy::
+
+    CpsError
+    ├── ReaderError                 PC/SC layer: service, readers, presence
+    │   ├── PcscServiceUnavailable
+    │   ├── NoReaders
+    │   ├── ReaderNotFound
+    │   ├── NoCard
+    │   ├── CardRemoved
+    │   ├── CardReset
+    │   ├── SharingViolation
+    │   └── ReaderTimeout
+    ├── CardError(sw, data)         the card answered with an error status word
+    │   ├── SecurityStatusNotSatisfied
+    │   └── PinError
+    │       ├── WrongPin(tries_left)
+    │       └── PinBlocked
+    ├── CardProtocolError           the card broke the protocol (bad length, endless 61xx...)
+    ├── CardIdentificationError(atr)
+    │   ├── UnknownCard
+    │   └── UnsupportedCard(card_name)
+    ├── NotSupported                the operation does not exist on this card/backend
+    ├── CertificateError            certificate parsing and validation (cps.trust)
+    │   ├── CertificateParseError
+    │   └── CertificateInvalid(reason, position, subject)
+    │       ├── CertificateExpired
+    │       └── CertificateRevoked(revocation_date, reason)
+    ├── RevocationError             revocation status could not be established
+    │   └── RevocationUnavailable(source)
+    └── AuthError                   challenge-response failures (cps.auth)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+__all__ = [
+    "CpsError",
+    "ReaderError",
+    "PcscServiceUnavailable",
+    "NoReaders",
+    "ReaderNotFound",
+    "NoCard",
+    "CardRemoved",
+    "CardReset",
+    "SharingViolation",
+    "ReaderTimeout",
+    "CardError",
+    "SecurityStatusNotSatisfied",
+    "PinError",
+    "WrongPin",
+    "PinBlocked",
+    "CardProtocolError",
+    "CardIdentificationError",
+    "UnknownCard",
+    "UnsupportedCard",
+    "NotSupported",
+    "CertificateError",
+    "CertificateParseError",
+    "CertificateInvalid",
+    "CertificateExpired",
+    "CertificateRevoked",
+    "RevocationError",
+    "RevocationUnavailable",
+    "AuthError",
+]
+
+
+class CpsError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+# --------------------------------------------------------------------------- reader
+class ReaderError(CpsError):
+    """A failure of the reader layer (PC/SC or PKCS#11 slot), not of the card.
+
+    :ivar reader: the reader's name, when one was involved.
+    :ivar code: the backend's numeric error code (PC/SC ``SCARD_*``), when known.
+    """
+
+    def __init__(self, message: str, *, reader: Optional[str] = None,
+                 code: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.reader = reader
+        self.code = code
+
+
+class PcscServiceUnavailable(ReaderError):
+    """The PC/SC service (pcscd) is not running or not reachable."""
+
+
+class NoReaders(ReaderError):
+    """PC/SC is running but no reader is connected."""
+
+
+class ReaderNotFound(ReaderError):
+    """No reader matches the given selector (index, name substring or ATR)."""
+
+
+class NoCard(ReaderError):
+    """The reader holds no card."""
+
+
+class CardRemoved(ReaderError):
+    """The card was removed while in use."""
+
+
+class CardReset(ReaderError):
+    """The card was reset (by another application or a power event); its security state is lost."""
+
+
+class SharingViolation(ReaderError):
+    """Another application holds the card exclusively."""
+
+
+class ReaderTimeout(ReaderError):
+    """The reader or card did not answer in time (mute card, hung driver)."""
+
+
+# --------------------------------------------------------------------------- card
+class CardError(CpsError):
+    """The card answered a command with an error status word.
+
+    :ivar sw: the status word (``0x6A82``...), or ``None`` when the error came
+        from a backend that does not expose status words (PKCS#11).
+    :ivar data: response data returned with the status word (usually empty).
+    """
+
+    def __init__(self, message: str, *, sw: Optional[int] = None, data: bytes = b"") -> None:
+        super().__init__(message)
+        self.sw = sw
+        self.data = data
+
+    @classmethod
+    def from_sw(cls, sw: int, data: bytes = b"", context: str = "") -> "CardError":
+        """Build the most specific error for a status word, from the SW table."""
+        from .sw import error_for_sw
+
+        return error_for_sw(sw, data, context)
+
+
+class SecurityStatusNotSatisfied(CardError):
+    """The operation needs a PIN verification (or another condition) first (``69 82``)."""
+
+
+class PinError(CardError):
+    """Base of PIN and unblock-code failures."""
+
+
+class WrongPin(PinError):
+    """The PIN (or unblock code) was refused.
+
+    :ivar tries_left: tries remaining before the code blocks.
+    """
+
+    def __init__(self, tries_left: int, *, sw: Optional[int] = None, what: str = "PIN") -> None:
+        plural = "try" if tries_left == 1 else "tries"
+        super().__init__(f"wrong {what}, {tries_left} {plural} left", sw=sw)
+        self.tries_left = tries_left
+        self.what = what
+
+
+class PinBlocked(PinError):
+    """The PIN (or unblock code) is blocked: no tries left."""
+
+    def __init__(self, message: str = "PIN blocked", *, sw: Optional[int] = None,
+                 what: str = "PIN") -> None:
+        super().__init__(message, sw=sw)
+        self.what = what
+
+
+class CardProtocolError(CpsError):
+    """The card (or a device pretending to be one) broke the protocol.
+
+    Raised for malformed responses, impossible lengths, or loops that would
+    never end (a card answering ``61xx`` forever).
+    """
+
+
+class CardIdentificationError(CpsError):
+    """The card in the reader is not one this library can use.
+
+    :ivar atr: the card's ATR.
+    """
+
+    def __init__(self, message: str, *, atr: bytes = b"") -> None:
+        super().__init__(message)
+        self.atr = atr
+
+
+class UnknownCard(CardIdentificationError):
+    """The ATR matches no known CPS card."""
+
+
+class UnsupportedCard(CardIdentificationError):
+    """A recognised card that this library does not support (e.g. CPS4).
+
+    :ivar card_name: the recognised card's name.
+    """
+
+    def __init__(self, message: str, *, atr: bytes = b"", card_name: str = "") -> None:
+        super().__init__(message, atr=atr)
+        self.card_name = card_name
+
+
+class NotSupported(CpsError):
+    """The operation is not available on this card, mode or backend."""
+
+
+# --------------------------------------------------------------------------- certificates
+class CertificateError(CpsError):
+    """Base of certificate parsing and validation errors."""
+
+
+class CertificateParseError(CertificateError):
+    """A certificate (or CRL, OCSP answer) could not be decoded."""
+
+
+class CertificateInvalid(CertificateError):
+    """A certificate failed validation.
+
+    :ivar reason: a short machine-readable reason (``"expired"``, ``"untrusted"``...).
+    :ivar position: index of the failing certificate in the path (0 = leaf), if known.
+    :ivar subject: the failing certificate's subject, as an RFC 4514 string.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid",
+                 position: Optional[int] = None, subject: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.position = position
+        self.subject = subject
+
+
+class CertificateExpired(CertificateInvalid):
+    """A certificate is outside its validity period at the validation time."""
+
+
+class CertificateRevoked(CertificateInvalid):
+    """A certificate is revoked.
+
+    :ivar revocation_date: when it was revoked.
+    :ivar revocation_reason: the CRL/OCSP reason code name, if given.
+    """
+
+    def __init__(self, message: str, *, revocation_date: Optional[datetime] = None,
+                 revocation_reason: Optional[str] = None, position: Optional[int] = None,
+                 subject: str = "") -> None:
+        super().__init__(message, reason="revoked", position=position, subject=subject)
+        self.revocation_date = revocation_date
+        self.revocation_reason = revocation_reason
+
+
+class RevocationError(CpsError):
+    """Base of revocation-checking errors."""
+
+
+class RevocationUnavailable(RevocationError):
+    """No usable revocation information could be obtained.
+
+    :ivar source: which source failed (URL or description).
+    """
+
+    def __init__(self, message: str, *, source: str = "") -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class AuthError(CpsError):
+    """Base of challenge-response authentication failures (``cps.auth``)."""

@@ -1,0 +1,234 @@
+"""PC/SC transport on pyscard (imported here only, never by ``import cps``).
+
+Talks to pcscd through pyscard's thin ``smartcard.scard`` binding so every
+PC/SC return code is seen and mapped to a typed :mod:`cps.errors` error:
+
+=============================  ===========================
+PC/SC code                     error
+=============================  ===========================
+SCARD_E_NO_SERVICE             PcscServiceUnavailable
+SCARD_E_NO_READERS_AVAILABLE   NoReaders
+SCARD_E_UNKNOWN_READER         ReaderNotFound
+SCARD_E_NO_SMARTCARD           NoCard
+SCARD_W_REMOVED_CARD           CardRemoved
+SCARD_W_RESET_CARD             CardReset
+SCARD_E_SHARING_VIOLATION      SharingViolation
+SCARD_E_TIMEOUT                ReaderTimeout
+=============================  ===========================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, List, Optional, Tuple
+
+from . import errors
+from .connection import Connection, split_response
+
+__all__ = ["PcscReader", "PcscConnection", "list_pcsc_readers", "pcsc_error"]
+
+# PC/SC return codes (winscard.h). Kept here so that mapping does not need pyscard.
+SCARD_S_SUCCESS = 0x00000000
+SCARD_E_CANCELLED = 0x80100002
+SCARD_E_INVALID_HANDLE = 0x80100003
+SCARD_E_UNKNOWN_READER = 0x80100009
+SCARD_E_TIMEOUT = 0x8010000A
+SCARD_E_SHARING_VIOLATION = 0x8010000B
+SCARD_E_NO_SMARTCARD = 0x8010000C
+SCARD_E_PROTO_MISMATCH = 0x8010000F
+SCARD_E_NOT_TRANSACTED = 0x80100016
+SCARD_E_READER_UNAVAILABLE = 0x80100017
+SCARD_E_NO_SERVICE = 0x8010001D
+SCARD_E_SERVICE_STOPPED = 0x8010001E
+SCARD_E_NO_READERS_AVAILABLE = 0x8010002E
+SCARD_W_UNRESPONSIVE_CARD = 0x80100066
+SCARD_W_UNPOWERED_CARD = 0x80100067
+SCARD_W_RESET_CARD = 0x80100068
+SCARD_W_REMOVED_CARD = 0x80100069
+
+_MAP = {
+    SCARD_E_NO_SERVICE: (errors.PcscServiceUnavailable,
+                         "the PC/SC service (pcscd) is not running"),
+    SCARD_E_SERVICE_STOPPED: (errors.PcscServiceUnavailable, "the PC/SC service stopped"),
+    SCARD_E_NO_READERS_AVAILABLE: (errors.NoReaders, "no smart card reader is connected"),
+    SCARD_E_UNKNOWN_READER: (errors.ReaderNotFound, "the reader is not known to PC/SC"),
+    SCARD_E_READER_UNAVAILABLE: (errors.ReaderNotFound, "the reader is no longer available"),
+    SCARD_E_NO_SMARTCARD: (errors.NoCard, "no card in the reader"),
+    SCARD_W_REMOVED_CARD: (errors.CardRemoved, "the card was removed"),
+    SCARD_W_UNPOWERED_CARD: (errors.CardRemoved, "the card is not powered"),
+    SCARD_W_RESET_CARD: (errors.CardReset, "the card was reset"),
+    SCARD_E_SHARING_VIOLATION: (errors.SharingViolation,
+                                "another application holds the card exclusively"),
+    SCARD_E_TIMEOUT: (errors.ReaderTimeout, "the reader did not answer in time"),
+    SCARD_W_UNRESPONSIVE_CARD: (errors.ReaderTimeout, "the card does not answer (mute card)"),
+    SCARD_E_PROTO_MISMATCH: (errors.ReaderError, "the card does not speak T=0 or T=1"),
+    SCARD_E_NOT_TRANSACTED: (errors.ReaderError, "the reader could not transmit the command"),
+    SCARD_E_INVALID_HANDLE: (errors.CardReset, "the card handle is no longer valid"),
+}
+
+
+def pcsc_error(code: int, action: str, reader: Optional[str] = None) -> errors.ReaderError:
+    """Map a PC/SC return code to the matching :class:`~cps.errors.ReaderError`."""
+    code &= 0xFFFFFFFF
+    cls, text = _MAP.get(code, (errors.ReaderError, "PC/SC error"))
+    where = f" ({reader})" if reader else ""
+    return cls(f"{action}{where}: {text} [0x{code:08X}]", reader=reader, code=code)
+
+
+def _scard() -> Any:
+    try:
+        from smartcard import scard  # noqa: PLC0415 - deliberately lazy
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise errors.PcscServiceUnavailable(
+            "pyscard is not installed: pip install pyscard (needs swig and libpcsclite-dev)"
+        ) from exc
+    return scard
+
+
+@dataclass(frozen=True)
+class PcscReader:
+    """A reader as PC/SC sees it: name, whether a card is present, its ATR."""
+
+    name: str
+    card_present: bool
+    atr: bytes
+
+
+class _Context:
+    """An SCARDCONTEXT, released on close."""
+
+    def __init__(self) -> None:
+        self.scard = _scard()
+        rv, self.handle = self.scard.SCardEstablishContext(self.scard.SCARD_SCOPE_USER)
+        if rv != SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "connecting to the PC/SC service")
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.scard.SCardReleaseContext(self.handle)
+            self.handle = None
+
+    def readers(self) -> List[str]:
+        rv, names = self.scard.SCardListReaders(self.handle, [])
+        if rv == SCARD_E_NO_READERS_AVAILABLE or (rv == SCARD_S_SUCCESS and not names):
+            return []
+        if rv != SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "listing readers")
+        return list(names)
+
+    def states(self, names: List[str]) -> List[PcscReader]:
+        if not names:
+            return []
+        s = self.scard
+        rv, states = s.SCardGetStatusChange(self.handle, 0, [(n, s.SCARD_STATE_UNAWARE)
+                                                             for n in names])
+        if rv != SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "reading reader states")
+        out = []
+        for name, event, atr in states:
+            present = bool(event & s.SCARD_STATE_PRESENT) and not (event & s.SCARD_STATE_MUTE)
+            out.append(PcscReader(name, present, bytes(atr) if present else b""))
+        return out
+
+
+def list_pcsc_readers() -> List[PcscReader]:
+    """Every PC/SC reader with its card state and ATR.
+
+    :raises PcscServiceUnavailable: pcscd is not reachable.
+    """
+    ctx = _Context()
+    try:
+        return ctx.states(ctx.readers())
+    finally:
+        ctx.close()
+
+
+class PcscConnection(Connection):
+    """A connection to the card in one PC/SC reader.
+
+    :param reader: the exact reader name.
+    :param exclusive: ask for exclusive access instead of the default shared mode.
+    """
+
+    def __init__(self, reader: str, exclusive: bool = False) -> None:
+        self.reader = reader
+        self._ctx = _Context()
+        s = self._ctx.scard
+        self._share = s.SCARD_SHARE_EXCLUSIVE if exclusive else s.SCARD_SHARE_SHARED
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            rv, self._card, proto = s.SCardConnect(
+                self._ctx.handle, reader, self._share,
+                s.SCARD_PROTOCOL_T0 | s.SCARD_PROTOCOL_T1)
+            if rv != SCARD_S_SUCCESS:
+                raise pcsc_error(rv, "connecting to the card", reader)
+            self._set_protocol(proto)
+            self._atr = self._read_atr()
+        except BaseException:
+            self._ctx.close()
+            raise
+
+    def _set_protocol(self, proto: int) -> None:
+        s = self._ctx.scard
+        self.protocol = "T0" if proto == s.SCARD_PROTOCOL_T0 else "T1"
+        self._pci = s.SCARD_PCI_T0 if self.protocol == "T0" else s.SCARD_PCI_T1
+
+    def _read_atr(self) -> bytes:
+        rv, _reader, _state, _proto, atr = self._ctx.scard.SCardStatus(self._card)
+        if rv != SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "reading the card status", self.reader)
+        return bytes(atr)
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def send_and_receive(self, apdu: bytes) -> Tuple[bytes, int]:
+        if self._card is None:
+            raise errors.ReaderError("connection closed", reader=self.reader)
+        rv, response = self._ctx.scard.SCardTransmit(self._card, self._pci, list(apdu))
+        if rv != SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "sending a command", self.reader)
+        return split_response(bytes(response))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A PC/SC transaction (re-entrant within this connection and thread)."""
+        with self._lock:
+            if self._depth == 0:
+                rv = self._ctx.scard.SCardBeginTransaction(self._card)
+                if rv != SCARD_S_SUCCESS:
+                    raise pcsc_error(rv, "starting a transaction", self.reader)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._card is not None:
+                    # A removed or reset card ends the transaction by itself;
+                    # the error that matters is the one already raised.
+                    self._ctx.scard.SCardEndTransaction(self._card,
+                                                       self._ctx.scard.SCARD_LEAVE_CARD)
+
+    def reconnect(self, reset: bool = False) -> None:
+        """Re-establish the link after ``CardReset`` (optionally resetting the card)."""
+        s = self._ctx.scard
+        init = s.SCARD_RESET_CARD if reset else s.SCARD_LEAVE_CARD
+        rv, proto = s.SCardReconnect(self._card, self._share,
+                                     s.SCARD_PROTOCOL_T0 | s.SCARD_PROTOCOL_T1, init)
+        if rv != SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "reconnecting to the card", self.reader)
+        self._set_protocol(proto)
+        self._atr = self._read_atr()
+
+    def close(self) -> None:
+        card, self._card = getattr(self, "_card", None), None
+        if card is not None:
+            self._ctx.scard.SCardDisconnect(card, self._ctx.scard.SCARD_LEAVE_CARD)
+        self._ctx.close()
+
+    def __repr__(self) -> str:
+        return f"PcscConnection(reader={self.reader!r}, protocol={self.protocol!r})"

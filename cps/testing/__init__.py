@@ -1,0 +1,1 @@
+"""Test support for users' own test suites (the ``cps`` pytest plugin)."""

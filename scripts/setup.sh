@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by `make demo`, `make test` and `make bench`.
+# On a brand-new Debian 12 machine (as root) it installs the system packages,
+# creates .venv, installs the project editable with its test extras and starts
+# pcscd. When everything is in place it does nothing and returns in well under
+# a second, so it can run before every command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the project needs at run and test time:
+#   pcscd + vsmartcard-vpcd   the PC/SC daemon and the virtual reader the emulator plugs into
+#   libpcsclite-dev + swig    to build pyscard
+#   softhsm2                  a PKCS#11 software token
+#   opensc                    a real peer middleware (opensc-tool, pkcs15-tool, pkcs11-tool)
+#   redis-server              the shared nonce store used by the auth tests
+#   openssl                   `openssl cms -verify` in the signing tests
+#   python3-venv, gcc, python3-dev   to create the venv and build wheels
+DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc redis-server openssl
+      python3-venv python3-dev gcc make pkg-config"
+
+missing=""
+for p in $DEBS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing Debian packages:$missing (run as root, or install them)" >&2
+        exit 1
+    fi
+    echo "setup: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    "$PY" -m venv .venv
+fi
+# Reinstall only when the project metadata changed since the last install.
+stamp=.venv/.cps-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing the project into .venv"
+    # (this machine's pip config prints one warning per missing mirror: hide those)
+    .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+    .venv/bin/python -m pip install -q -e ".[test,bench]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+    touch "$stamp"
+fi
+
+# pcscd: one per machine, shared by every user of the socket. Start it when it
+# is not running; never restart a daemon somebody else started.
+if ! pgrep -x pcscd >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: starting pcscd"
+        mkdir -p /run/pcscd
+        pcscd
+        # wait for its socket
+        for _ in $(seq 1 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
+    else
+        echo "setup: pcscd is not running and we are not root; PC/SC tests will fail" >&2
+    fi
+fi
