@@ -1,0 +1,69 @@
+"""Run every benchmark; write benchmarks/results/latest.json and docs/performance.md."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import json
+import platform
+import pkgutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    only = set(argv)
+    package = importlib.import_module("benchmarks")
+    figures = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("bench_") or (only and info.name not in only):
+            continue
+        module = importlib.import_module(f"benchmarks.{info.name}")
+        print(f"running {info.name}...", file=sys.stderr)
+        for fig in module.run():
+            figures.append((info.name, fig))
+            print(f"  {fig.name}: {_fmt(fig.ours)} {fig.unit}  anchors: "
+                  + ", ".join(f"{k}={_fmt(v)}" for k, v in fig.anchors.items()), file=sys.stderr)
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "machine": platform.machine(),
+            "platform": platform.platform()}
+    out = {"meta": meta, "figures": [dict(fig.as_dict(), module=mod) for mod, fig in figures]}
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "latest.json").write_text(
+        json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    rows = ["| benchmark | figure | ours | anchors (same run) | target | met |",
+            "|---|---|---|---|---|---|"]
+    for mod, fig in figures:
+        anchors = "; ".join(f"{k}: {_fmt(v)}" for k, v in fig.anchors.items()) or "—"
+        target = f"{'≤' if fig.better == 'lower' else '≥'} {_fmt(fig.target)}" \
+            if fig.target is not None else "—"
+        met = {True: "yes", False: "**no**", None: "—"}[fig.meets_target]
+        rows.append(f"| {mod} | {fig.name} ({fig.unit}) | {_fmt(fig.ours)} | {anchors} | "
+                    f"{target} | {met} |")
+    doc = ROOT / "docs" / "performance.md"
+    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    table = (f"{start}\nMeasured {meta['date']} on {meta['platform']}, Python {meta['python']} "
+             f"(`make bench`; raw figures in benchmarks/results/latest.json).\n\n"
+             + "\n".join(rows) + f"\n{end}")
+    if start in text and end in text:
+        text = text[:text.index(start)] + table + text[text.index(end) + len(end):]
+    else:
+        text = text + "\n" + table + "\n"
+    doc.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
