@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 #   openssl                   `openssl cms -verify` in the signing tests
 #   python3-venv, gcc, python3-dev   to create the venv and build wheels
 DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc redis-server openssl
-      python3-venv python3-dev gcc make pkg-config"
+      python3-venv python3-dev gcc make pkg-config procps"
 
 missing=""
 for p in $DEBS; do
@@ -50,15 +50,31 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 # pcscd: one per machine, shared by every user of the socket. Start it when it
-# is not running; never restart a daemon somebody else started.
-if ! pgrep -x pcscd >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "setup: starting pcscd"
-        mkdir -p /run/pcscd
-        pcscd
-        # wait for its socket
-        for _ in $(seq 1 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
-    else
-        echo "setup: pcscd is not running and we are not root; PC/SC tests will fail" >&2
+# is not running; never restart a daemon somebody else started -- except right
+# after installing vsmartcard-vpcd, which pcscd only loads when it starts.
+start_pcscd() {
+    mkdir -p /run/pcscd
+    # A dead daemon leaves its socket and pid file behind; pcscd would refuse them.
+    rm -f /run/pcscd/pcscd.comm /run/pcscd/pcscd.pid
+    pcscd
+    for _ in $(seq 1 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
+}
+if pgrep -x pcscd >/dev/null 2>&1; then
+    if [[ " $missing " == *" vsmartcard-vpcd "* ]] && [ "$(id -u)" = 0 ]; then
+        echo "setup: restarting pcscd to load the new vpcd driver"
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet pcscd 2>/dev/null; then
+            systemctl restart pcscd
+        else
+            pkill -x pcscd || true
+            for _ in $(seq 1 50); do pgrep -x pcscd >/dev/null || break; sleep 0.1; done
+            start_pcscd
+        fi
     fi
+elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet pcscd.socket 2>/dev/null; then
+    :  # systemd starts pcscd on the first connection (socket activation)
+elif [ "$(id -u)" = 0 ]; then
+    echo "setup: starting pcscd"
+    start_pcscd
+else
+    echo "setup: pcscd is not running and we are not root; PC/SC tests will fail" >&2
 fi
