@@ -1,0 +1,886 @@
+"""A TEST PKI shaped like IGC-Santé's TEST hierarchy, for the card emulator.
+
+.. warning::
+   TEST-ONLY. Every key is derived from a public seed (see
+   :mod:`cps.emulator.keys`); the certificates are trusted by nothing but
+   test trust stores built from :meth:`TestPKI.anchors`.
+
+Hierarchy (DN ``C=FR, O=ASIP-SANTE, OU=0002 187512751, OU=IGC-SANTE TEST, CN=…``,
+in that order, as in the real TEST card certificate)::
+
+    TEST AC RACINE IGC-SANTE ELEMENTAIRE   "ELEMENTAIRE"   ACR-EL-TEST
+      TEST AC IGC-SANTE ELEMENTAIRE PERSONNES / ORGANISATIONS
+    TEST AC RACINE IGC-SANTE STANDARD      "STANDARD"      ACR-ST-TEST
+      TEST AC IGC-SANTE STANDARD PERSONNES  (CPE/CPA cards)  ACI-ST-PP-TEST
+      TEST AC IGC-SANTE STANDARD ORGANISATIONS               ACI-ST-ORG-TEST
+    TEST AC RACINE IGC-SANTE FORT          "FORT"          ACR-FO-TEST
+      TEST AC IGC-SANTE FORT PERSONNES      (CPS/CPF cards)  ACI-FO-PP-TEST
+      TEST AC IGC-SANTE FORT ORGANISATIONS                   ACI-FO-ORG-TEST
+
+Short names ("FORT", "FORT PERSONNES"…) index :attr:`TestPKI.roots`,
+:attr:`TestPKI.intermediates` and :meth:`TestPKI.ca`; the file stems name the
+published files: ``<base_url>/ca/<stem>.cer``, ``<base_url>/crl/<stem>.crl``
+and, for intermediates, ``<base_url>/crl/<stem>-delta.crl``.
+
+Design decisions (details in ``docs/emulator.md``):
+
+* Key sizes: CA keys are RSA-2048 by default, RSA-4096 (as in production) with
+  ``ca_key_bits=4096``; pure-Python prime generation costs ~0.2 s per 2048-bit
+  key and ~2-3 s per 4096-bit key, paid once per directory (keys are cached).
+  Card and OCSP responder keys are RSA-2048, like CPS3 keys.
+* Dates derive from a *reference time* (default: 1 January 00:00 UTC of the
+  current year), never from the clock, so that a given seed gives the same DER
+  all year: CAs span reference ± 10 years; valid card certificates
+  reference - 1 year .. reference + 3 years (3-year life seen on real cards
+  plus one year of margin before); expired ones reference - 4 years ..
+  reference - 1 year; revocations happen ``revoked_days_ago`` days before the
+  reference time.
+* Serial numbers: CAs ``0x1120`` + 16 bytes (the production prefix), cards 16
+  bytes (like the real TEST card), all HMAC-DRBG output keyed by the seed, the
+  card number and the certificate role.
+* Revocation: complete CRLs at time ``at`` list every revocation dated at or
+  before ``at``; delta CRLs are based on the complete CRL of
+  ``reference - 1 day`` (:attr:`TestPKI.delta_base_time`) and list the
+  revocations after it. CRL numbers are the issue time in Unix seconds, one
+  sequence shared by complete and delta CRLs (RFC 5280 5.2.3). OCSP answers
+  come from a delegated responder per intermediate CA (roots sign their own).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from asn1crypto import core as asn1  # type: ignore[import-untyped]
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .keys import cached_rsa_key, seed_bytes, write_atomic
+from .profiles import CardProfile, load_profile, profile_names
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_NEXT_UPDATE",
+    "DELTA_BASE_AGE",
+    "OID_CARD_FLAGS",
+    "OID_CARD_ISSUER_ID",
+    "OID_CARD_TYPE",
+    "OID_MS_SMARTCARD_LOGON",
+    "OID_MS_UPN",
+    "POLICY_TEST_AUTH",
+    "POLICY_TEST_SIGN",
+    "POLICY_TEST_TECH",
+    "CardCredentials",
+    "CertificateAuthority",
+    "TestPKI",
+    "default_reference_time",
+]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:18080"
+
+#: Policy of the real TEST authentication certificate (IGC-Santé "PC TEST").
+POLICY_TEST_AUTH = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.1")
+#: Emulator choice, NOT an official OID: signature certificates (no public sample).
+POLICY_TEST_SIGN = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.2")
+#: Emulator choice, NOT an official OID: contactless technical certificates.
+POLICY_TEST_TECH = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.3")
+#: CPS URI of the TEST certification policy (informational, never fetched).
+TEST_CPS_URI = "http://igc-sante.esante.gouv.fr/PC%20TEST"
+
+OID_MS_SMARTCARD_LOGON = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
+OID_MS_UPN = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+#: Private GIP-CPS extensions seen on the TEST card certificate (non-critical).
+OID_CARD_FLAGS = x509.ObjectIdentifier("1.2.250.1.71.1.2.5")  # OCTET STRING 0x80
+OID_CARD_TYPE = x509.ObjectIdentifier("1.2.250.1.71.1.2.2")  # INTEGER, see CARD_TYPE_CODES
+OID_CARD_ISSUER_ID = x509.ObjectIdentifier("1.2.250.1.71.1.2.3")  # "8025000001/<card>"
+
+UPN_DOMAIN = "carte-cps.fr"
+#: The complete CRL that delta CRLs refer to is issued this long before the reference time.
+DELTA_BASE_AGE = timedelta(days=1)
+#: Default nextUpdate - thisUpdate of CRLs and OCSP answers (IGC-Santé publishes daily).
+DEFAULT_NEXT_UPDATE = timedelta(days=1)
+
+_FORMAT_VERSION = 1
+_ROLES = ("auth", "sign", "tech")
+
+
+@dataclass(frozen=True)
+class _CaSpec:
+    name: str
+    common_name: str
+    stem: str
+    parent: str | None
+
+
+def _specs() -> tuple[_CaSpec, ...]:
+    short = {"ELEMENTAIRE": "EL", "STANDARD": "ST", "FORT": "FO"}
+    roots = [_CaSpec(r, f"TEST AC RACINE IGC-SANTE {r}", f"ACR-{s}-TEST", None)
+             for r, s in short.items()]
+    subs = [_CaSpec(f"{r} {d}", f"TEST AC IGC-SANTE {r} {d}", f"ACI-{s}-{ds}-TEST", r)
+            for r, s in short.items()
+            for d, ds in (("PERSONNES", "PP"), ("ORGANISATIONS", "ORG"))]
+    return tuple(roots + subs)
+
+
+_CA_SPECS = _specs()
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """One CA of the test PKI, with its TEST-ONLY private key."""
+
+    #: short name: "FORT", "FORT PERSONNES", …
+    name: str
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey = field(repr=False)
+    #: file stem of its published objects, e.g. "ACI-FO-PP-TEST"
+    stem: str
+    #: URL of the complete CRL it issues
+    crl_url: str
+    #: URL of its delta CRL (intermediates only)
+    delta_crl_url: str | None
+    #: URL where its own certificate is published (caIssuers of its children)
+    cert_url: str
+    #: short name of the issuing root, ``None`` for a root
+    parent: str | None = None
+
+    @property
+    def is_root(self) -> bool:
+        """True for a self-signed root."""
+        return self.parent is None
+
+
+@dataclass(frozen=True)
+class CardCredentials:
+    """Keys and certificates of one emulated card (TEST-ONLY keys).
+
+    Every profile gets the contact-side pair (authentication, signature), as a
+    real CPS3 holds them whichever interface is used; contactless profiles also
+    get the technical key and "Certificat Technique CPS".
+    """
+
+    profile: CardProfile
+    #: short name of the issuing CA
+    issuer: str
+    auth_key: rsa.RSAPrivateKey = field(repr=False)
+    auth_cert: x509.Certificate = field(repr=False)
+    sign_key: rsa.RSAPrivateKey = field(repr=False)
+    sign_cert: x509.Certificate = field(repr=False)
+    #: (intermediate, root)
+    chain: tuple[x509.Certificate, x509.Certificate] = field(repr=False)
+    tech_key: rsa.RSAPrivateKey | None = field(default=None, repr=False)
+    tech_cert: x509.Certificate | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class _Issued:
+    """What a CA knows about a certificate it issued, without building it."""
+
+    serial: int
+    card_number: str
+    role: str
+    revoked_at: datetime | None
+    reason: x509.ReasonFlags | None
+
+
+def default_reference_time() -> datetime:
+    """1 January 00:00:00 UTC of the current year: stable all year long."""
+    return datetime(datetime.now(timezone.utc).year, 1, 1, tzinfo=timezone.utc)
+
+
+def _utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        moment = datetime.now(timezone.utc)
+    elif moment.tzinfo is None:
+        raise ValueError("naive datetime: give an aware (UTC) datetime")
+    # ASN.1 times carry whole seconds: truncating keeps our numbers and dates equal.
+    return moment.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _add_years(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def _ca_name(common_name: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ASIP-SANTE"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "0002 187512751"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "IGC-SANTE TEST"),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+
+
+def _holder_name(profile: CardProfile) -> x509.Name:
+    """Subject of a card certificate, in the attribute order of the real TEST card."""
+    h = profile.holder
+    rdns = [x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")])]
+    for oid, value in ((NameOID.STATE_OR_PROVINCE_NAME, h.locality),
+                       (NameOID.ORGANIZATION_NAME, h.structure_name),
+                       (NameOID.ORGANIZATIONAL_UNIT_NAME, h.structure_id),
+                       (NameOID.TITLE, h.profession_label)):
+        if value:
+            rdns.append(x509.RelativeDistinguishedName([x509.NameAttribute(oid, value)]))
+    rdns.append(x509.RelativeDistinguishedName([
+        x509.NameAttribute(NameOID.GIVEN_NAME, h.first_name),
+        x509.NameAttribute(NameOID.COMMON_NAME, h.idnat),
+        x509.NameAttribute(NameOID.SURNAME, h.last_name),
+    ]))
+    return x509.Name(rdns)
+
+
+def _ski(cert: x509.Certificate) -> x509.SubjectKeyIdentifier:
+    return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+
+
+def _uri_points(url: str) -> list[x509.DistributionPoint]:
+    return [x509.DistributionPoint(full_name=[x509.UniformResourceIdentifier(url)],
+                                   relative_name=None, reasons=None, crl_issuer=None)]
+
+
+def _cert_identity(profile: CardProfile) -> tuple[object, ...]:
+    """The parts of a profile its certificates depend on (not the PIN, not the counters)."""
+    return (profile.card_number, profile.card_type, profile.interface, profile.holder,
+            profile.certificates)
+
+
+class TestPKI:
+    """The emulator's TEST PKI: CAs, card certificates, CRLs and OCSP answers.
+
+    Build it with :meth:`generate`. Card certificates are issued on demand by
+    :meth:`issue_card` and are a pure function of (seed, reference time,
+    base URL, profile). The CAs know every card of the registered profiles
+    (all bundled profiles by default, plus any profile given to
+    :meth:`issue_card`), so CRLs and OCSP answers cover cards that were never
+    issued in this process.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(
+        self,
+        *,
+        seed: int | bytes,
+        base_url: str,
+        reference_time: datetime,
+        authorities: Mapping[str, CertificateAuthority],
+        profiles: Iterable[CardProfile],
+        key_directory: Path | None,
+    ) -> None:
+        """Use :meth:`generate`; this constructor only assembles loaded parts."""
+        self.seed = seed
+        self.base_url = base_url
+        self.reference_time = reference_time
+        self._cas = dict(authorities)
+        self._key_directory = key_directory
+        self._lock = threading.RLock()
+        self._profiles: dict[str, CardProfile] = {}
+        self._registry: dict[str, dict[int, _Issued]] = {name: {} for name in self._cas}
+        self._issued: dict[tuple[object, ...], CardCredentials] = {}
+        self._responders: dict[str, tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
+        for profile in profiles:
+            self._register(profile)
+
+    # -- construction ----------------------------------------------------------
+
+    @classmethod
+    def generate(
+        cls,
+        directory: str | os.PathLike[str] | None,
+        seed: int | bytes = 1,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        reference_time: datetime | None = None,
+        ca_key_bits: int = 2048,
+        profiles: Iterable[CardProfile] | None = None,
+    ) -> TestPKI:
+        """Create the test PKI in ``directory``, or reuse what is already there.
+
+        The directory receives ``manifest.json``, ``keys/`` (TEST-ONLY private
+        keys, PEM), ``ca/<stem>.cer`` and ``crl/<stem>[-delta].crl`` (DER),
+        laid out like the URLs under ``base_url`` so that a static HTTP server
+        rooted there serves them. CA certificates are reused when the manifest
+        records the same seed, base URL, reference time and key size; CRLs are
+        re-issued at the current time on every call (it costs a few
+        milliseconds).
+
+        :param directory: where to keep files; ``None`` keeps everything in memory.
+        :param seed: the PKI seed; same seed, same keys and certificates.
+        :param base_url: HTTP root of the CRL / OCSP / CA certificate URLs
+            written in certificates (no trailing slash needed).
+        :param reference_time: aware datetime all validity and revocation
+            dates derive from; default :func:`default_reference_time`.
+        :param ca_key_bits: CA key size, 2048 (default, fast) or 4096.
+        :param profiles: profiles whose revocations the CAs publish; default
+            every bundled profile.
+        """
+        if ca_key_bits not in (2048, 3072, 4096):
+            raise ValueError("ca_key_bits must be 2048, 3072 or 4096")
+        seed_bytes(seed)  # type check early
+        base_url = base_url.rstrip("/")
+        reference = _utc(reference_time or default_reference_time())
+        folder = Path(directory) if directory is not None else None
+        key_dir = folder / "keys" if folder is not None else None
+        manifest = {
+            "format": _FORMAT_VERSION,
+            "seed": {"int": seed} if isinstance(seed, int) else {"hex": seed.hex()},
+            "base_url": base_url,
+            "reference_time": reference.isoformat(),
+            "ca_key_bits": ca_key_bits,
+            "cas": {s.name: f"ca/{s.stem}.cer" for s in _CA_SPECS},
+        }
+        authorities = None
+        if folder is not None:
+            authorities = _load_authorities(folder, manifest, seed, base_url, ca_key_bits)
+        if authorities is None:
+            authorities = _create_authorities(seed, base_url, reference, ca_key_bits, key_dir)
+            if folder is not None:
+                for ca in authorities.values():
+                    write_atomic(folder / "ca" / f"{ca.stem}.cer",
+                                 ca.cert.public_bytes(serialization.Encoding.DER))
+                write_atomic(folder / "manifest.json",
+                             json.dumps(manifest, indent=2, sort_keys=True).encode())
+        if profiles is None:
+            profiles = [load_profile(name) for name in profile_names()]
+        pki = cls(seed=seed, base_url=base_url, reference_time=reference,
+                  authorities=authorities, profiles=profiles, key_directory=key_dir)
+        if folder is not None:
+            pki.publish(folder)
+        return pki
+
+    # -- CAs -------------------------------------------------------------------
+
+    @property
+    def roots(self) -> dict[str, x509.Certificate]:
+        """Root certificates by short name (ELEMENTAIRE, STANDARD, FORT)."""
+        return {n: ca.cert for n, ca in self._cas.items() if ca.is_root}
+
+    @property
+    def intermediates(self) -> dict[str, x509.Certificate]:
+        """Intermediate CA certificates by short name ("FORT PERSONNES"…)."""
+        return {n: ca.cert for n, ca in self._cas.items() if not ca.is_root}
+
+    def ca(self, name: str) -> CertificateAuthority:
+        """Return a CA by short name.
+
+        :param name: e.g. ``"FORT"`` or ``"FORT PERSONNES"`` (case-insensitive).
+        :raises KeyError: unknown name.
+        """
+        try:
+            return self._cas[name.upper()]
+        except KeyError:
+            raise KeyError(f"unknown CA {name!r}; known: {', '.join(self._cas)}") from None
+
+    def anchors(self) -> list[x509.Certificate]:
+        """The three root certificates, to build a test trust store."""
+        return list(self.roots.values())
+
+    @property
+    def delta_base_time(self) -> datetime:
+        """Issue time of the complete CRL that delta CRLs are based on."""
+        return self.reference_time - DELTA_BASE_AGE
+
+    # -- cards -----------------------------------------------------------------
+
+    def issue_card(self, profile: CardProfile | str) -> CardCredentials:
+        """Issue (or return the already issued) keys and certificates of a card.
+
+        Deterministic: the same seed, reference time, base URL and profile give
+        DER-identical certificates. The profile is registered with its CA, so
+        that its revocation (if any) shows in CRLs and OCSP answers; a profile
+        with the card number of a registered one replaces it.
+
+        :param profile: a profile or the name of a bundled one.
+        """
+        if isinstance(profile, str):
+            profile = load_profile(profile)
+        identity = _cert_identity(profile)
+        with self._lock:
+            cached = self._issued.get(identity)
+            if cached is not None:
+                return cached if cached.profile == profile else \
+                    dataclasses.replace(cached, profile=profile)
+            self._register(profile)
+            ca = self.ca(profile.certificates.issuer)
+            assert ca.parent is not None  # noqa: S101 - the profile loader checks issuers
+            root = self.ca(ca.parent)
+            made = {}
+            for role in _ROLES:
+                if role == "tech" and not profile.contactless:
+                    continue
+                key = self._key(f"card/{profile.card_number}/{role}", 2048)
+                made[role] = (key, self._card_certificate(profile, role, key, ca))
+            credentials = CardCredentials(
+                profile=profile, issuer=ca.name,
+                auth_key=made["auth"][0], auth_cert=made["auth"][1],
+                sign_key=made["sign"][0], sign_cert=made["sign"][1],
+                chain=(ca.cert, root.cert),
+                tech_key=made["tech"][0] if "tech" in made else None,
+                tech_cert=made["tech"][1] if "tech" in made else None,
+            )
+            self._issued[identity] = credentials
+            return credentials
+
+    def card_validity(self, profile: CardProfile) -> tuple[datetime, datetime]:
+        """(notBefore, notAfter) of a profile's certificates.
+
+        :param profile: the card profile.
+        """
+        ref = self.reference_time
+        if profile.certificates.validity == "expired":
+            return _add_years(ref, -4), _add_years(ref, -1)
+        return _add_years(ref, -1), _add_years(ref, 3)
+
+    def card_serial(self, profile: CardProfile, role: str) -> int:
+        """Serial number of a card certificate: 16 bytes derived from the seed.
+
+        :param profile: the card profile.
+        :param role: ``"auth"``, ``"sign"`` or ``"tech"``.
+        """
+        if role not in _ROLES:
+            raise ValueError(f"unknown certificate role {role!r}")
+        raw = bytearray(self._derive(f"serial/card/{profile.card_number}/{role}", 16))
+        # Positive INTEGER of exactly 16 octets, like the real TEST card serial.
+        raw[0] = (raw[0] & 0x7F) or 0x01
+        return int.from_bytes(raw, "big")
+
+    # -- revocation --------------------------------------------------------------
+
+    def crl(
+        self,
+        ca_name: str,
+        at: datetime | None = None,
+        delta: bool = False,
+        next_update: timedelta = DEFAULT_NEXT_UPDATE,
+    ) -> bytes:
+        """Issue a CRL (DER) of a CA.
+
+        A complete CRL lists every certificate of the registered profiles that
+        the CA revoked at or before ``at``; a delta CRL lists those revoked
+        after :attr:`delta_base_time` and carries a critical
+        ``deltaCRLIndicator`` pointing at the CRL number of the complete CRL
+        issued then. Entries carry their revocation date and, unless
+        "unspecified", a reason code.
+
+        :param ca_name: short name of the issuing CA.
+        :param at: issue time (thisUpdate); default now.
+        :param delta: issue the delta CRL instead of the complete one.
+        :param next_update: nextUpdate - thisUpdate.
+        """
+        ca = self.ca(ca_name)
+        at = _utc(at)
+        base = min(self.delta_base_time, at)
+        with self._lock:
+            issued = sorted(self._registry[ca.name].values(), key=lambda i: i.serial)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.cert.subject)
+            .last_update(at)
+            .next_update(at + next_update)
+        )
+        for item in issued:
+            if item.revoked_at is None or item.revoked_at > at:
+                continue
+            if delta and item.revoked_at <= base:
+                continue
+            entry = (x509.RevokedCertificateBuilder()
+                     .serial_number(item.serial)
+                     .revocation_date(item.revoked_at))
+            if item.reason not in (None, x509.ReasonFlags.unspecified):
+                entry = entry.add_extension(x509.CRLReason(item.reason), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(ca.cert)),
+            critical=False,
+        ).add_extension(x509.CRLNumber(_crl_number(at)), critical=False)
+        if delta:
+            builder = builder.add_extension(x509.DeltaCRLIndicator(_crl_number(base)),
+                                            critical=True)
+        elif ca.delta_crl_url:
+            builder = builder.add_extension(x509.FreshestCRL(_uri_points(ca.delta_crl_url)),
+                                            critical=False)
+        crl = builder.sign(ca.key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.DER)
+
+    def http_resources(self, at: datetime | None = None) -> dict[str, bytes]:
+        """Everything the certificates point to over HTTP, by URL path.
+
+        ``/ca/<stem>.cer`` (DER certificates), ``/crl/<stem>.crl`` (complete
+        CRLs of every CA) and ``/crl/<stem>-delta.crl`` (delta CRLs of the
+        intermediates), issued at ``at``. OCSP (``/ocsp``) is dynamic: see
+        :meth:`ocsp_response`.
+
+        :param at: CRL issue time; default now.
+        """
+        at = _utc(at)
+        out: dict[str, bytes] = {}
+        for ca in self._cas.values():
+            out[f"/ca/{ca.stem}.cer"] = ca.cert.public_bytes(serialization.Encoding.DER)
+            out[f"/crl/{ca.stem}.crl"] = self.crl(ca.name, at)
+            if ca.delta_crl_url:
+                out[f"/crl/{ca.stem}-delta.crl"] = self.crl(ca.name, at, delta=True)
+        return out
+
+    def publish(self, directory: str | os.PathLike[str], at: datetime | None = None) -> list[Path]:
+        """Write :meth:`http_resources` under ``directory`` (``ca/…``, ``crl/…``).
+
+        :param directory: root of a static HTTP server serving ``base_url``.
+        :param at: CRL issue time; default now.
+        :returns: the files written.
+        """
+        root = Path(directory)
+        written = []
+        for url_path, data in self.http_resources(at).items():
+            target = root / url_path.lstrip("/")
+            write_atomic(target, data)
+            written.append(target)
+        return written
+
+    def ocsp_response(self, request_der: bytes, at: datetime | None = None,
+                      next_update: timedelta = DEFAULT_NEXT_UPDATE) -> bytes:
+        """Answer an OCSP request (DER in, DER out), like ``<base_url>/ocsp`` would.
+
+        Certificates issued by an intermediate CA are answered by its delegated
+        responder (EKU OCSPSigning, id-pkix-ocsp-nocheck), those issued by a
+        root by the root itself. Status is ``good`` for known certificates,
+        ``revoked`` (time and reason) once their revocation date is reached,
+        ``unknown`` for any other serial; the nonce, if any, is echoed.
+        Requests about another issuer get ``unauthorized``, garbage gets
+        ``malformedRequest``.
+
+        :param request_der: the DER OCSPRequest.
+        :param at: thisUpdate (producedAt is always the signing time); default now.
+        :param next_update: nextUpdate - thisUpdate.
+        """
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+            algorithm = request.hash_algorithm
+            ca = self._ca_for_hashes(request.issuer_name_hash, request.issuer_key_hash, algorithm)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if ca is None:
+            return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        at = _utc(at)
+        status, revoked_at, reason = self._status(ca, request.serial_number, at)
+        responder_cert, responder_key = self._responder(ca)
+        builder = _add_single_response(
+            ocsp.OCSPResponseBuilder(), request, ca, status, at, at + next_update,
+            revoked_at, reason,
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, responder_cert)
+        if responder_cert is not ca.cert:
+            builder = builder.certificates([responder_cert])
+        try:
+            nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value
+            builder = builder.add_extension(nonce, critical=False)
+        except x509.ExtensionNotFound:
+            pass
+        response = builder.sign(responder_key, hashes.SHA256())
+        return response.public_bytes(serialization.Encoding.DER)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _derive(self, label: str, length: int) -> bytes:
+        return _derive_bytes(self.seed, label, length)
+
+    def _key(self, label: str, bits: int) -> rsa.RSAPrivateKey:
+        return cached_rsa_key(self._key_directory, self.seed, label, bits)
+
+    def _register(self, profile: CardProfile) -> None:
+        with self._lock:
+            previous = self._profiles.get(profile.card_number)
+            if previous is not None and _cert_identity(previous) == _cert_identity(profile):
+                return
+            if previous is not None:
+                for table in self._registry.values():
+                    for serial in [s for s, i in table.items()
+                                   if i.card_number == profile.card_number]:
+                        del table[serial]
+            self._profiles[profile.card_number] = profile
+            spec = profile.certificates
+            revoked_at = reason = None
+            if spec.revoked and spec.revoked_days_ago is not None:
+                revoked_at = _utc(self.reference_time - timedelta(days=spec.revoked_days_ago))
+                reason = x509.ReasonFlags(spec.revocation_reason or "unspecified")
+            table = self._registry[self.ca(spec.issuer).name]
+            for role in _ROLES:
+                if role == "tech" and not profile.contactless:
+                    continue
+                serial = self.card_serial(profile, role)
+                table[serial] = _Issued(serial, profile.card_number, role, revoked_at, reason)
+
+    def _card_certificate(self, profile: CardProfile, role: str, key: rsa.RSAPrivateKey,
+                          ca: CertificateAuthority) -> x509.Certificate:
+        not_before, not_after = self.card_validity(profile)
+        upn = asn1.UTF8String(f"{profile.holder.idnat}@{UPN_DOMAIN}").dump()
+        policy = {"auth": POLICY_TEST_AUTH, "sign": POLICY_TEST_SIGN,
+                  "tech": POLICY_TEST_TECH}[role]
+        builder = (
+            x509.CertificateBuilder()
+            .serial_number(self.card_serial(profile, role))
+            .issuer_name(ca.cert.subject)
+            .subject_name(_holder_name(profile))
+            .public_key(key.public_key())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+            .add_extension(_key_usage(digital_signature=role != "sign",
+                                      content_commitment=role == "sign"), critical=True)
+            .add_extension(x509.CertificatePolicies([
+                x509.PolicyInformation(policy, [TEST_CPS_URI])]), critical=False)
+        )
+        if role == "auth":
+            builder = builder.add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH, OID_MS_SMARTCARD_LOGON]), critical=False)
+        elif role == "tech":
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        builder = (
+            builder
+            .add_extension(x509.SubjectAlternativeName([x509.OtherName(OID_MS_UPN, upn)]),
+                           critical=False)
+            .add_extension(x509.CRLDistributionPoints(_uri_points(ca.crl_url)), critical=False)
+            .add_extension(x509.FreshestCRL(_uri_points(ca.delta_crl_url or ca.crl_url)),
+                           critical=False)
+            .add_extension(x509.AuthorityInformationAccess([
+                x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier(f"{self.base_url}/ocsp")),
+                x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                                       x509.UniformResourceIdentifier(ca.cert_url)),
+            ]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(ca.cert)),
+                critical=False)
+            .add_extension(x509.UnrecognizedExtension(
+                OID_CARD_FLAGS, asn1.OctetString(b"\x80").dump()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(
+                OID_CARD_TYPE, asn1.Integer(profile.card_type_code).dump()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(
+                OID_CARD_ISSUER_ID, asn1.PrintableString(profile.issuer_card_id).dump()),
+                critical=False)
+        )
+        return builder.sign(ca.key, hashes.SHA256())
+
+    def _ca_for_hashes(self, name_hash: bytes, key_hash: bytes,
+                       algorithm: hashes.HashAlgorithm) -> CertificateAuthority | None:
+        for ca in self._cas.values():
+            if (hmac.compare_digest(_hash(algorithm, ca.cert.subject.public_bytes()), name_hash)
+                    and hmac.compare_digest(_hash(algorithm, _key_bits(ca.cert)), key_hash)):
+                return ca
+        return None
+
+    def _status(self, ca: CertificateAuthority, serial: int, at: datetime
+                ) -> tuple[ocsp.OCSPCertStatus, datetime | None, x509.ReasonFlags | None]:
+        with self._lock:
+            item = self._registry[ca.name].get(serial)
+        if item is not None:
+            if item.revoked_at is not None and item.revoked_at <= at:
+                return ocsp.OCSPCertStatus.REVOKED, item.revoked_at, item.reason
+            return ocsp.OCSPCertStatus.GOOD, None, None
+        known = {c.cert.serial_number for c in self._cas.values() if c.parent == ca.name}
+        if ca.is_root:
+            known.add(ca.cert.serial_number)
+        else:
+            known.add(self._responder(ca)[0].serial_number)
+        if serial in known:
+            return ocsp.OCSPCertStatus.GOOD, None, None
+        return ocsp.OCSPCertStatus.UNKNOWN, None, None
+
+    def _responder(self, ca: CertificateAuthority) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """Delegated OCSP responder of an intermediate CA (a root answers itself)."""
+        if ca.is_root:
+            return ca.cert, ca.key
+        with self._lock:
+            if ca.name not in self._responders:
+                key = self._key(f"ocsp/{ca.name}", 2048)
+                ref = self.reference_time
+                serial = bytearray(self._derive(f"serial/ocsp/{ca.name}", 16))
+                serial[0] = (serial[0] & 0x7F) or 0x01
+                cert = (
+                    x509.CertificateBuilder()
+                    .serial_number(int.from_bytes(serial, "big"))
+                    .issuer_name(ca.cert.subject)
+                    .subject_name(_ca_name(f"TEST OCSP IGC-SANTE {ca.name}"))
+                    .public_key(key.public_key())
+                    .not_valid_before(_add_years(ref, -1))
+                    .not_valid_after(_add_years(ref, 3))
+                    .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                                   critical=True)
+                    .add_extension(_key_usage(digital_signature=True), critical=True)
+                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]),
+                                   critical=False)
+                    .add_extension(x509.OCSPNoCheck(), critical=False)
+                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                                   critical=False)
+                    .add_extension(x509.AuthorityKeyIdentifier
+                                   .from_issuer_subject_key_identifier(_ski(ca.cert)),
+                                   critical=False)
+                    .sign(ca.key, hashes.SHA256())
+                )
+                self._responders[ca.name] = (cert, key)
+            return self._responders[ca.name]
+
+
+# -- module helpers ------------------------------------------------------------------
+
+
+def _derive_bytes(seed: int | bytes, label: str, length: int) -> bytes:
+    """Deterministic bytes for serial numbers: HMAC-SHA-256 keyed by the seed."""
+    key = hashlib.sha256(b"cps-emulator/test-pki/v1" + seed_bytes(seed)).digest()
+    out = b""
+    counter = 0
+    while len(out) < length:
+        out += hmac.new(key, counter.to_bytes(4, "big") + label.encode("utf-8"),
+                        hashlib.sha256).digest()
+        counter += 1
+    return out[:length]
+
+
+def _crl_number(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _hash(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    digest = hashes.Hash(algorithm)
+    digest.update(data)
+    return digest.finalize()
+
+
+def _key_bits(cert: x509.Certificate) -> bytes:
+    # OCSP issuerKeyHash covers the subjectPublicKey BIT STRING value, which
+    # for RSA is the PKCS#1 RSAPublicKey encoding.
+    return cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.PKCS1)
+
+
+def _key_usage(*, digital_signature: bool = False, content_commitment: bool = False,
+               cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature, content_commitment=content_commitment,
+        key_encipherment=False, data_encipherment=False, key_agreement=False,
+        key_cert_sign=cert_sign, crl_sign=cert_sign, encipher_only=False, decipher_only=False,
+    )
+
+
+def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER)
+
+
+def _add_single_response(builder: ocsp.OCSPResponseBuilder, request: ocsp.OCSPRequest,
+                         ca: CertificateAuthority, status: ocsp.OCSPCertStatus,
+                         this_update: datetime, next_update: datetime,
+                         revoked_at: datetime | None,
+                         reason: x509.ReasonFlags | None) -> ocsp.OCSPResponseBuilder:
+    if reason == x509.ReasonFlags.unspecified:
+        reason = None
+    by_hash = getattr(builder, "add_response_by_hash", None)
+    if by_hash is not None:  # cryptography >= 43: echo the CertID exactly
+        return by_hash(request.issuer_name_hash, request.issuer_key_hash,
+                       request.serial_number, request.hash_algorithm, status,
+                       this_update, next_update, revoked_at, reason)
+    # Older cryptography wants a certificate: a stand-in carrying the requested
+    # serial yields the same CertID (issuer hashes come from the issuer cert).
+    stand_in = (
+        x509.CertificateBuilder().serial_number(request.serial_number)
+        .issuer_name(ca.cert.subject).subject_name(ca.cert.subject)
+        .public_key(ca.cert.public_key())
+        .not_valid_before(ca.cert.not_valid_before_utc)
+        .not_valid_after(ca.cert.not_valid_after_utc)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return builder.add_response(stand_in, ca.cert, request.hash_algorithm, status,
+                                this_update, next_update, revoked_at, reason)
+
+
+def _urls(base_url: str, stem: str, is_root: bool) -> dict[str, str | None]:
+    return {
+        "crl_url": f"{base_url}/crl/{stem}.crl",
+        "delta_crl_url": None if is_root else f"{base_url}/crl/{stem}-delta.crl",
+        "cert_url": f"{base_url}/ca/{stem}.cer",
+    }
+
+
+def _create_authorities(seed: int | bytes, base_url: str, reference: datetime,
+                        bits: int, key_dir: Path | None) -> dict[str, CertificateAuthority]:
+    """Build the nine CA certificates (roots first, so children find their parent)."""
+    out: dict[str, CertificateAuthority] = {}
+    for spec in _CA_SPECS:
+        key = cached_rsa_key(key_dir, seed, f"ca/{spec.name}", bits)
+        name = _ca_name(spec.common_name)
+        parent = out[spec.parent] if spec.parent else None
+        serial = int.from_bytes(b"\x11\x20" + _derive_bytes(seed, f"serial/ca/{spec.name}", 16),
+                                "big")
+        not_after = _add_years(reference, 10)
+        builder = (
+            x509.CertificateBuilder()
+            .serial_number(serial)
+            .issuer_name(parent.cert.subject if parent else name)
+            .subject_name(name)
+            .public_key(key.public_key())
+            .not_valid_before(_add_years(reference, -10))
+            # As in production, intermediates end one day before their root.
+            .not_valid_after(not_after - timedelta(days=1) if parent else not_after)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0 if parent else None),
+                           critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(x509.CertificatePolicies([
+                x509.PolicyInformation(x509.ObjectIdentifier("2.5.29.32.0"), [TEST_CPS_URI])]),
+                critical=False)
+        )
+        if parent:
+            builder = builder.add_extension(
+                x509.CRLDistributionPoints(_uri_points(parent.crl_url)), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                (parent.key if parent else key).public_key()), critical=False)
+        cert = builder.sign(parent.key if parent else key, hashes.SHA256())
+        out[spec.name] = CertificateAuthority(
+            name=spec.name, cert=cert, key=key, stem=spec.stem, parent=spec.parent,
+            **_urls(base_url, spec.stem, parent is None),  # type: ignore[arg-type]
+        )
+    return out
+
+
+def _load_authorities(folder: Path, manifest: Mapping[str, object], seed: int | bytes,
+                      base_url: str, bits: int) -> dict[str, CertificateAuthority] | None:
+    """Reuse the CAs of a previous :meth:`TestPKI.generate`, or ``None`` if stale."""
+    try:
+        stored = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if stored != manifest:
+        return None
+    out: dict[str, CertificateAuthority] = {}
+    try:
+        for spec in _CA_SPECS:
+            cert = x509.load_der_x509_certificate((folder / "ca" / f"{spec.stem}.cer").read_bytes())
+            key = cached_rsa_key(folder / "keys", seed, f"ca/{spec.name}", bits)
+            if cert.public_key() != key.public_key():
+                return None
+            out[spec.name] = CertificateAuthority(
+                name=spec.name, cert=cert, key=key, stem=spec.stem, parent=spec.parent,
+                **_urls(base_url, spec.stem, spec.parent is None),  # type: ignore[arg-type]
+            )
+    except (OSError, ValueError):
+        return None
+    return out
+

@@ -1,0 +1,438 @@
+"""Declarative profiles of emulated CPS cards.
+
+A profile describes one card: its holder, its PIN state and the state of its
+certificates. Profiles are TOML files shipped in ``cps/emulator/profiles/``
+(``cps3-medecin.toml`` is the profile ``"cps3-medecin"``); users may load
+their own with :func:`load_profile_file`. The card OS builds the card from
+a profile; :class:`cps.emulator.pki.TestPKI` issues its keys and certificates.
+
+Schema (every key is checked; unknown keys are errors, so typos do not pass
+silently)::
+
+    description = "Médecin libéral (RPPS), carte CPS3 en bon état"
+    interface = "contact"        # "contact" | "contactless"
+    card_type = "CPS"            # CPS | CPF | CPE | CPA
+    card_number = "2990000101"   # 8-10 digits, without the 8025000001 issuer
+                                 # prefix and without the Luhn check digit
+    pin = "1234"                 # 4 digits   } required on contact cards,
+    puk = "12345678"             # 8 digits   } forbidden on contactless ones
+
+    [counters]                   # optional, contact cards only; defaults = full
+    pin_tries_left = 3           # 0..3   (0: PIN blocked)
+    puk_tries_left = 10          # 0..10  (0: unblocking code blocked)
+    unblock_uses_left = 100      # 0..100 (usage counter of the unblocking code)
+
+    [holder]
+    idnat = "810101234563"       # idNat_PS: type digit + identifier (CN)
+    last_name = "MARCHAND"       # SN (UTF-8, accents welcome)
+    first_name = "ÉLODIE"        # GN
+    profession_code = "10"       # TRE_G15 code; optional (staff cards have none)
+    profession_label = "Médecin" # certificate title
+    structure_id = "10B0012345"  # optional: OU, idNat_Struct of the structure
+    structure_name = "HÔPITAL…"  # optional: O
+    locality = "Paris (75)"      # optional: ST
+
+    [certificates]               # optional; defaults shown
+    issuer = "FORT PERSONNES"    # CPS/CPF: FORT PERSONNES, CPE/CPA: STANDARD PERSONNES
+    validity = "valid"           # "valid" | "expired" (see TestPKI for dates)
+    revoked = false
+    revocation_reason = "keyCompromise"  # RFC 5280 CRLReason name, when revoked
+    revoked_days_ago = 30        # days before the PKI reference time (> 0, < 365;
+                                 # fractions allowed), when revoked
+
+Revocation dates are relative to the PKI *reference time* (see
+:mod:`cps.emulator.pki`), not to the wall clock, so that CRLs and OCSP answers
+are reproducible. PIN and PUK never appear in a profile's ``repr``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import CpsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "CARD_ISSUER_ID",
+    "CARD_TYPE_CODES",
+    "REVOCATION_REASONS",
+    "CardProfile",
+    "CertificateSpec",
+    "Holder",
+    "ProfileError",
+    "load_profile",
+    "load_profile_file",
+    "luhn_check_digit",
+    "luhn_valid",
+    "profile_names",
+]
+
+#: IAS issuer number of the ANS, prefix of the card PAN in EF.SN.ICC.
+CARD_ISSUER_ID = "8025000001"
+
+PIN_MAX_TRIES = 3
+PUK_MAX_TRIES = 10
+UNBLOCK_MAX_USES = 100
+
+#: Value of the private certificate extension 1.2.250.1.71.1.2.2 per card type.
+#: Inferred, not documented: the one observed TEST CPE certificate carries 2,
+#: which matches the order CPS, CPF, CPE, CPA of the card type table
+#: (TRE_R87-TypeCarte).
+CARD_TYPE_CODES: Mapping[str, int] = {"CPS": 0, "CPF": 1, "CPE": 2, "CPA": 3}
+
+#: Default issuing CA per card type (practitioners under FORT, staff under STANDARD).
+DEFAULT_ISSUER: Mapping[str, str] = {
+    "CPS": "FORT PERSONNES",
+    "CPF": "FORT PERSONNES",
+    "CPE": "STANDARD PERSONNES",
+    "CPA": "STANDARD PERSONNES",
+}
+
+#: CRLReason names accepted in profiles (those of RFC 5280, as spelled by
+#: ``cryptography.x509.ReasonFlags`` values).
+REVOCATION_REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "cACompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+    "aACompromise",
+)
+
+_IDNAT = re.compile(r"^(0|1|3|4|5|6|8)[0-9A-Z]+(/[0-9A-Za-z]+)?$")
+_ISSUERS = ("FORT PERSONNES", "STANDARD PERSONNES", "ELEMENTAIRE PERSONNES")
+
+
+class ProfileError(CpsError):
+    """A card profile is unknown or malformed.
+
+    :param message: what is wrong.
+    :param profile: name of the profile (or path of its file).
+    """
+
+    def __init__(self, message: str, profile: str | None = None) -> None:
+        super().__init__(f"{profile}: {message}" if profile else message)
+        self.profile = profile
+
+
+def luhn_check_digit(digits: str) -> str:
+    """Return the Luhn check digit to append to ``digits``.
+
+    :param digits: a string of decimal digits.
+    """
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 0:  # doubled positions, counted from the digit left of the check digit
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return str(-total % 10)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Tell whether ``digits`` ends with a correct Luhn check digit.
+
+    :param digits: a string of decimal digits, check digit last.
+    """
+    return (
+        len(digits) > 1 and digits.isdigit() and luhn_check_digit(digits[:-1]) == digits[-1]
+    )
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The card holder, as written in the certificates' subject."""
+
+    #: idNat_PS (subject CN, UPN local part): ``8``+RPPS, ``0``+ADELI, ``3``+FINESS/id…
+    idnat: str
+    #: surname (SN)
+    last_name: str
+    #: given name (GN)
+    first_name: str
+    #: profession label (subject ``title``), e.g. "Médecin"
+    profession_label: str
+    #: TRE_G15 profession code, e.g. "10"; ``None`` for establishment staff
+    profession_code: str | None = None
+    #: idNat_Struct of the structure (subject OU), e.g. "10B0012345"
+    structure_id: str | None = None
+    #: structure name (subject O)
+    structure_name: str | None = None
+    #: locality of the structure (subject ST), e.g. "Paris (75)"
+    locality: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateSpec:
+    """What the test PKI must issue for a card."""
+
+    #: short name of the issuing CA, e.g. "FORT PERSONNES"
+    issuer: str
+    #: "valid" or "expired" (dates relative to the PKI reference time)
+    validity: str = "valid"
+    #: whether the card certificates are revoked
+    revoked: bool = False
+    #: CRLReason name (see :data:`REVOCATION_REASONS`) when revoked
+    revocation_reason: str | None = None
+    #: revocation date = PKI reference time minus this many days, when revoked
+    revoked_days_ago: float | None = None
+
+
+@dataclass(frozen=True)
+class CardProfile:
+    """An emulated card, loaded from a TOML profile (see the module docstring).
+
+    The PIN and the unblocking code are excluded from ``repr`` so that they do
+    not leak into logs or test reports.
+    """
+
+    #: profile name, e.g. "cps3-medecin"
+    name: str
+    #: one line for humans
+    description: str
+    #: "contact" or "contactless"
+    interface: str
+    #: CPS, CPF, CPE or CPA
+    card_type: str
+    #: card number without issuer prefix nor check digit, e.g. "2990000101"
+    card_number: str
+    holder: Holder
+    certificates: CertificateSpec
+    #: cardholder PIN ("code porteur"); ``None`` on contactless cards
+    pin: str | None = field(default=None, repr=False)
+    #: unblocking code ("code de déblocage"); ``None`` on contactless cards
+    puk: str | None = field(default=None, repr=False)
+    pin_tries_left: int = PIN_MAX_TRIES
+    puk_tries_left: int = PUK_MAX_TRIES
+    unblock_uses_left: int = UNBLOCK_MAX_USES
+
+    @property
+    def contactless(self) -> bool:
+        """True for a contactless profile (technical key, no PIN)."""
+        return self.interface == "contactless"
+
+    @property
+    def pin_blocked(self) -> bool:
+        """True when no PIN try is left."""
+        return self.pin is not None and self.pin_tries_left == 0
+
+    @property
+    def pan(self) -> str:
+        """Card PAN as stored in EF.SN.ICC: issuer id + card number + Luhn digit."""
+        digits = CARD_ISSUER_ID + self.card_number
+        return digits + luhn_check_digit(digits)
+
+    @property
+    def issuer_card_id(self) -> str:
+        """Value of certificate extension 1.2.250.1.71.1.2.3: ``8025000001/<card number>``."""
+        return f"{CARD_ISSUER_ID}/{self.card_number}"
+
+    @property
+    def card_type_code(self) -> int:
+        """Value of certificate extension 1.2.250.1.71.1.2.2 (see :data:`CARD_TYPE_CODES`)."""
+        return CARD_TYPE_CODES[self.card_type]
+
+
+# -- loading -------------------------------------------------------------------
+
+
+def _bundled() -> Any:
+    return resources.files(__package__ or "cps.emulator").joinpath("profiles")
+
+
+def profile_names() -> list[str]:
+    """Names of the bundled profiles, sorted."""
+    return sorted(
+        entry.name[: -len(".toml")]
+        for entry in _bundled().iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+def load_profile(name: str) -> CardProfile:
+    """Load a bundled profile by name.
+
+    :param name: profile name, e.g. ``"cps3-medecin"`` (see :func:`profile_names`).
+    :raises ProfileError: unknown name or malformed profile.
+    """
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name or ""):
+        raise ProfileError("invalid profile name", name)
+    entry = _bundled().joinpath(f"{name}.toml")
+    if not entry.is_file():
+        raise ProfileError(f"unknown profile; known: {', '.join(profile_names())}", name)
+    return parse_profile(entry.read_text(encoding="utf-8"), name)
+
+
+def load_profile_file(path: str | Path, name: str | None = None) -> CardProfile:
+    """Load a profile from a TOML file of one's own.
+
+    :param path: the file.
+    :param name: profile name; defaults to the file name without ``.toml``.
+    :raises ProfileError: unreadable or malformed profile.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile: {exc.strerror}", str(path)) from exc
+    return parse_profile(text, name or path.stem)
+
+
+def parse_profile(text: str, name: str) -> CardProfile:
+    """Parse and check the TOML text of a profile.
+
+    :param text: TOML document following the schema of this module.
+    :param name: the profile's name.
+    :raises ProfileError: malformed profile.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"invalid TOML: {exc}", name) from exc
+    return _Checker(name).profile(data)
+
+
+class _Checker:
+    """Turns a TOML mapping into a :class:`CardProfile`, with precise errors."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fail(self, message: str) -> ProfileError:
+        return ProfileError(message, self.name)
+
+    def keys(self, table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise self.fail(f"unknown key(s) in {where}: {', '.join(unknown)}")
+
+    def string(self, table: Mapping[str, Any], key: str, where: str, *,
+               required: bool = True, pattern: str | None = None) -> str | None:
+        value = table.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"{where}.{key} is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where}.{key} must be a non-empty string")
+        if pattern and not re.fullmatch(pattern, value):
+            raise self.fail(f"{where}.{key} = {value!r} does not match {pattern}")
+        return value
+
+    def integer(self, table: Mapping[str, Any], key: str, where: str, maximum: int) -> int:
+        value = table.get(key, maximum)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise self.fail(f"{where}.{key} must be an integer between 0 and {maximum}")
+        return value
+
+    def profile(self, data: Mapping[str, Any]) -> CardProfile:
+        self.keys(data, "profile", {"description", "interface", "card_type", "card_number",
+                                    "pin", "puk", "counters", "holder", "certificates"})
+        interface = self.string(data, "interface", "profile") or ""
+        if interface not in ("contact", "contactless"):
+            raise self.fail("interface must be 'contact' or 'contactless'")
+        card_type = self.string(data, "card_type", "profile") or ""
+        if card_type not in CARD_TYPE_CODES:
+            raise self.fail(f"card_type must be one of {', '.join(CARD_TYPE_CODES)}")
+        # Secrets are checked without echoing them in error messages.
+        pin, puk = data.get("pin"), data.get("puk")
+        counters = data.get("counters", {})
+        if interface == "contactless":
+            if pin is not None or puk is not None or "counters" in data:
+                raise self.fail("a contactless profile has no PIN, PUK nor counters")
+        else:
+            if not (isinstance(pin, str) and re.fullmatch(r"[0-9]{4}", pin)):
+                raise self.fail("pin must be a string of 4 digits")
+            if not (isinstance(puk, str) and re.fullmatch(r"[0-9]{8}", puk)):
+                raise self.fail("puk must be a string of 8 digits")
+        if not isinstance(counters, dict):
+            raise self.fail("[counters] must be a table")
+        self.keys(counters, "counters", {"pin_tries_left", "puk_tries_left",
+                                         "unblock_uses_left"})
+        holder = self.holder(data.get("holder"))
+        return CardProfile(
+            name=self.name,
+            description=self.string(data, "description", "profile") or "",
+            interface=interface,
+            card_type=card_type,
+            card_number=self.string(data, "card_number", "profile",
+                                    pattern=r"[0-9]{8,10}") or "",
+            holder=holder,
+            certificates=self.certificates(data.get("certificates", {}), card_type),
+            pin=pin,
+            puk=puk,
+            pin_tries_left=self.integer(counters, "pin_tries_left", "counters", PIN_MAX_TRIES),
+            puk_tries_left=self.integer(counters, "puk_tries_left", "counters", PUK_MAX_TRIES),
+            unblock_uses_left=self.integer(counters, "unblock_uses_left", "counters",
+                                           UNBLOCK_MAX_USES),
+        )
+
+    def holder(self, table: Any) -> Holder:
+        if not isinstance(table, dict):
+            raise self.fail("[holder] table is required")
+        where = "holder"
+        self.keys(table, where, {"idnat", "last_name", "first_name", "profession_code",
+                                 "profession_label", "structure_id", "structure_name",
+                                 "locality"})
+        idnat = self.string(table, "idnat", where) or ""
+        if not _IDNAT.fullmatch(idnat):
+            raise self.fail(f"holder.idnat {idnat!r} is not an idNat_PS")
+        return Holder(
+            idnat=idnat,
+            last_name=self.string(table, "last_name", where) or "",
+            first_name=self.string(table, "first_name", where) or "",
+            profession_label=self.string(table, "profession_label", where) or "",
+            profession_code=self.string(table, "profession_code", where, required=False,
+                                        pattern=r"[0-9]{2}"),
+            structure_id=self.string(table, "structure_id", where, required=False),
+            structure_name=self.string(table, "structure_name", where, required=False),
+            locality=self.string(table, "locality", where, required=False),
+        )
+
+    def certificates(self, table: Any, card_type: str) -> CertificateSpec:
+        where = "certificates"
+        if not isinstance(table, dict):
+            raise self.fail("[certificates] must be a table")
+        self.keys(table, where, {"issuer", "validity", "revoked", "revocation_reason",
+                                 "revoked_days_ago"})
+        issuer = table.get("issuer", DEFAULT_ISSUER[card_type])
+        if issuer not in _ISSUERS:
+            raise self.fail(f"certificates.issuer must be one of {', '.join(_ISSUERS)}")
+        validity = table.get("validity", "valid")
+        if validity not in ("valid", "expired"):
+            raise self.fail("certificates.validity must be 'valid' or 'expired'")
+        revoked = table.get("revoked", False)
+        if not isinstance(revoked, bool):
+            raise self.fail("certificates.revoked must be true or false")
+        reason = table.get("revocation_reason")
+        days = table.get("revoked_days_ago")
+        if revoked:
+            reason = reason or "unspecified"
+            if reason not in REVOCATION_REASONS:
+                raise self.fail(f"certificates.revocation_reason must be one of "
+                                f"{', '.join(REVOCATION_REASONS)}")
+            # Certificates start one year before the reference time: a revocation
+            # must fall inside their life.
+            if isinstance(days, bool) or not isinstance(days, (int, float)) \
+                    or not 0 < days < 365:
+                raise self.fail("certificates.revoked_days_ago must be a number of days "
+                                "in ]0, 365[ for a revoked profile")
+            days = float(days)
+        elif reason is not None or days is not None:
+            raise self.fail("revocation_reason / revoked_days_ago need revoked = true")
+        if revoked and validity == "expired":
+            raise self.fail("an expired profile cannot also be revoked")
+        return CertificateSpec(issuer=issuer, validity=validity, revoked=revoked,
+                               revocation_reason=reason, revoked_days_ago=days)

@@ -1,0 +1,111 @@
+"""The emulated card's secrets: PIN objects (CHV), RSA keys, the security environment."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .. import tlv
+
+__all__ = ["Chv", "CardKey", "SecurityEnvironment", "KEY_SIGN", "KEY_AUTH", "KEY_TECH"]
+
+KEY_SIGN = 0x81  # CPS_PRIV_SIG: PSO COMPUTE DIGITAL SIGNATURE, nonRepudiation
+KEY_AUTH = 0x82  # CPS_PRIV_AUT: INTERNAL AUTHENTICATE / decipher
+KEY_TECH = 0x83
+ALWAYS_SCB = 0x00  # CPS_PRIV_TECH_AUT on the contactless side (reference not published)
+
+# Algorithm references (IAS-ECC, cps-domain 1.7)
+ALG_HASH = {0x10: "sha1", 0x40: "sha256"}
+ALG_DST = {0x12: "sha1", 0x42: "sha256"}
+ALG_AT_PKCS1 = 0x02
+ALG_CT_DECIPHER = 0x1A
+
+
+@dataclass
+class Chv:
+    """A card-holder verification object (PIN or unblock code) in the MF.
+
+    The value never appears in a repr.
+    """
+
+    ref: int
+    value: bytes = field(repr=False)
+    max_tries: int
+    tries_left: int
+    acl: bytes
+    usage_left: Optional[int] = None   # unblock uses left (CHV2 only)
+    verified: bool = False
+    min_length: int = 4
+    max_length: int = 8
+
+    @property
+    def blocked(self) -> bool:
+        return self.tries_left == 0 or (self.usage_left is not None and self.usage_left == 0)
+
+    def matches(self, candidate: bytes) -> bool:
+        # IAS-ECC hosts pad PINs to the stored length with FF (OpenSC does, as the
+        # AODF asks); compare without the padding, in constant time.
+        return hmac.compare_digest(candidate.rstrip(b"\xff"), self.value)
+
+    def docp(self) -> bytes:
+        """The SDO as GET DATA returns it: BF 81 <ref> { A0 { 9A max, 9B left, [9D uses], A1 {8C acl} } }."""
+        body = tlv.encode(0x9A, bytes((self.max_tries,))) + tlv.encode(0x9B, bytes((self.tries_left,)))
+        if self.usage_left is not None:
+            body += tlv.encode(0x9D, self.usage_left.to_bytes(2, "big"))
+        body += tlv.encode(0xA1, tlv.encode(0x8C, self.acl))
+        return tlv.encode(0x70, tlv.encode(0xBF8100 | self.ref, tlv.encode(0xA0, body)))
+
+
+@dataclass
+class CardKey:
+    """An RSA private key held by the card."""
+
+    ref: int
+    key: rsa.RSAPrivateKey = field(repr=False)
+    label: str
+    needs_pin: bool = True
+
+    @property
+    def modulus_bytes(self) -> int:
+        return (self.key.key_size + 7) // 8
+
+    @property
+    def acl(self) -> bytes:
+        """Compact access rule: AM byte (GET DATA 01, DECIPHER 10, INT AUTH 20, PSO CDS 40)
+        then one SCB per set bit, most significant first; 12 = user authentication (PIN)."""
+        user = 0x12 if self.needs_pin else ALWAYS_SCB
+        if self.ref == KEY_SIGN:
+            return bytes((0x41, user, ALWAYS_SCB))
+        return bytes((0x31, user, user, ALWAYS_SCB))
+
+    def docp(self) -> bytes:
+        """The private-key SDO as GET DATA returns it: size in bits and access rules.
+        The key material itself (7F48) is never given out."""
+        body = tlv.encode(0x80, self.key.key_size.to_bytes(2, "big"))
+        body += tlv.encode(0xA1, tlv.encode(0x8C, self.acl) + tlv.encode(0x9C, self.acl))
+        return tlv.encode(0x70, tlv.encode(0xBF9000 | (self.ref & 0x3F), tlv.encode(0xA0, body)))
+
+
+@dataclass
+class SecurityEnvironment:
+    """What MSE SET chose, and the hash PSO HASH left for PSO CDS."""
+
+    hash_alg: Optional[str] = None
+    dst_alg: Optional[str] = None
+    dst_key: Optional[int] = None
+    at_alg: Optional[int] = None
+    at_key: Optional[int] = None
+    ct_alg: Optional[int] = None
+    ct_key: Optional[int] = None
+    pending_hash: Optional[bytes] = field(default=None, repr=False)
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+def chv_by_ref(chvs: Dict[int, Chv], p2: int) -> Optional[Chv]:
+    """VERIFY P2 names a CHV either globally (01) or with the local bit (81)."""
+    return chvs.get(p2 & 0x7F)
