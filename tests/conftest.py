@@ -1,34 +1,19 @@
-"""Shared test set-up: the system pcscd is started by `make test` (scripts/setup.sh)."""
+"""Shared test set-up.
+
+The fixtures of the project's own pytest plugin (cps.testing.plugin, loaded
+through its entry point) provide the test PKI, emulated cards and pcscd.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 
 import pytest
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Integration tests may not skip in CI: make a missing pcscd a hard failure.
-    config.addinivalue_line("markers", "pcsc: needs the system pcscd with vpcd")
-
-
 @pytest.fixture(scope="session")
-def pcscd() -> None:
-    """Ensure the machine's pcscd is running (start it when we can); fail otherwise."""
-    if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode == 0:
-        return
-    if os.geteuid() == 0 and shutil.which("pcscd"):
-        subprocess.run(["pcscd"], check=True)
-        import time
-
-        for _ in range(50):
-            if os.path.exists("/run/pcscd/pcscd.comm"):
-                return
-            time.sleep(0.1)
-    pytest.fail("pcscd is not running and could not be started (run `make test` as root)")
+def pcscd(cps_pcscd) -> None:
+    """The system pcscd (started by `make test`'s set-up, or here when missing)."""
 
 
 @pytest.fixture

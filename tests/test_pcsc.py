@@ -102,3 +102,33 @@ def test_select_reader_by_index_name_and_atr():
         select_reader(readers, "7")
     with pytest.raises(errors.NoReaders):
         select_reader([])
+
+
+def test_pcsc_connection_to_the_emulated_card(cps_vpcd_card):
+    name = cps_vpcd_card.attachment.reader_name
+    (info,) = [r for r in cps.list_readers() if r.name == name]
+    assert info.card_present and info.atr == CPS3 and info.card_kind is CardKind.CPS3
+    from cps.apdu import ApduChannel
+
+    with PcscConnection(name) as conn:
+        assert conn.atr == CPS3 and conn.protocol == "T0"
+        channel = ApduChannel(conn)
+        with channel.transaction():
+            with channel.transaction():  # re-entrant
+                data = channel.send(0, 0xB0, 0x9C, 0, ne=256)  # 6Cxx then the data
+        assert data[0] == 0x5A and data[2:7] == bytes.fromhex("8025000001")
+        fcp = channel.send(0, 0xA4, 0x09, 0x04, bytes.fromhex("3F000001"), ne=256)  # 61xx
+        assert fcp[0] == 0x62
+        with pytest.raises(errors.CardError) as err:
+            channel.send(0, 0xA4, 0x09, 0x0C, bytes.fromhex("2F00"))
+        assert err.value.sw == 0x6A82
+
+
+def test_card_removed_under_an_open_connection(cps_vpcd_card):
+    name = cps_vpcd_card.attachment.reader_name
+    with PcscConnection(name) as conn:
+        conn.send_and_receive(bytes.fromhex("00A4000C023F00"))
+        cps_vpcd_card.attachment.stop()
+        with pytest.raises(errors.CardRemoved) as info:
+            conn.send_and_receive(bytes.fromhex("00A4000C023F00"))
+        assert info.value.reader == name and info.value.code == 0x80100069

@@ -26,7 +26,7 @@ from ..errors import CardProtocolError
 from ..logs import TRAFFIC, format_command, format_response
 from ..sha import DIGEST_SIZES, finish
 from .filesystem import DF, EF, NEVER, SwError
-from .security import (ALG_AT_PKCS1, ALG_CT_DECIPHER, ALG_DST, ALG_HASH, CardKey, Chv,
+from .security import (ACL_DECIPHER, ACL_INT_AUTH, ACL_PSO_CDS, ALG_AT_PKCS1, ALG_CT_DECIPHER, ALG_DST, ALG_HASH, CardKey, Chv,
                        SecurityEnvironment, chv_by_ref)
 
 __all__ = ["CardOS", "SwError"]
@@ -480,6 +480,8 @@ class CardOS:
         if self.se.dst_key is None or self.se.dst_alg is None:
             raise SwError(0x6985)
         key = self.keys[self.se.dst_key]
+        if not key.acl[0] & ACL_PSO_CDS:  # only CPS_PRIV_SIG may sign
+            raise SwError(0x6982)
         self._require_pin(key)
         alg = self.se.dst_alg
         if data:  # hash off card
@@ -497,6 +499,8 @@ class CardOS:
         if self.se.at_key is None or apdu.p1 != 0 or apdu.p2 != 0:
             raise SwError(0x6985 if self.se.at_key is None else 0x6A86)
         key = self.keys[self.se.at_key]
+        if not key.acl[0] & ACL_INT_AUTH:  # the signature key does not authenticate
+            raise SwError(0x6982)
         self._require_pin(key)
         if not apdu.data or len(apdu.data) > int(key.modulus_bytes * INT_AUTH_MAX_RATIO):
             raise SwError(0x6700)
@@ -506,6 +510,8 @@ class CardOS:
         if self.se.ct_key is None:
             raise SwError(0x6985)
         key = self.keys[self.se.ct_key]
+        if not key.acl[0] & ACL_DECIPHER:
+            raise SwError(0x6982)
         self._require_pin(key)
         if not data or data[0] != 0x81 or len(data) - 1 != key.modulus_bytes:
             raise SwError(0x6A80)

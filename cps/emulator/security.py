@@ -15,7 +15,9 @@ __all__ = ["Chv", "CardKey", "SecurityEnvironment", "KEY_SIGN", "KEY_AUTH", "KEY
 KEY_SIGN = 0x81  # CPS_PRIV_SIG: PSO COMPUTE DIGITAL SIGNATURE, nonRepudiation
 KEY_AUTH = 0x82  # CPS_PRIV_AUT: INTERNAL AUTHENTICATE / decipher
 KEY_TECH = 0x83
-ALWAYS_SCB = 0x00  # CPS_PRIV_TECH_AUT on the contactless side (reference not published)
+ALWAYS_SCB = 0x00
+# Access-mode bits of a key SDO (OpenSC iasecc-sdo.h: IASECC_ACL_*)
+ACL_GET_DATA, ACL_DECIPHER, ACL_INT_AUTH, ACL_PSO_CDS = 0x01, 0x10, 0x20, 0x40  # CPS_PRIV_TECH_AUT on the contactless side (reference not published)
 
 # Algorithm references (IAS-ECC, cps-domain 1.7)
 ALG_HASH = {0x10: "sha1", 0x40: "sha256"}
@@ -78,8 +80,10 @@ class CardKey:
         then one SCB per set bit, most significant first; 12 = user authentication (PIN)."""
         user = 0x12 if self.needs_pin else ALWAYS_SCB
         if self.ref == KEY_SIGN:
-            return bytes((0x41, user, ALWAYS_SCB))
-        return bytes((0x31, user, user, ALWAYS_SCB))
+            return bytes((ACL_PSO_CDS | ACL_GET_DATA, user, ALWAYS_SCB))
+        if self.ref == KEY_TECH:
+            return bytes((ACL_INT_AUTH | ACL_GET_DATA, user, ALWAYS_SCB))
+        return bytes((ACL_INT_AUTH | ACL_DECIPHER | ACL_GET_DATA, user, user, ALWAYS_SCB))
 
     def docp(self) -> bytes:
         """The private-key SDO as GET DATA returns it: size in bits and access rules.

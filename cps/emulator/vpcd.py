@@ -97,13 +97,19 @@ class VpcdAttachment:
     def plug(self) -> None:
         self._unplug.clear()
 
-    def stop(self) -> None:
-        """Remove the card and stop serving."""
+    def stop(self, wait_absent: bool = True, timeout: float = 10.0) -> None:
+        """Remove the card and stop serving.
+
+        With ``wait_absent``, return only once pcscd has seen the card leave,
+        so that a card plugged in next is not mistaken for this one.
+        """
         self._stop.set()
         self._close_socket()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if wait_absent and self._connected.is_set():
+            self.wait_present(timeout, present=False)
 
     def __enter__(self) -> "VpcdAttachment":
         if self._thread is None:

@@ -1,5 +1,94 @@
-"""The ``cps`` pytest plugin (entry point ``pytest11``).
+"""The ``cps`` pytest plugin: emulated CPS cards for anyone's test suite.
 
-Fixtures for emulated cards, the test PKI and a SoftHSM2 token arrive with the
-emulator; see docs/emulator.md.
+Installed with the package (entry point ``pytest11``), so a project that
+depends on ``cps`` gets these fixtures with no configuration:
+
+``cps_pki``            the test PKI (session scope, in a temporary directory)
+``cps_card_factory``   ``factory(profile="cps3-medecin", pin=None, puk=None)`` -> EmulatedCard
+``cps_emulated_card``  an emulated card; profile via ``@pytest.mark.cps_profile("...")``
+                       or indirect parametrisation
+``cps_connection``     an in-process Connection to ``cps_emulated_card``
+``cps_pcscd``          the system pcscd, started when it is not running
+``cps_vpcd_card``      ``cps_emulated_card`` served through pcscd (reader
+                       ``Virtual PCD 00 00``); yields the card, its
+                       ``attachment`` attribute names the reader
+
+See docs/emulator.md.
 """
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+
+DEFAULT_PROFILE = "cps3-medecin"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cps_profile(name): emulated card profile for cps fixtures")
+
+
+@pytest.fixture(scope="session")
+def cps_pki(tmp_path_factory: pytest.TempPathFactory):
+    """The emulator's test PKI (seed 1), generated once per session."""
+    from cps.emulator.pki import TestPKI
+
+    directory = os.environ.get("CPS_TEST_PKI_DIR") or str(tmp_path_factory.mktemp("cps-pki"))
+    return TestPKI.generate(directory, seed=1)
+
+
+@pytest.fixture
+def cps_card_factory(cps_pki) -> Callable[..., Any]:
+    """Build emulated cards: ``factory("cps3-pharmacien", pin=None, puk=None)``."""
+    from cps.emulator.card import EmulatedCard
+
+    def factory(profile: str = DEFAULT_PROFILE, pin: Optional[str] = None,
+                puk: Optional[str] = None) -> EmulatedCard:
+        return EmulatedCard.from_profile(profile, pki=cps_pki, pin=pin, puk=puk)
+
+    return factory
+
+
+@pytest.fixture
+def cps_emulated_card(request: pytest.FixtureRequest, cps_card_factory):
+    """A fresh emulated card (profile from indirect parametrisation or ``cps_profile`` mark)."""
+    profile = getattr(request, "param", None)
+    if profile is None:
+        marker = request.node.get_closest_marker("cps_profile")
+        profile = marker.args[0] if marker else DEFAULT_PROFILE
+    return cps_card_factory(profile)
+
+
+@pytest.fixture
+def cps_connection(cps_emulated_card):
+    """An in-process connection to ``cps_emulated_card`` (no pcscd involved)."""
+    with cps_emulated_card.connection() as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def cps_pcscd() -> None:
+    """Make sure the machine's pcscd runs (start it as root when it does not); fail otherwise."""
+    if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode == 0:
+        return
+    if os.geteuid() == 0 and shutil.which("pcscd"):
+        os.makedirs("/run/pcscd", exist_ok=True)
+        subprocess.run(["pcscd"], check=True)
+        for _ in range(100):
+            if os.path.exists("/run/pcscd/pcscd.comm"):
+                return
+            time.sleep(0.05)
+    pytest.fail("pcscd is not running and could not be started")
+
+
+@pytest.fixture
+def cps_vpcd_card(cps_pcscd, cps_emulated_card) -> Iterator[Any]:
+    """``cps_emulated_card`` plugged into pcscd through vsmartcard-vpcd."""
+    with cps_emulated_card.serve_vpcd() as attachment:
+        cps_emulated_card.attachment = attachment
+        yield cps_emulated_card
