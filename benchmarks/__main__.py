@@ -38,19 +38,26 @@ def main(argv=None) -> int:
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(), "machine": platform.machine(),
             "platform": platform.platform()}
-    out = {"meta": meta, "figures": [dict(fig.as_dict(), module=mod) for mod, fig in figures]}
+    latest = ROOT / "benchmarks" / "results" / "latest.json"
+    new = [dict(fig.as_dict(), module=mod) for mod, fig in figures]
+    if only and latest.exists():
+        # A partial run keeps the other modules' figures from the last full run.
+        kept = [f for f in json.loads(latest.read_text(encoding="utf-8"))["figures"]
+                if f["module"] not in {m for m, _ in figures}]
+        new = kept + new
+    out = {"meta": meta, "figures": sorted(new, key=lambda f: f["module"])}
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "latest.json").write_text(
+    latest.write_text(
         json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = ["| benchmark | figure | ours | anchors (same run) | target | met |",
             "|---|---|---|---|---|---|"]
-    for mod, fig in figures:
-        anchors = "; ".join(f"{k}: {_fmt(v)}" for k, v in fig.anchors.items()) or "—"
-        target = f"{'≤' if fig.better == 'lower' else '≥'} {_fmt(fig.target)}" \
-            if fig.target is not None else "—"
-        met = {True: "yes", False: "**no**", None: "—"}[fig.meets_target]
-        rows.append(f"| {mod} | {fig.name} ({fig.unit}) | {_fmt(fig.ours)} | {anchors} | "
-                    f"{target} | {met} |")
+    for f in out["figures"]:
+        anchors = "; ".join(f"{k}: {_fmt(v)}" for k, v in f["anchors"].items()) or "—"
+        target = f"{'≤' if f['better'] == 'lower' else '≥'} {_fmt(f['target'])}" \
+            if f["target"] is not None else "—"
+        met = {True: "yes", False: "**no**", None: "—"}[f["meets_target"]]
+        rows.append(f"| {f['module']} | {f['name']} ({f['unit']}) | {_fmt(f['ours'])} | "
+                    f"{anchors} | {target} | {met} |")
     doc = ROOT / "docs" / "performance.md"
     text = doc.read_text(encoding="utf-8") if doc.exists() else ""
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -57,6 +57,11 @@ def readers(as_json: bool) -> None:
     emit(data, as_json, "\n".join(lines) or "no readers")
 
 
+from .emulator import emulator  # noqa: E402 - commands register after the group exists
+
+cli.add_command(emulator)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command; expected failures print one ``error:`` line and a stable exit code."""
     try:

@@ -325,7 +325,8 @@ class TestPKI:
             written in certificates (no trailing slash needed).
         :param reference_time: aware datetime all validity and revocation
             dates derive from; default :func:`default_reference_time`.
-        :param ca_key_bits: CA key size, 2048 (default, fast) or 4096.
+        :param ca_key_bits: CA key size: 2048 (default, fast), 3072 or 4096
+            (as in production; ~20 s on first use, then cached).
         :param profiles: profiles whose revocations the CAs publish; default
             every bundled profile.
         """
@@ -411,11 +412,11 @@ class TestPKI:
             profile = load_profile(profile)
         identity = _cert_identity(profile)
         with self._lock:
+            self._register(profile)  # no-op unless another profile took this card number
             cached = self._issued.get(identity)
             if cached is not None:
                 return cached if cached.profile == profile else \
                     dataclasses.replace(cached, profile=profile)
-            self._register(profile)
             ca = self.ca(profile.certificates.issuer)
             assert ca.parent is not None  # noqa: S101 - the profile loader checks issuers
             root = self.ca(ca.parent)
