@@ -45,13 +45,13 @@ def serve(profile: str, port: int, pki_dir: Optional[str]) -> None:
     pki = TestPKI.generate(pki_dir, seed=1) if pki_dir else default_pki()
     card = EmulatedCard.from_profile(profile, pki=pki)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C or SIGTERM ends the loop; a handler (not KeyboardInterrupt) so that a
+    # signal arriving at any point still removes the card cleanly.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     with card.serve_vpcd(port=port) as attachment:
         click.echo(f"Card {profile} ({card.profile.card_number}) inserted in "
                    f"'{attachment.reader_name}'. Ctrl-C to remove it.", err=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
     click.echo("Card removed.", err=True)

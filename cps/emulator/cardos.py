@@ -57,6 +57,8 @@ class CardOS:
         self.chvs = chvs
         self.keys = keys
         self.protocol = protocol
+        #: contactless cards are read under the 9C access rules
+        self.contactless = protocol != "T0"
         self.se = SecurityEnvironment()
         self.current_df: DF = mf
         self.current_ef: Optional[EF] = None
@@ -264,7 +266,7 @@ class CardOS:
             if ef is None:
                 raise SwError(0x6986)
             offset = ((apdu.p1 & 0x7F) << 8) | apdu.p2
-        self._check_access(ef.read_condition)
+        self._check_access(ef.read_condition(self.contactless))
         if offset > len(ef.data):
             raise SwError(0x6B00)
         if apdu.ne is None:
@@ -305,6 +307,11 @@ class CardOS:
         if sdo is None:
             raise SwError(0x6A80)
         cls, ref = (sdo.tag >> 8) & 0xFF, sdo.tag & 0xFF
+        if sdo.value != b"\xA0\x80":
+            # Only the DOCP (A0) is readable; asked for the "public part" (7F41 /
+            # 7F48) the card says "incorrect parameters", which OpenSC expects
+            # before it asks for the DOCP.
+            raise SwError(0x6A80)
         if cls == 0x81:  # CHV: the MF must be current (OpenSC e3a3722ad)
             if self.current_df is not self.mf or ref not in self.chvs:
                 raise SwError(0x6A88)
@@ -480,7 +487,7 @@ class CardOS:
         if self.se.dst_key is None or self.se.dst_alg is None:
             raise SwError(0x6985)
         key = self.keys[self.se.dst_key]
-        if not key.acl[0] & ACL_PSO_CDS:  # only CPS_PRIV_SIG may sign
+        if not key.allows(ACL_PSO_CDS):  # only CPS_PRIV_SIG may sign
             raise SwError(0x6982)
         self._require_pin(key)
         alg = self.se.dst_alg
@@ -499,7 +506,7 @@ class CardOS:
         if self.se.at_key is None or apdu.p1 != 0 or apdu.p2 != 0:
             raise SwError(0x6985 if self.se.at_key is None else 0x6A86)
         key = self.keys[self.se.at_key]
-        if not key.acl[0] & ACL_INT_AUTH:  # the signature key does not authenticate
+        if not key.allows(ACL_INT_AUTH):  # the signature key does not authenticate
             raise SwError(0x6982)
         self._require_pin(key)
         if not apdu.data or len(apdu.data) > int(key.modulus_bytes * INT_AUTH_MAX_RATIO):
@@ -510,7 +517,7 @@ class CardOS:
         if self.se.ct_key is None:
             raise SwError(0x6985)
         key = self.keys[self.se.ct_key]
-        if not key.acl[0] & ACL_DECIPHER:
+        if not key.allows(ACL_DECIPHER):
             raise SwError(0x6982)
         self._require_pin(key)
         if not data or data[0] != 0x81 or len(data) - 1 != key.modulus_bytes:

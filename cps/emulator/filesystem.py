@@ -44,11 +44,10 @@ class EF:
     life_cycle: int = 0x05  # operational, activated
     parent: Optional["DF"] = field(default=None, repr=False)
 
-    @property
-    def read_condition(self) -> int:
+    def read_condition(self, contactless: bool = False) -> int:
         """The SCB for READ BINARY (last SCB, bit b1 of the access mode)."""
-        am = self.acl_contact[0]
-        return self.acl_contact[-1] if am & 0x01 else NEVER
+        acl = self.acl_contactless if contactless else self.acl_contact
+        return acl[-1] if acl[0] & 0x01 else NEVER
 
     def fcp(self) -> bytes:
         body = tlv.encode(0x80, len(self.data).to_bytes(2, "big"))

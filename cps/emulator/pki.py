@@ -288,6 +288,8 @@ class TestPKI:
         self.reference_time = reference_time
         self._cas = dict(authorities)
         self._key_directory = key_directory
+        #: the directory the PKI lives in (``None`` when kept in memory)
+        self.directory: Path | None = key_directory.parent if key_directory else None
         self._lock = threading.RLock()
         self._profiles: dict[str, CardProfile] = {}
         self._registry: dict[str, dict[int, _Issued]] = {name: {} for name in self._cas}

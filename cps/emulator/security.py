@@ -16,6 +16,8 @@ KEY_SIGN = 0x81  # CPS_PRIV_SIG: PSO COMPUTE DIGITAL SIGNATURE, nonRepudiation
 KEY_AUTH = 0x82  # CPS_PRIV_AUT: INTERNAL AUTHENTICATE / decipher
 KEY_TECH = 0x83
 ALWAYS_SCB = 0x00
+NEVER_SCB = 0xFF
+USER_AUTH_SCB = 0x12
 # Access-mode bits of a key SDO (OpenSC iasecc-sdo.h: IASECC_ACL_*)
 ACL_GET_DATA, ACL_DECIPHER, ACL_INT_AUTH, ACL_PSO_CDS = 0x01, 0x10, 0x20, 0x40  # CPS_PRIV_TECH_AUT on the contactless side (reference not published)
 
@@ -76,20 +78,27 @@ class CardKey:
 
     @property
     def acl(self) -> bytes:
-        """Compact access rule: AM byte (GET DATA 01, DECIPHER 10, INT AUTH 20, PSO CDS 40)
-        then one SCB per set bit, most significant first; 12 = user authentication (PIN)."""
-        user = 0x12 if self.needs_pin else ALWAYS_SCB
-        if self.ref == KEY_SIGN:
-            return bytes((ACL_PSO_CDS | ACL_GET_DATA, user, ALWAYS_SCB))
-        if self.ref == KEY_TECH:
-            return bytes((ACL_INT_AUTH | ACL_GET_DATA, user, ALWAYS_SCB))
-        return bytes((ACL_INT_AUTH | ACL_DECIPHER | ACL_GET_DATA, user, user, ALWAYS_SCB))
+        """Compact access rule: AM 7B, then one SCB per operation, in the order
+        PSO CDS, INTERNAL AUTHENTICATE, DECIPHER, GENERATE, PUT DATA, GET DATA.
+        12 = user authentication (the PIN), 00 = always, FF = never."""
+        user = USER_AUTH_SCB if self.needs_pin else ALWAYS_SCB
+        sign = user if self.ref == KEY_SIGN else NEVER_SCB
+        auth = NEVER_SCB if self.ref == KEY_SIGN else user
+        decipher = user if self.ref == KEY_AUTH else NEVER_SCB
+        return bytes((0x7B, sign, auth, decipher, NEVER_SCB, NEVER_SCB, ALWAYS_SCB))
+
+    def allows(self, operation: int) -> bool:
+        """Whether the key may be used for ``operation`` (ACL_PSO_CDS, ACL_INT_AUTH...)."""
+        order = (ACL_PSO_CDS, ACL_INT_AUTH, ACL_DECIPHER, 0x08, 0x02, ACL_GET_DATA)
+        return self.acl[1 + order.index(operation)] != NEVER_SCB
 
     def docp(self) -> bytes:
-        """The private-key SDO as GET DATA returns it: size in bits and access rules.
-        The key material itself (7F48) is never given out."""
-        body = tlv.encode(0x80, self.key.key_size.to_bytes(2, "big"))
-        body += tlv.encode(0xA1, tlv.encode(0x8C, self.acl) + tlv.encode(0x9C, self.acl))
+        """The private-key SDO as GET DATA returns it: access rules, size and the
+        non-repudiation flag. The size is in bytes, as OpenSC's CPx code expects
+        (it checks ``size & ~0x1E0 == 0``). The key material (7F48) is never given."""
+        body = tlv.encode(0xA1, tlv.encode(0x8C, self.acl))
+        body += tlv.encode(0x80, self.modulus_bytes.to_bytes(2, "big"))
+        body += tlv.encode(0x9E, b"\x01" if self.ref == KEY_SIGN else b"\x00")
         return tlv.encode(0x70, tlv.encode(0xBF9000 | (self.ref & 0x3F), tlv.encode(0xA0, body)))
 
 

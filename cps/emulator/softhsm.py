@@ -5,18 +5,22 @@ SoftHSM gives tests and demos a real PKCS#11 module without a card reader:
 into a SoftHSM2 token that looks like the one the ANS Cryptolib exposes
 (cps-domain.md 2.2-2.3)::
 
-    token label  CPS3v3-<card number>
-    CPS_PRIV_AUT        Certificat d'Authentification CPS   Cle publique - Certificat d'Authentification CPS   ID …FF001002
-    CPS_PRIV_SIG        Certificat de Signature CPS         Cle publique - Certificat de Signature CPS         ID …FF001001
-    CPS_PRIV_TECH_AUT   Certificat Technique CPS            Cle publique - Certificat Technique CPS            ID …FF001003  (contactless)
+    token label         CPS3v3-<card number>
+    CPS_PRIV_AUT        Certificat d'Authentification CPS   ID E828BD080F8025000001FF0010 02
+    CPS_PRIV_SIG        Certificat de Signature CPS         ID E828BD080F8025000001FF0010 01
+    CPS_PRIV_TECH_AUT   Certificat Technique CPS            ID E828BD080F8025000001FF0010 03
+                                              (contactless profiles, instead of the two above)
 
+each pair with its public key ``Cle publique - <certificate label>``.
 ``CKA_ID`` is the on-card PKCS#15 ID (:func:`cps.emulator.layout.key_id`). A
 contactless profile gets only the technical key, as the emulated contactless
 card and the Cryptolib's contactless view expose; that key is
 ``CKA_PRIVATE=false`` (usable without login, cps-domain 1.5). SoftHSM still
 requires a user PIN: contactless tokens get :data:`CONTACTLESS_PIN` and
 :attr:`SoftHsmToken.pin_is_placeholder` is true. Unlike a CPS3, SoftHSM
-accepts every RSA mechanism (PSS included) and has no PIN try counter.
+accepts every RSA mechanism (PSS included), has no PIN try counter, and
+reports imported keys as not ``ALWAYS_SENSITIVE``/``NEVER_EXTRACTABLE`` (the
+token sets those; they stay ``SENSITIVE`` and non-extractable).
 
 Design: ``SOFTHSM2_CONF`` and processes
 ---------------------------------------

@@ -82,6 +82,10 @@ def test_select_quirks(card, ch):
     fcp = ch.send(0, 0xA4, 0x04, 0x04, AID_CONTACT, ne=256)
     assert fcp[0] == 0x62 and AID_CONTACT in fcp
     assert raw(card, "00A4090C043F00DEAD") == h("6A82")
+    # OpenSC selects the MF as "EF 3F00 under the current DF" before PIN operations
+    ch.send(0, 0xA4, 0x04, 0x0C, AID_CONTACT)
+    assert ch.send(0, 0xA4, 0x02, 0x04, h("3F00"), ne=256)[:2] == h("621E")[:1] + \
+        ch.send(0, 0xA4, 0x00, 0x04, h("3F00"), ne=256)[1:2]
 
 
 def test_t0_case4_answers_61xx_and_get_response_obeys_le(card):
@@ -99,6 +103,19 @@ def test_read_binary_with_wrong_le_gets_6cxx(card):
     answer = raw(card, "00B0000000")
     assert answer[0] == 0x6C
     assert len(raw(card, f"00B00000{answer[1]:02X}")) == answer[1] + 2
+
+
+def test_sdo_public_part_is_refused_with_incorrect_parameters(card, ch):
+    select_mf(ch)
+    for request in ("4D097007BF8101037F4180", "4D097007BF9002037F4880"):
+        assert ch.transmit(CommandApdu(0, 0xCB, 0x3F, 0xFF, h(request), 256)).sw == 0x6A80
+
+
+def test_key_sdo_gives_size_and_rules(card, ch):
+    ch.send(0, 0xA4, 0x04, 0x0C, AID_CONTACT)
+    docp = ch.send(0, 0xCB, 0x3F, 0xFF, h("4D087006BF900202A080"), ne=256)
+    assert docp.startswith(h("7018BF900214A012")) and h("80020100") in docp
+    assert h("8C077BFF1212FFFF00") in docp       # int auth and decipher under the PIN
 
 
 def test_sdo_get_data_needs_the_mf(card, ch):

@@ -56,10 +56,12 @@ def test_opensc_identifies_the_card_as_cpx(card):
 
 def test_list_pins(card):
     out = run("pkcs15-tool", "-r", READER, "--list-pins").stdout
-    assert "PIN [Code porteur de la carte CPX]" in out
-    assert "Reference      : 1 (0x01)" in out
-    assert "min_len:4, max_len:8, stored_len:8" in out
-    assert "Type           : ascii-numeric" in out
+    pin, puk = out.split("PIN [Code de déblocage de la carte CPS]")
+    assert "PIN [Code porteur de la carte CPX]" in pin
+    assert "Reference      : 1 (0x01)" in pin
+    assert "min_len:4, max_len:4, stored_len:8" in pin   # the real AODF: exactly 4 digits
+    assert "Pad char       : 0xFF" in pin and "Type           : ascii-numeric" in pin
+    assert "Reference      : 2 (0x02)" in puk and "soPin" in puk
 
 
 def _tries_seen_by_opensc() -> int:
