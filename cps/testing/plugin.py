@@ -12,6 +12,8 @@ depends on ``cps`` gets these fixtures with no configuration:
 ``cps_vpcd_card``      ``cps_emulated_card`` served through pcscd (reader
                        ``Virtual PCD 00 00``); yields the card, its
                        ``attachment`` attribute names the reader
+``cps_softhsm_token``  a SoftHSM2 token holding ``cps_emulated_card``'s keys and
+                       certificates under the ANS Cryptolib labels
 
 See docs/emulator.md.
 """
@@ -92,3 +94,14 @@ def cps_vpcd_card(cps_pcscd, cps_emulated_card) -> Iterator[Any]:
     with cps_emulated_card.serve_vpcd() as attachment:
         cps_emulated_card.attachment = attachment
         yield cps_emulated_card
+
+
+@pytest.fixture
+def cps_softhsm_token(cps_emulated_card, tmp_path_factory: pytest.TempPathFactory):
+    """A SoftHSM2 token with the same keys, certificates and PIN as ``cps_emulated_card``.
+
+    Pass ``token.env()`` to subprocesses; ``token.open()`` gives a python-pkcs11 session.
+    """
+    from cps.emulator.softhsm import provision_softhsm
+
+    return provision_softhsm(cps_emulated_card, tmp_path_factory.mktemp("softhsm"))
