@@ -192,6 +192,10 @@ class PcscConnection(Connection):
         rv, response = self._ctx.scard.SCardTransmit(self._card, self._pci, list(apdu))
         if rv != SCARD_S_SUCCESS:
             raise pcsc_error(rv, "sending a command", self.reader)
+        if not response:
+            # Some drivers (vpcd among them) report success with no bytes at all
+            # when the card fell silent: that is a mute card, not a bad answer.
+            raise errors.ReaderTimeout("the card gave no answer (mute card)", reader=self.reader)
         return split_response(bytes(response))
 
     @contextlib.contextmanager

@@ -132,3 +132,29 @@ def test_card_removed_under_an_open_connection(cps_vpcd_card):
         with pytest.raises(errors.CardRemoved) as info:
             conn.send_and_receive(bytes.fromhex("00A4000C023F00"))
         assert info.value.reader == name and info.value.code == 0x80100069
+
+
+def test_mute_card_through_pcscd_fails_in_bounded_time_and_recovers(cps_vpcd_card):
+    import time
+
+    card = cps_vpcd_card
+    card.mute_timeout = 0.3
+    with PcscConnection(card.attachment.reader_name) as conn:
+        conn.send_and_receive(bytes.fromhex("00A4000C023F00"))
+        card.faults.mute = True
+        start = time.monotonic()
+        with pytest.raises(errors.ReaderError):
+            conn.send_and_receive(bytes.fromhex("00A4000C023F00"))
+        assert time.monotonic() - start < 10
+    card.faults.mute = False
+    # The card comes back on the bus; pcscd needs a moment to notice the
+    # removal and the new insertion, meanwhile errors are typed.
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with PcscConnection(card.attachment.reader_name) as conn:
+                assert conn.send_and_receive(bytes.fromhex("00A4000C023F00")) == (b"", 0x9000)
+            break
+        except errors.ReaderError:
+            assert time.monotonic() < deadline, "the card never came back"
+            time.sleep(0.1)
