@@ -1,0 +1,255 @@
+"""The one Card API, whatever the backend: PC/SC (CPS3 session), PKCS#11, emulator.
+
+::
+
+    with cps.open_card() as card:
+        card.practitioner               # who the certificate says (validate before trusting!)
+        card.pin_status()               # no try spent
+        card.verify_pin("1234")
+        card.sign(b"document")          # signing key, PKCS#1 v1.5
+        card.authenticate(challenge)    # authentication key
+
+A PIN is never retried automatically, and the last try is refused unless the
+caller passes ``allow_last_try=True``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Dict, Optional
+
+from .errors import NotSupported, PinBlocked, PinError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography import x509
+
+    from .connection import Connection
+    from .identity import Practitioner
+
+__all__ = ["KeyRole", "PinStatus", "Card", "LastTryRefused", "open_card", "DIGEST_INFO_PREFIXES",
+           "digest_info", "check_pin_format"]
+
+
+class KeyRole(str, enum.Enum):
+    """Which key (and certificate) of the card."""
+
+    AUTH = "auth"   #: CPS_PRIV_AUT: authentication (INTERNAL AUTHENTICATE), decipher
+    SIGN = "sign"   #: CPS_PRIV_SIG: non-repudiation signature (PSO CDS)
+    TECH = "tech"   #: CPS_PRIV_TECH_AUT: contactless technical key, no PIN
+
+
+@dataclass(frozen=True)
+class PinStatus:
+    """PIN and unblock-code counters, read without spending a try.
+
+    :ivar tries_left: PIN tries left (0 = blocked).
+    :ivar max_tries: PIN tries after a successful verification (3 on a CPS3).
+    :ivar blocked: no PIN try left.
+    :ivar unblock_tries_left: unblock-code tries left, ``None`` when unknown.
+    :ivar unblock_max_tries: unblock-code tries (10 on a CPS3), ``None`` when unknown.
+    :ivar unblock_uses_left: unblocks still allowed (100 on a new CPS3), ``None`` when unknown.
+    :ivar unblock_blocked: the PIN can no longer be unblocked.
+    """
+
+    tries_left: int
+    max_tries: int
+    blocked: bool
+    unblock_tries_left: Optional[int] = None
+    unblock_max_tries: Optional[int] = None
+    unblock_uses_left: Optional[int] = None
+    unblock_blocked: bool = False
+
+    @property
+    def last_try(self) -> bool:
+        """One try left: the next wrong PIN blocks the card."""
+        return self.tries_left == 1
+
+
+class LastTryRefused(PinError):
+    """Verification refused because only one try is left and ``allow_last_try`` was not given."""
+
+    def __init__(self, what: str = "PIN") -> None:
+        super().__init__(f"only one {what} try left: refusing to risk it without allow_last_try=True")
+        self.tries_left = 1
+        self.what = what
+
+
+# DER DigestInfo prefixes (RFC 8017 9.2 note 1)
+DIGEST_INFO_PREFIXES: Dict[str, bytes] = {
+    "sha1": bytes.fromhex("3021300906052b0e03021a05000414"),
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+}
+
+
+def digest_info(hash_name: str, digest: bytes) -> bytes:
+    """DER DigestInfo for a SHA-1 or SHA-256 digest."""
+    try:
+        prefix = DIGEST_INFO_PREFIXES[hash_name]
+    except KeyError:
+        raise NotSupported(f"hash {hash_name!r}: CPS3 signs sha1 and sha256") from None
+    return prefix + digest
+
+
+def check_pin_format(pin: str, what: str = "PIN", min_len: int = 4, max_len: int = 8) -> bytes:
+    """Check a PIN's shape before it goes anywhere near the card (no try spent).
+
+    :raises PinError: not digits, or a length the card cannot hold. The message
+        never contains the PIN.
+    """
+    if not isinstance(pin, str) or not pin.isdigit() or not pin.isascii():
+        raise PinError(f"the {what} must be made of digits")
+    if not min_len <= len(pin) <= max_len:
+        raise PinError(f"the {what} must have {min_len} to {max_len} digits")
+    return pin.encode("ascii")
+
+
+class Card(abc.ABC):
+    """A CPS card, opened through one backend. Use :func:`cps.open_card` to get one.
+
+    Properties are cached for the card session: the certificates and the
+    practitioner are read once.
+    """
+
+    #: ``"pcsc"``, ``"pkcs11"``...
+    backend: str = ""
+
+    # ---------------------------------------------------------------- identity
+    @property
+    @abc.abstractmethod
+    def card_number(self) -> str:
+        """The card number (without the 8025000001 issuer prefix and Luhn digit)."""
+
+    @property
+    @abc.abstractmethod
+    def contactless(self) -> bool:
+        """True for the contactless interface (technical key, no PIN, no signature)."""
+
+    @abc.abstractmethod
+    def certificate(self, role: KeyRole = KeyRole.AUTH) -> "x509.Certificate":
+        """The certificate of one key (read once, then cached).
+
+        :raises NotSupported: the card has no such key (e.g. SIGN in contactless mode).
+        """
+
+    @property
+    def practitioner(self) -> "Practitioner":
+        """The practitioner named by the authentication certificate.
+
+        **Not authenticated**: this is what the certificate *says*. Trust it only
+        after validating the certificate (``cps.trust``) and checking that the
+        card holds its key (``cps.auth``).
+        """
+        from .identity import Practitioner
+
+        cached = getattr(self, "_practitioner", None)
+        if cached is None:
+            role = KeyRole.TECH if self.contactless else KeyRole.AUTH
+            cached = Practitioner.from_certificate(self.certificate(role))
+            self._practitioner = cached
+        return cached
+
+    # ---------------------------------------------------------------- PIN
+    @abc.abstractmethod
+    def pin_status(self) -> PinStatus:
+        """PIN and unblock counters, without spending a try."""
+
+    @abc.abstractmethod
+    def verify_pin(self, pin: str, *, allow_last_try: bool = False) -> None:
+        """Present the PIN once (never retried).
+
+        :raises WrongPin: refused; ``tries_left`` says what is left.
+        :raises PinBlocked: no try left.
+        :raises LastTryRefused: one try left and ``allow_last_try`` is false.
+        """
+
+    @abc.abstractmethod
+    def change_pin(self, old_pin: str, new_pin: str, *, allow_last_try: bool = False) -> None:
+        """Change the PIN (the old one is checked by the card)."""
+
+    @abc.abstractmethod
+    def unblock_pin(self, puk: str, new_pin: str) -> None:
+        """Reset the PIN counter with the unblock code and set a new PIN."""
+
+    def _guard_last_try(self, allow_last_try: bool) -> None:
+        status = self.pin_status()
+        if status.blocked:
+            raise PinBlocked("PIN blocked: unblock it with the unblock code")
+        if status.last_try and not allow_last_try:
+            raise LastTryRefused()
+
+    # ---------------------------------------------------------------- keys
+    @abc.abstractmethod
+    def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False) -> bytes:
+        """Sign with the signature key (CPS_PRIV_SIG), RSA PKCS#1 v1.5.
+
+        :param data: the document, or its digest when ``prehashed``.
+        :param hash: ``"sha256"`` or ``"sha1"``.
+        :raises NotSupported: contactless card, or a backend that cannot.
+        """
+
+    @abc.abstractmethod
+    def authenticate(self, challenge: bytes, *, hash: Optional[str] = None) -> bytes:
+        """Sign a challenge with the authentication key (INTERNAL AUTHENTICATE).
+
+        :param challenge: sent as is (the card applies PKCS#1 v1.5 type-1 padding),
+            at most 40 % of the modulus (102 bytes); with ``hash``, its DigestInfo
+            is sent instead, which gives a standard PKCS#1 v1.5 signature.
+        """
+
+    def close(self) -> None:
+        """Release the card."""
+
+    def __enter__(self) -> "Card":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backend={self.backend}>"
+
+
+
+
+def open_card(reader: Optional[str] = None, backend: str = "pcsc", module: Optional[str] = None,
+              connection: Optional["Connection"] = None, *, exclusive: bool = False) -> Card:
+    """Open the CPS card in a reader (or on a given connection).
+
+    :param reader: PC/SC reader: index, name substring or ATR prefix; ``None``
+        takes the first reader holding a CPS card.
+    :param backend: ``"pcsc"`` (the library speaks to the card itself) or
+        ``"pkcs11"`` (through a PKCS#11 module: ANS Cryptolib, OpenSC, SoftHSM2).
+    :param module: PKCS#11 module path (``backend="pkcs11"``); default: the ANS
+        Cryptolib, then OpenSC, in their usual places.
+    :param connection: an already open :class:`~cps.connection.Connection`
+        (e.g. ``EmulatedCard.connection()``); it is not closed with the card.
+    :raises NoReaders, ReaderNotFound, NoCard, UnknownCard, UnsupportedCard: ...
+    """
+    if connection is not None:
+        from .cps3 import Cps3Card
+
+        card: Card = Cps3Card(connection, owns_connection=False)
+        card.backend = "connection"
+        return card
+    if backend == "pkcs11":
+        from .pkcs11 import Pkcs11Card
+
+        return Pkcs11Card.open(module=module, reader=reader)
+    if backend != "pcsc":
+        raise NotSupported(f"unknown backend {backend!r}: use 'pcsc' or 'pkcs11'")
+    from .cps3 import Cps3Card
+    from .errors import NoCard
+    from .pcsc import PcscConnection
+    from .readers import list_readers, select_reader
+
+    info = select_reader(list_readers(), reader)
+    if not info.card_present:
+        raise NoCard(f"no card in {info.name}", reader=info.name)
+    conn = PcscConnection(info.name, exclusive=exclusive)
+    try:
+        return Cps3Card(conn, owns_connection=True)
+    except BaseException:
+        conn.close()
+        raise
