@@ -1,7 +1,7 @@
 """Declarative profiles of emulated CPS cards.
 
 A profile describes one card: its holder, its PIN state and the state of its
-certificates. Profiles are TOML files shipped in ``cps/emulator/profiles/``
+certificates. Profiles are TOML files shipped in ``cps/emulator/card-profiles/``
 (``cps3-medecin.toml`` is the profile ``"cps3-medecin"``); users may load
 their own with :func:`load_profile_file`. The card OS builds the card from
 a profile; :class:`cps.emulator.pki.TestPKI` issues its keys and certificates.
@@ -249,7 +249,7 @@ class CardProfile:
 
 
 def _bundled() -> Any:
-    return resources.files(__package__ or "cps.emulator").joinpath("profiles")
+    return resources.files(__package__ or "cps.emulator").joinpath("card-profiles")  # not "profiles": a sibling of profiles.py would look like a package
 
 
 def profile_names() -> list[str]:
