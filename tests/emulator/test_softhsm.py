@@ -27,7 +27,7 @@ from cps.emulator.softhsm import (
 )
 from cps.errors import CpsError, NotSupported
 
-pkcs11 = pytest.importorskip("pkcs11")
+import pkcs11  # noqa: E402 - a runtime dependency: its absence is a failure, not a skip
 from pkcs11 import Attribute, Mechanism, ObjectClass  # noqa: E402
 
 try:
@@ -67,7 +67,7 @@ def by_label(session: "pkcs11.Session", cls: ObjectClass, label: str) -> "pkcs11
 def pkcs11_tool(token: SoftHsmToken, *args: str) -> subprocess.CompletedProcess:
     tool = shutil.which("pkcs11-tool")
     if tool is None:  # pragma: no cover - OpenSC is installed with the project's tools
-        pytest.skip("pkcs11-tool (OpenSC) is not installed")
+        pytest.fail("pkcs11-tool (OpenSC) is not installed: run `make test`, which installs it")
     return subprocess.run([tool, "--module", token.module, *args], env=token.env(),
                           capture_output=True, text=True, timeout=60)
 
