@@ -1,23 +1,20 @@
 """`make demo`: the main job on the emulated card, told on one screen.
 
-It grows with the project. Today: the PC/SC service and its readers, an
-emulated CPS3 plugged into pcscd through vsmartcard-vpcd, identified from its
-ATR, read through the library's APDU stack, seen by Debian's OpenSC, and used
-to authenticate (INTERNAL AUTHENTICATE) with a signature checked against its
-certificate.
+It grows with the project. Today: an emulated CPS3 plugged into pcscd through
+vsmartcard-vpcd, identified from its ATR, opened with the Card API, the
+practitioner read from its certificate, the PIN status read without spending
+a try, a signature made with the last hash step on the card and an
+authentication, both verified, and Debian's OpenSC seeing the same card.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
 
 import cps
 from cps import errors
-
-PIN_PADDED = 8
 
 
 def section(title: str) -> None:
@@ -27,18 +24,11 @@ def section(title: str) -> None:
 def main() -> int:
     print(f"cps {cps.__version__} — CPS card middleware demo (emulated card, real PC/SC stack)")
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, utils
+    from cryptography.hazmat.primitives.asymmetric import padding
 
-    from cps.apdu import ApduChannel, CommandApdu
     from cps.emulator import EmulatedCard, default_pki
-    from cps.pcsc import PcscConnection
 
-    section("Test PKI and card")
-    pki = default_pki()
-    emu = EmulatedCard.from_profile("cps3-medecin", pki=pki)
-    subject = emu.credentials.auth_cert.subject.rfc4514_string()
-    print(f"  profile cps3-medecin, card {emu.profile.card_number}: {subject}")
-
+    emu = EmulatedCard.from_profile("cps3-medecin", pki=default_pki())
     with emu.serve_vpcd() as att:
         section("PC/SC readers (pcscd)")
         for i, r in enumerate(cps.list_readers()):
@@ -46,29 +36,37 @@ def main() -> int:
                      if r.card_present else "no card")
             print(f"  {i}: {r.name}  [{state}]")
 
-        section(f"Reading the card through pyscard → pcscd → vpcd ({att.reader_name})")
-        with PcscConnection(att.reader_name) as conn:
-            channel = ApduChannel(conn)
-            with channel.transaction():
-                sn = channel.send(0x00, 0xB0, 0x9C, 0x00, ne=256)   # EF.SN.ICC by SFI
-                digits = sn[2:2 + sn[1]].hex().rstrip("f")
-                print(f"  EF.SN.ICC: issuer {digits[:10]}, card number {digits[10:-1]}, "
-                      f"Luhn digit {digits[-1]}  ({emu.os.apdu_count} APDUs so far)")
-                channel.send(0x00, 0xA4, 0x00, 0x0C, bytes.fromhex("3F00"))
-                docp = channel.send(0x00, 0xCB, 0x3F, 0xFF,
-                                    bytes.fromhex("4D087006BF810102A080"), ne=256)
-                i = docp.index(b"\x9b\x01")
-                print(f"  PIN tries left (DOCP, no try spent): {docp[i + 2]} of {docp[i - 1]}")
-                pin = emu.pin.encode().ljust(PIN_PADDED, b"\xff")
-                channel.transmit(CommandApdu(0x00, 0x20, 0x00, 0x01, pin))
-                challenge = hashlib.sha256(b"demo challenge").digest()
-                digest_info = bytes.fromhex("3031300d060960864801650304020105000420") + challenge
-                channel.send(0x00, 0x22, 0x41, 0xA4, bytes.fromhex("800102840182"))
-                signature = channel.send(0x00, 0x88, 0x00, 0x00, digest_info, ne=256)
-            emu.credentials.auth_cert.public_key().verify(
-                signature, challenge, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-            print(f"  INTERNAL AUTHENTICATE with CPS_PRIV_AUT: {len(signature)}-byte signature, "
-                  "verified with the authentication certificate")
+        before = emu.apdu_count
+        with cps.open_card(reader=att.reader_name) as card:
+            section(f"The card in {att.reader_name}")
+            p = card.practitioner
+            print(f"  card {card.card_number} ({p.card_type.value})")
+            print(f"  {p.first_name} {p.last_name}, {p.profession_label} "
+                  f"(code {p.profession_code}), {p.id_type.name} {p.national_id}")
+            print("  (what the certificate says: to be trusted once the chain is validated)")
+            status = card.pin_status()
+            print(f"  PIN: {status.tries_left}/{status.max_tries} tries left; unblock code "
+                  f"{status.unblock_tries_left}/{status.unblock_max_tries}, "
+                  f"{status.unblock_uses_left} unblocks left — no try spent")
+            print(f"  {emu.apdu_count - before} APDUs so far (OpenSC needs about 110 for the same "
+                  "facts: docs/performance.md)")
+
+            section("Signing and authenticating")
+            card.verify_pin(emu.pin)   # the test card's PIN; never printed
+            document = b"Ordonnance du 29 novembre 2026\n" * 10
+            signature = card.sign(document)
+            card.certificate(cps.KeyRole.SIGN).public_key().verify(
+                signature, document, padding.PKCS1v15(), hashes.SHA256())
+            print(f"  signature key: {len(signature)}-byte PKCS#1 v1.5 signature "
+                  "(last SHA-256 block hashed by the card), verified")
+            answer = card.authenticate(b"server challenge", hash="sha256")
+            card.certificate(cps.KeyRole.AUTH).public_key().verify(
+                answer, b"server challenge", padding.PKCS1v15(), hashes.SHA256())
+            print("  authentication key: INTERNAL AUTHENTICATE, verified")
+            try:
+                card.verify_pin("0000")
+            except errors.WrongPin as exc:
+                print(f"  a wrong PIN: {exc} (never retried)")
 
         if shutil.which("pkcs15-tool"):
             section("Debian's OpenSC sees a CPx card")
@@ -77,7 +75,7 @@ def main() -> int:
             for line in out.stdout.splitlines():
                 if line.startswith("X.509 Certificate"):
                     print(f"  {line}")
-    print("\n(card removed; trust, the Card API and the CLI come with the next issues)")
+    print("\n(card removed; trust, challenge-response and the full CLI come with the next issues)")
     return 0
 
 
