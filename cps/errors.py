@@ -30,10 +30,15 @@ The hierarchy::
     ├── CertificateError            certificate parsing and validation (cps.trust)
     │   ├── CertificateParseError
     │   └── CertificateInvalid(reason, position, subject)
-    │       ├── CertificateExpired
-    │       └── CertificateRevoked(revocation_date, reason)
+    │       ├── CertificateExpired(not_before, not_after)
+    │       ├── UntrustedCertificate
+    │       ├── CertificatePurposeError(purpose)
+    │       ├── CertificatePolicyError
+    │       └── CertificateRevoked(revocation_date, revocation_reason)
     ├── RevocationError             revocation status could not be established
-    │   └── RevocationUnavailable(source)
+    │   ├── RevocationUnavailable(source, reason, next_update, failures)
+    │   ├── CrlError(source, reason)
+    │   └── OcspError(source, reason)
     └── AuthError                   challenge-response failures (cps.auth)
 """
 
@@ -67,9 +72,14 @@ __all__ = [
     "CertificateParseError",
     "CertificateInvalid",
     "CertificateExpired",
+    "UntrustedCertificate",
+    "CertificatePurposeError",
+    "CertificatePolicyError",
     "CertificateRevoked",
     "RevocationError",
     "RevocationUnavailable",
+    "CrlError",
+    "OcspError",
     "AuthError",
 ]
 
@@ -241,7 +251,38 @@ class CertificateInvalid(CertificateError):
 
 
 class CertificateExpired(CertificateInvalid):
-    """A certificate is outside its validity period at the validation time."""
+    """A certificate is outside its validity period at the validation time.
+
+    :ivar not_before: start of the validity period.
+    :ivar not_after: end of the validity period.
+    """
+
+    def __init__(self, message: str, *, not_before: Optional[datetime] = None,
+                 not_after: Optional[datetime] = None, position: Optional[int] = None,
+                 subject: str = "", reason: str = "expired") -> None:
+        super().__init__(message, reason=reason, position=position, subject=subject)
+        self.not_before = not_before
+        self.not_after = not_after
+
+
+class UntrustedCertificate(CertificateInvalid):
+    """No path leads from the certificate to a trust anchor (unknown or unpinned CA)."""
+
+
+class CertificatePurposeError(CertificateInvalid):
+    """The certificate is valid but not for this use (authentication vs signature).
+
+    :ivar purpose: the use that was asked for (``"auth"``, ``"sign"``).
+    """
+
+    def __init__(self, message: str, *, purpose: str = "", position: Optional[int] = 0,
+                 subject: str = "") -> None:
+        super().__init__(message, reason="purpose", position=position, subject=subject)
+        self.purpose = purpose
+
+
+class CertificatePolicyError(CertificateInvalid):
+    """The path does not satisfy the certificate policy requirements (RFC 5280 6.1)."""
 
 
 class CertificateRevoked(CertificateInvalid):
@@ -266,12 +307,49 @@ class RevocationError(CpsError):
 class RevocationUnavailable(RevocationError):
     """No usable revocation information could be obtained.
 
-    :ivar source: which source failed (URL or description).
+    :ivar source: which source failed (URL, file or description).
+    :ivar reason: a short machine-readable reason (``"unreachable"``, ``"expired"``,
+        ``"bad-signature"``, ``"malformed"``, ``"out-of-scope"``...).
+    :ivar next_update: the nextUpdate of the CRL involved, when there was one.
+    :ivar position: index in the path of the certificate whose status is unknown.
+    :ivar failures: the individual source failures, when several were tried.
     """
 
-    def __init__(self, message: str, *, source: str = "") -> None:
+    def __init__(self, message: str, *, source: str = "", reason: str = "unavailable",
+                 next_update: Optional[datetime] = None, position: Optional[int] = None,
+                 failures: Optional[list] = None) -> None:
         super().__init__(message)
         self.source = source
+        self.reason = reason
+        self.next_update = next_update
+        self.position = position
+        self.failures = list(failures or [])
+
+
+class CrlError(RevocationError):
+    """A CRL cannot be used: malformed, badly signed, out of scope, stale.
+
+    :ivar source: where it came from; :ivar reason: why it is refused.
+    """
+
+    def __init__(self, message: str, *, source: str = "", reason: str = "invalid",
+                 next_update: Optional[datetime] = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+        self.next_update = next_update
+
+
+class OcspError(RevocationError):
+    """An OCSP answer cannot be used (unauthorised responder, bad nonce, stale...).
+
+    :ivar source: the responder URL; :ivar reason: why it is refused.
+    """
+
+    def __init__(self, message: str, *, source: str = "", reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
 
 
 class AuthError(CpsError):
