@@ -1,0 +1,772 @@
+"""Path validation (RFC 5280 section 6.1) and revocation checking (section 6.3).
+
+::
+
+    v = Validator(TrustStore.igc_sante(), crls=[der, ...], revocation="hard-fail")
+    result = v.validate(cert, intermediates=[...], at=now, purpose=KeyRole.AUTH)
+
+Speed comes from doing once what does not change between leaves: the part of
+the path above the leaf (anchor -> intermediates: signatures, validity,
+policies, name constraints, the intermediates' revocation) is processed once
+and reused while the validation time stays inside its validity window and no
+CRL changes; CRLs are indexed once (:mod:`cps.trust.crlindex`) and their
+signatures checked once. Per leaf remain: parsing it (:mod:`cps.trust.certs`),
+one signature check, the RFC checks on its fields and one CRL lookup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+
+from ..card import KeyRole
+from ..errors import (CertificateExpired, CertificateInvalid, CertificateParseError,
+                      CertificatePolicyError, CertificatePurposeError, CertificateRevoked,
+                      CpsError, CrlError, OcspError, RevocationError, RevocationUnavailable,
+                      UntrustedCertificate)
+from . import names as nc
+from .anchors import CertificateLike, TrustStore, to_der
+from .certs import (KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, KU_NON_REPUDIATION,
+                    OID, ParsedCert, name_is_empty, names_match, oid_from_str, oid_to_str,
+                    parse_cert, time_from_key, time_key)
+from .policy import PolicyState
+
+__all__ = ["Validator", "ValidationResult", "RevocationStatus", "REVOCATION_MODES"]
+
+REVOCATION_MODES = ("hard-fail", "soft-fail", "off")
+MAX_PATH = 8
+ALL_REASONS = (1 << 9) - 2  # reasons 1..8 of ReasonFlags (bit 0 "unused" excluded)
+_HASH_BY_SIG_OID = {
+    "1.2.840.113549.1.1.5": "SHA1", "1.2.840.113549.1.1.14": "SHA224",
+    "1.2.840.113549.1.1.11": "SHA256", "1.2.840.113549.1.1.12": "SHA384",
+    "1.2.840.113549.1.1.13": "SHA512",
+}
+_ECDSA_BY_SIG_OID = {
+    "1.2.840.10045.4.3.2": "SHA256", "1.2.840.10045.4.3.3": "SHA384",
+    "1.2.840.10045.4.3.4": "SHA512", "1.2.840.10045.4.1": "SHA1",
+}
+
+
+@dataclass(frozen=True)
+class RevocationStatus:
+    """What revocation checking found for one certificate of the path.
+
+    :ivar status: ``"good"``, ``"unknown"`` (soft-fail let it pass) or
+        ``"not-checked"`` (revocation ``"off"``, or a trust anchor).
+    :ivar source: the CRL (URL or "offline CRL") or OCSP responder used.
+    :ivar next_update: when that information expires.
+    """
+
+    position: int
+    subject_der: bytes = field(repr=False)
+    status: str
+    source: str = ""
+    next_update: Optional[dt.datetime] = None
+    failures: Tuple[str, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        """The certificate's subject (RFC 4514), formatted on demand."""
+        return _name_str(self.subject_der)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """A validated path, leaf first, trust anchor last."""
+
+    path_der: Tuple[bytes, ...]
+    policies: FrozenSet[str]
+    revocation: Tuple[RevocationStatus, ...]
+    validated_at: dt.datetime
+    purpose: Optional[KeyRole] = None
+
+    @property
+    def path(self) -> List[Any]:
+        """The path as cryptography certificates: ``[leaf, ..., anchor]``."""
+        from cryptography import x509
+
+        return [x509.load_der_x509_certificate(d) for d in self.path_der]
+
+    @property
+    def leaf(self) -> Any:
+        return self.path[0]
+
+    @property
+    def anchor(self) -> Any:
+        return self.path[-1]
+
+
+@dataclass
+class _Prefix:
+    """The processed CA part of a path (anchor excluded), reused across leaves."""
+
+    cas: Tuple[ParsedCert, ...]       # issuer of the leaf first ... child of the anchor last
+    anchor: ParsedCert
+    policy: PolicyState
+    constraints: "nc.NameConstraints"
+    working_key: Any
+    max_path_length: int
+    window: Tuple[bytes, bytes]       # when every CA is valid
+    statuses: Tuple[RevocationStatus, ...]
+    revocation_until: Optional[bytes]  # the earliest nextUpdate among CA revocation sources
+    generation: int
+    path_tail: Tuple[bytes, ...] = ()             # DER of the CAs and the anchor, leaf excluded
+    status_tail: Tuple[RevocationStatus, ...] = ()
+
+
+def _subject(cert: ParsedCert) -> str:
+    return cert.subject_str()
+
+
+_NAME_STRINGS: Dict[bytes, str] = {}
+
+
+def _name_str(name: bytes) -> str:
+    """A Name's display string, cached (the same issuers come back all the time)."""
+    text = _NAME_STRINGS.get(name)
+    if text is None:
+        try:
+            from asn1crypto import x509 as ax
+
+            text = ax.Name.load(name).human_friendly
+        except Exception:  # noqa: BLE001 - a display string must never fail
+            text = name.hex()
+        if len(_NAME_STRINGS) > 4096:
+            _NAME_STRINGS.clear()
+        _NAME_STRINGS[name] = text
+    return text
+
+
+class Validator:
+    """Validates CPS certificates against a :class:`TrustStore`, with revocation.
+
+    :param store: trust anchors and known intermediates.
+    :param crls: CRLs (DER bytes, cryptography CRL objects or ``CrlIndex``),
+        complete or delta, for any CA of the store.
+    :param revocation: ``"hard-fail"`` (default: no revocation information,
+        no validation), ``"soft-fail"`` (unknown status is reported, not
+        fatal; a revoked certificate is still refused) or ``"off"``.
+    :param initial_policies: the user-initial-policy-set (dotted OIDs); ``None``
+        is any-policy.
+    :param explicit_policy: initial-explicit-policy.
+    :param inhibit_policy_mapping: initial-policy-mapping-inhibit.
+    :param inhibit_any_policy: initial-any-policy-inhibit.
+    :param fetcher: a :class:`cps.trust.fetch.Fetcher` to download CRLs (and
+        issuers) from the certificates' URLs; ``None``: offline only.
+    :param ocsp: a :class:`cps.trust.ocsp.OcspClient` consulted when no CRL
+        gives an answer; ``None``: no OCSP.
+    :param use_delta_crls: apply delta CRLs (freshestCRL) on top of complete ones.
+    """
+
+    def __init__(self, store: TrustStore, crls: Iterable[Any] = (), revocation: str = "hard-fail",
+                 initial_policies: Optional[Iterable[str]] = None, explicit_policy: bool = False,
+                 inhibit_policy_mapping: bool = False, inhibit_any_policy: bool = False, *,
+                 fetcher: Any = None, ocsp: Any = None, use_delta_crls: bool = True,
+                 clock_skew: dt.timedelta = dt.timedelta(0)) -> None:
+        if revocation not in REVOCATION_MODES:
+            raise CpsError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
+        self.store = store
+        self.revocation = revocation
+        self.initial_policies = None if initial_policies is None else frozenset(
+            oid_from_str(p) for p in initial_policies)
+        self.explicit_policy = explicit_policy
+        self.inhibit_policy_mapping = inhibit_policy_mapping
+        self.inhibit_any_policy = inhibit_any_policy
+        self.fetcher = fetcher
+        self.ocsp = ocsp
+        self.use_delta_crls = use_delta_crls
+        self.clock_skew = clock_skew
+        self._lock = threading.RLock()
+        self._crls: Dict[bytes, List[Any]] = {}     # issuer Name DER -> CrlIndex list
+        self._crl_checked: Dict[Tuple[int, bytes], bool] = {}
+        self._crl_times: Dict[int, Tuple[bytes, bytes]] = {}
+        self._selection: Dict[Tuple, Tuple] = {}
+        self._fetched: Dict[str, Any] = {}
+        self._generation = 0
+        self._last_time: Tuple[Any, bytes] = (None, b"")
+        self._prefixes: Dict[Tuple, _Prefix] = {}
+        self._paths: Dict[Tuple[bytes, Optional[bytes]], List[Tuple[ParsedCert, ...]]] = {}
+        for crl in crls:
+            self.add_crl(crl)
+
+    # ------------------------------------------------------------------ CRLs
+    def add_crl(self, crl: Any, source: str = "offline CRL") -> Any:
+        """Add a CRL (DER, cryptography CRL or CrlIndex); returns its index."""
+        from .crlindex import CrlIndex
+
+        if isinstance(crl, CrlIndex):
+            index = crl
+        elif isinstance(crl, (bytes, bytearray, memoryview)):
+            index = CrlIndex.load(bytes(crl), source=source)
+        elif hasattr(crl, "public_bytes"):
+            index = CrlIndex.from_crypto(crl)
+        else:
+            raise CrlError(f"not a CRL: {type(crl).__name__}", source=source, reason="malformed")
+        with self._lock:
+            self._crls.setdefault(index.issuer_der, []).append(index)
+            self._generation += 1
+            self._prefixes.clear()
+        return index
+
+    # ------------------------------------------------------------------ entry point
+    def validate(self, cert: CertificateLike, intermediates: Sequence[CertificateLike] = (),
+                 at: Optional[dt.datetime] = None,
+                 purpose: Optional[KeyRole] = None) -> ValidationResult:
+        """Validate ``cert`` for ``purpose`` at ``at`` (default: now).
+
+        :raises UntrustedCertificate: no path to an anchor of the store.
+        :raises CertificateExpired: a certificate of the path is out of its validity.
+        :raises CertificateRevoked: a certificate of the path is revoked.
+        :raises CertificatePurposeError: valid, but not an authentication
+            (``KeyRole.AUTH``) or signature (``KeyRole.SIGN``) certificate.
+        :raises CertificatePolicyError: the policy requirements are not met.
+        :raises RevocationUnavailable: hard-fail and no usable revocation source.
+        :raises CertificateInvalid: any other RFC 5280 failure (``reason`` says which).
+        :raises CertificateParseError: undecodable input.
+        """
+        at = at or dt.datetime.now(dt.timezone.utc)
+        cached = self._last_time
+        if cached[0] is at:
+            now = cached[1]
+        else:
+            now = time_key(at)
+            self._last_time = (at, now)
+        leaf = parse_cert(to_der(cert))
+        extra = [parse_cert(to_der(c)) for c in intermediates]
+        candidates = self._candidate_prefixes(leaf, extra)
+        if not candidates:
+            raise UntrustedCertificate(
+                "no path to a trust anchor of the store "
+                f"({self.store.name}): issuer unknown", position=0, subject=_subject(leaf),
+                reason="untrusted")
+        error: Optional[CpsError] = None
+        for cas, anchor in candidates:
+            try:
+                return self._validate_path(leaf, cas, anchor, at, now, purpose)
+            except (CertificateInvalid, RevocationError) as exc:
+                # Keep the most telling error: a bad signature on a wrong
+                # candidate path must not hide an expiry on the right one.
+                if error is None or getattr(exc, "reason", "") not in ("signature", "untrusted"):
+                    error = exc
+        assert error is not None  # noqa: S101 - candidates is not empty
+        raise error
+
+    # ------------------------------------------------------------------ path building
+    def _candidate_prefixes(self, leaf: ParsedCert, extra: List[ParsedCert]
+                            ) -> List[Tuple[Tuple[ParsedCert, ...], ParsedCert]]:
+        key = (leaf.issuer, leaf.ext(OID.AKI),
+               tuple(c.fingerprint for c in extra) if extra else ())
+        cached = self._paths.get(key)  # type: ignore[arg-type]
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        out: List[Tuple[Tuple[ParsedCert, ...], ParsedCert]] = []
+
+        def walk(cert: ParsedCert, chain: Tuple[ParsedCert, ...]) -> None:
+            if len(out) >= 16:
+                return
+            for anchor in self.store.anchor_for(cert):
+                out.append((chain, anchor))
+            if len(chain) >= MAX_PATH:
+                return
+            for issuer in self.store.issuers_of(cert, extra):
+                if issuer in chain or any(issuer.fingerprint == a.fingerprint
+                                          for a in self.store.anchors):
+                    continue
+                walk(issuer, chain + (issuer,))
+
+        walk(leaf, ())
+        out.sort(key=lambda item: len(item[0]))  # shortest paths first
+        with self._lock:
+            if len(self._paths) > 10000:
+                self._paths.clear()
+            self._paths[key] = out  # type: ignore[index]
+        return out
+
+    # ------------------------------------------------------------------ 6.1, CA part
+    def _prefix(self, cas: Tuple[ParsedCert, ...], anchor: ParsedCert, at: dt.datetime,
+                now: bytes) -> _Prefix:
+        key = (tuple(c.fingerprint for c in cas), anchor.fingerprint)
+        prefix = self._prefixes.get(key)
+        if prefix is not None and prefix.generation == self._generation \
+                and prefix.window[0] <= now <= prefix.window[1] \
+                and (prefix.revocation_until is None or now <= prefix.revocation_until):
+            return prefix
+        prefix = self._process_cas(cas, anchor, at, now)
+        with self._lock:
+            if len(self._prefixes) > 1000:
+                self._prefixes.clear()
+            self._prefixes[key] = prefix
+        return prefix
+
+    def _process_cas(self, cas: Tuple[ParsedCert, ...], anchor: ParsedCert, at: dt.datetime,
+                     now: bytes) -> _Prefix:
+        # The path in RFC order: certificate 1 is issued by the anchor, n is the leaf.
+        path = list(reversed(cas))
+        n = len(path) + 1
+        policy = PolicyState.initial(n, self.explicit_policy, self.inhibit_policy_mapping,
+                                     self.inhibit_any_policy)
+        constraints = nc.NameConstraints()
+        working_key = anchor.public_key()
+        working_name = anchor.subject
+        max_path_length = n
+        issuer = anchor
+        statuses: List[RevocationStatus] = []
+        lo, hi = b"00000000000000", b"99999999999999"
+        until: Optional[bytes] = None
+        for i, cert in enumerate(path, start=1):
+            position = n - i
+            self._basic_checks(cert, issuer, working_key, working_name, now, position)
+            lo, hi = max(lo, cert.not_before), min(hi, cert.not_after)
+            status = self._revocation_status(cert, issuer, position, at, now, path[:i - 1],
+                                             anchor)
+            statuses.append(status)
+            if status.next_update is not None:
+                key_ = time_key(status.next_update)
+                until = key_ if until is None else min(until, key_)
+            self_issued = cert.self_issued
+            if not self_issued:
+                constraints.check(cert, position)
+            policy.process_certificate(i, cert.policies(), self_issued)
+            if not policy.satisfied():
+                raise CertificatePolicyError("no acceptable certificate policy", reason="policy",
+                                             position=position, subject=_subject(cert))
+            # 6.1.4: preparation for certificate i+1
+            mappings = cert.policy_mappings()
+            if mappings is not None and not policy.process_mappings(i, mappings):
+                raise CertificatePolicyError("a policy mapping involves anyPolicy",
+                                             reason="policy", position=position,
+                                             subject=_subject(cert))
+            working_name = cert.subject
+            working_key = cert.public_key()
+            constraints.add(cert)
+            require, inhibit_map = cert.policy_constraints()
+            policy.next_certificate(self_issued, require, inhibit_map, cert.inhibit_any_policy())
+            if cert.version < 3 or not cert.basic_constraints()[0]:
+                raise CertificateInvalid("an issuing certificate is not a CA (basicConstraints)",
+                                         reason="not-ca", position=position,
+                                         subject=_subject(cert))
+            if not self_issued:
+                if max_path_length <= 0:
+                    raise CertificateInvalid("path length constraint exceeded",
+                                             reason="path-length", position=position,
+                                             subject=_subject(cert))
+                max_path_length -= 1
+            pathlen = cert.basic_constraints()[1]
+            if pathlen is not None:
+                max_path_length = min(max_path_length, pathlen)
+            ku = cert.key_usage()
+            if ku is not None and not ku & KU_KEY_CERT_SIGN:
+                raise CertificateInvalid("an issuing certificate lacks keyCertSign",
+                                         reason="key-usage", position=position,
+                                         subject=_subject(cert))
+            unknown = cert.critical_unknown()
+            if unknown:
+                raise CertificateInvalid(f"unknown critical extension {unknown[0]}",
+                                         reason="critical-extension", position=position,
+                                         subject=_subject(cert))
+            issuer = cert
+        tail = tuple(reversed(statuses)) + (
+            RevocationStatus(n, anchor.subject, "not-checked", "trust anchor"),)
+        return _Prefix(cas, anchor, policy, constraints, working_key, max_path_length, (lo, hi),
+                       tuple(statuses), until, self._generation,
+                       tuple(c.der for c in cas) + (anchor.der,), tail)
+
+    # ------------------------------------------------------------------ 6.1, per certificate
+    def _basic_checks(self, cert: ParsedCert, issuer: ParsedCert, key: Any, name: bytes,
+                      now: bytes, position: int) -> None:
+        # 6.1.3 (a)(4) name chaining, then (a)(1) the signature, then (a)(2) validity
+        if not names_match(cert.issuer, name):
+            raise CertificateInvalid("issuer name does not chain", reason="name-chaining",
+                                     position=position, subject=_subject(cert))
+        if not _verify(key, cert.signature, cert.tbs, cert.sig_alg):
+            raise CertificateInvalid("bad signature", reason="signature", position=position,
+                                     subject=_subject(cert))
+        if not cert.not_before <= now <= cert.not_after:
+            expired = now > cert.not_after
+            raise CertificateExpired(
+                f"certificate {'expired on' if expired else 'not valid before'} "
+                f"{time_from_key(cert.not_after if expired else cert.not_before):%Y-%m-%d %H:%M}"
+                " UTC", not_before=time_from_key(cert.not_before),
+                not_after=time_from_key(cert.not_after), position=position,
+                subject=_subject(cert), reason="expired" if expired else "not-yet-valid")
+
+    def _validate_path(self, leaf: ParsedCert, cas: Tuple[ParsedCert, ...], anchor: ParsedCert,
+                       at: dt.datetime, now: bytes, purpose: Optional[KeyRole]
+                       ) -> ValidationResult:
+        prefix = self._prefix(cas, anchor, at, now)
+        n = len(cas) + 1
+        issuer = cas[0] if cas else anchor
+        self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
+        status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor)
+        prefix.constraints.check(leaf, 0)  # 6.1.3 (b)(c): always for the leaf
+        policy = prefix.policy.copy()
+        # (d)(2)'s self-issued clause only concerns i < n: the leaf is n.
+        policy.process_certificate(n, leaf.policies(), False)
+        if not policy.satisfied():
+            raise CertificatePolicyError("no acceptable certificate policy", reason="policy",
+                                         position=0, subject=_subject(leaf))
+        require, _ = leaf.policy_constraints()
+        policies = policy.wrap_up(require, self.initial_policies)
+        if not (policy.explicit_policy > 0 or policy.root is not None):
+            raise CertificatePolicyError(
+                "the path does not satisfy the required certificate policies",
+                reason="policy", position=0, subject=_subject(leaf))
+        unknown = leaf.critical_unknown()
+        if unknown:
+            raise CertificateInvalid(f"unknown critical extension {unknown[0]}",
+                                     reason="critical-extension", position=0,
+                                     subject=_subject(leaf))
+        if purpose is not None:
+            _check_purpose(leaf, purpose)
+        return ValidationResult((leaf.der,) + prefix.path_tail,
+                                frozenset(_oid_str(p) for p in policies),
+                                (status,) + prefix.status_tail, at, purpose)
+
+    # ------------------------------------------------------------------ 6.3 revocation
+    def _revocation_status(self, cert: ParsedCert, issuer: ParsedCert, position: int,
+                           at: dt.datetime, now: bytes, above: Sequence[ParsedCert],
+                           anchor: ParsedCert) -> RevocationStatus:
+        if self.revocation == "off":
+            return RevocationStatus(position, cert.subject, "not-checked", "revocation off")
+        failures: List[str] = []
+        next_update: Optional[dt.datetime] = None
+        answer = self._crl_status(cert, issuer, position, at, now, failures)
+        if answer is not None:
+            return answer
+        if self.ocsp is not None:
+            answer = self._ocsp_status(cert, issuer, position, at, failures)
+            if answer is not None:
+                return answer
+        message = ("no usable revocation information"
+                   + (f": {'; '.join(failures)}" if failures else ": no CRL for this issuer"))
+        stale = [c for c in self._crls.get(cert.issuer, []) if c.next_update is not None]
+        if stale:
+            next_update = max(c.next_update for c in stale)
+        if self.revocation == "soft-fail":
+            return RevocationStatus(position, cert.subject, "unknown", "", next_update,
+                                    tuple(failures))
+        raise RevocationUnavailable(message, source=", ".join(self._urls(cert)) or "offline CRLs",
+                                    reason=_reason_of(failures), next_update=next_update,
+                                    position=position, failures=failures)
+
+    @staticmethod
+    def _urls(cert: ParsedCert) -> List[str]:
+        return [u for dp in cert.distribution_points() for u in dp.urls]
+
+    def _crls_for(self, cert: ParsedCert, failures: List[str]) -> List[Any]:
+        crls = list(self._crls.get(cert.issuer, ()))
+        if not crls:
+            crls = [c for name, lst in self._crls.items() if names_match(name, cert.issuer)
+                    for c in lst]
+        if self.fetcher is not None and not any(not c.is_delta for c in crls):
+            crls += self._fetch(self._urls(cert), failures)
+        if self.fetcher is not None and self.use_delta_crls:
+            urls = [u for dp in cert.distribution_points(OID.FRESHEST_CRL) for u in dp.urls]
+            if urls and not any(c.is_delta for c in crls):
+                crls += self._fetch(urls, failures)
+        return crls
+
+    def _fetch(self, urls: List[str], failures: List[str]) -> List[Any]:
+        from .crlindex import CrlIndex
+
+        out = []
+        for url in urls:
+            try:
+                result = self.fetcher.fetch_crl(url)
+                cached = self._fetched.get(url)
+                if cached is not None and cached[0] == result.der:
+                    out.append(cached[1])  # the same CRL: keep the index (and its checks)
+                    continue
+                index = CrlIndex.load(result.der, source=url)
+                with self._lock:
+                    if cached is not None:  # a newer CRL replaces the old one
+                        old = self._crls.get(cached[1].issuer_der, [])
+                        if cached[1] in old:
+                            old.remove(cached[1])
+                    self._fetched[url] = (result.der, index)
+                    self._crls.setdefault(index.issuer_der, []).append(index)
+                    self._generation += 1
+                    self._prefixes.clear()
+                out.append(index)
+            except (RevocationError, CpsError) as exc:
+                failures.append(f"{url}: {exc}")
+        return out
+
+    def _crl_usable(self, crl: Any, cert: ParsedCert, issuer: ParsedCert, now: bytes,
+                    failures: List[str], delta: bool) -> bool:
+        source = getattr(crl, "source", "") or "offline CRL"
+        check = (id(crl), issuer.fingerprint)
+        ok = self._crl_checked.get(check)
+        if ok is None:
+            ok = True
+            aki = crl.authority_key_identifier
+            ski = issuer.ski
+            if aki is not None and ski is not None and aki != ski:
+                ok = False
+                failures.append(f"{source}: signed by another key than the issuer's")
+            elif crl.unknown_critical_extensions:
+                ok = False
+                failures.append(f"{source}: unknown critical CRL extension "
+                                f"{crl.unknown_critical_extensions[0]}")
+            else:
+                ku = issuer.key_usage()
+                if ku is not None and not ku & KU_CRL_SIGN:
+                    ok = False
+                    failures.append(f"{source}: the issuer may not sign CRLs (keyUsage)")
+                elif not crl.verify_signature(issuer.public_key()):
+                    ok = False
+                    failures.append(f"{source}: bad CRL signature")
+            if getattr(crl, "has_indirect_entries", False) or (
+                    crl.issuing_distribution_point is not None
+                    and crl.issuing_distribution_point.indirect):
+                ok = False
+                failures.append(f"{source}: indirect CRLs are not supported")
+            with self._lock:
+                self._crl_checked[check] = ok
+        if not ok:
+            return False
+        this_update, next_update = self._times(crl)
+        if this_update > now:
+            failures.append(f"{source}: issued in the future ({crl.this_update:%Y-%m-%d %H:%M})")
+            return False
+        if crl.next_update is None:
+            failures.append(f"{source}: no nextUpdate")
+            return False
+        if next_update < now:
+            failures.append(f"{source}: expired, next update was "
+                            f"{crl.next_update:%Y-%m-%d %H:%M} UTC")
+            return False
+        return self._in_scope(crl, cert, failures, source)
+
+    @staticmethod
+    def _in_scope(crl: Any, cert: ParsedCert, failures: List[str], source: str) -> bool:
+        idp = crl.issuing_distribution_point
+        if idp is None:
+            return True
+        is_ca = cert.basic_constraints()[0]
+        if idp.only_user and is_ca or idp.only_ca and not is_ca or idp.only_attribute:
+            failures.append(f"{source}: out of scope for this certificate")
+            return False
+        names = list(getattr(idp, "full_name", None) or [])
+        if names:
+            cert_names: set = set()
+            for dp in cert.distribution_points():
+                cert_names.update(dp.full_names)
+                cert_names.update(dp.urls)
+            if not any((n if isinstance(n, (str, bytes)) else str(n)) in cert_names
+                       for n in names):
+                failures.append(f"{source}: distribution point does not match the certificate")
+                return False
+        return True
+
+    def _select_crls(self, cert: ParsedCert, issuer: ParsedCert, now: bytes,
+                     failures: List[str]) -> Optional[Tuple[Any, Any]]:
+        """The complete CRL (and delta) that cover ``cert`` at ``now``, cached.
+
+        The choice depends only on the issuer, the certificate's distribution
+        points and CA-ness, and the time: it is remembered for the time window
+        in which every CRL chosen is current.
+        """
+        key = (cert.issuer, issuer.fingerprint, cert.ext(OID.CRL_DP),
+               cert.ext(OID.BASIC_CONSTRAINTS))
+        hit = self._selection.get(key)
+        if hit is not None and hit[0] == self._generation and hit[1] <= now <= hit[2]:
+            return hit[3]
+        crls = self._crls_for(cert, failures)
+        completes = [c for c in crls if not c.is_delta
+                     and self._crl_usable(c, cert, issuer, now, failures, False)]
+        if not completes:
+            return None
+        complete = max(completes, key=lambda c: (c.crl_number or 0, self._times(c)[0]))
+        deltas = []
+        if self.use_delta_crls:
+            deltas = [c for c in crls if c.is_delta
+                      and (c.base_crl_number or 0) <= (complete.crl_number or 0)
+                      and self._crl_usable(c, cert, issuer, now, failures, True)]
+        delta = max(deltas, key=lambda c: c.crl_number or 0) if deltas else None
+        chosen = [complete] + ([delta] if delta is not None else [])
+        lo = max(self._times(c)[0] for c in chosen)
+        hi = min(self._times(c)[1] for c in chosen)
+        with self._lock:
+            if len(self._selection) > 10000:
+                self._selection.clear()
+            self._selection[key] = (self._generation, lo, hi, (complete, delta))
+        return complete, delta
+
+    def _times(self, crl: Any) -> Tuple[bytes, bytes]:
+        """(thisUpdate, nextUpdate) of a CRL as time keys, widened by the clock skew."""
+        times = self._crl_times.get(id(crl))
+        if times is None:
+            skew = self.clock_skew
+            lo = time_key(crl.this_update - skew)
+            hi = time_key(crl.next_update + skew) if crl.next_update is not None \
+                else b"00000000000000"
+            times = self._crl_times[id(crl)] = (lo, hi)
+        return times
+
+    def _crl_status(self, cert: ParsedCert, issuer: ParsedCert, position: int, at: dt.datetime,
+                    now: bytes, failures: List[str]) -> Optional[RevocationStatus]:
+        selected = self._select_crls(cert, issuer, now, failures)
+        if selected is None:
+            return None
+        complete, delta = selected
+        entry = None
+        source = complete.source or "offline CRL"
+        next_update = complete.next_update
+        if delta is not None:
+            entry = delta.lookup(cert.serial)
+            next_update = min(next_update, delta.next_update) if next_update else \
+                delta.next_update
+            if entry is not None:
+                source = delta.source or "offline delta CRL"
+                if entry.reason == "removeFromCRL":
+                    return RevocationStatus(position, cert.subject, "good", source,
+                                            next_update)
+        if entry is None:
+            entry = complete.lookup(cert.serial)
+        if entry is not None and entry.reason != "removeFromCRL":
+            revoked_at = entry.revocation_date
+            # Validating at a time before the revocation (a signature made then)
+            # leaves the certificate valid, unless its key was compromised: that
+            # casts doubt on everything before too.
+            retroactive = entry.reason in ("keyCompromise", "cACompromise", "aACompromise")
+            if revoked_at is None or time_key(revoked_at) <= now or retroactive:
+                raise CertificateRevoked(
+                    f"revoked on {revoked_at:%Y-%m-%d %H:%M} UTC"
+                    + (f" ({entry.reason})" if entry.reason else ""),
+                    revocation_date=revoked_at, revocation_reason=entry.reason,
+                    position=position, subject=_subject(cert))
+        return RevocationStatus(position, cert.subject, "good", source, next_update)
+
+    def _ocsp_status(self, cert: ParsedCert, issuer: ParsedCert, position: int,
+                     at: dt.datetime, failures: List[str]) -> Optional[RevocationStatus]:
+        from cryptography import x509
+
+        urls = cert.access_urls(OID.AD_OCSP)
+        if not urls:
+            failures.append("no OCSP responder in the certificate")
+            return None
+        c = x509.load_der_x509_certificate(cert.der)
+        i = x509.load_der_x509_certificate(issuer.der)
+        for url in urls:
+            try:
+                answer = self.ocsp.check(c, i, url=url, at=at)
+            except (OcspError, RevocationError, CpsError) as exc:
+                failures.append(f"{url}: {exc}")
+                continue
+            if answer.status == "revoked":
+                raise CertificateRevoked(
+                    f"revoked on {answer.revocation_time:%Y-%m-%d %H:%M} UTC (OCSP)",
+                    revocation_date=answer.revocation_time,
+                    revocation_reason=answer.revocation_reason, position=position,
+                    subject=_subject(cert))
+            if answer.status == "good":
+                return RevocationStatus(position, cert.subject, "good", f"OCSP {url}",
+                                        answer.next_update)
+            failures.append(f"{url}: OCSP status unknown")
+        return None
+
+
+def _reason_of(failures: List[str]) -> str:
+    text = " ".join(failures)
+    for word, reason in (("expired", "expired"), ("bad CRL signature", "bad-signature"),
+                         ("out of scope", "out-of-scope"), ("does not match", "out-of-scope"),
+                         ("unreachable", "unreachable"), ("OCSP", "ocsp")):
+        if word in text:
+            return reason
+    return "unavailable"
+
+
+def _check_purpose(leaf: ParsedCert, purpose: KeyRole) -> None:
+    ku = leaf.key_usage()
+    if purpose in (KeyRole.AUTH, KeyRole.TECH):
+        eku = leaf.ext_key_usage()
+        if ku is None or not ku & KU_DIGITAL_SIGNATURE:
+            raise CertificatePurposeError(
+                "not an authentication certificate (keyUsage lacks digitalSignature)",
+                purpose=purpose.value, subject=_subject(leaf))
+        if eku is not None and OID.EKU_CLIENT_AUTH not in eku and OID.EKU_ANY not in eku:
+            raise CertificatePurposeError(
+                "not an authentication certificate (extendedKeyUsage lacks clientAuth)",
+                purpose=purpose.value, subject=_subject(leaf))
+    elif purpose is KeyRole.SIGN:
+        if ku is None or not ku & KU_NON_REPUDIATION:
+            raise CertificatePurposeError(
+                "not a signature certificate (keyUsage lacks nonRepudiation)",
+                purpose=purpose.value, subject=_subject(leaf))
+
+
+_HASH_OBJECTS: Dict[str, Any] = {}
+_SIG_OIDS: Dict[bytes, str] = {}
+_OID_STRINGS: Dict[bytes, str] = {}
+
+
+def _oid_str(raw: bytes) -> str:
+    text = _OID_STRINGS.get(raw)
+    if text is None:
+        text = oid_to_str(raw)
+        if len(_OID_STRINGS) < 4096:
+            _OID_STRINGS[raw] = text
+    return text
+
+
+def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
+    """Check a signature over ``tbs`` with ``key`` for the AlgorithmIdentifier ``sig_alg``."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    from .certs import children, header
+
+    oid = _SIG_OIDS.get(sig_alg)
+    if oid is None:
+        try:
+            _, vs, ve = header(sig_alg, 0, len(sig_alg))
+            parts = children(sig_alg, vs, ve)
+            oid = oid_to_str(sig_alg[parts[0][2]:parts[0][3]])
+        except (CertificateParseError, IndexError):
+            return False
+        if len(_SIG_OIDS) < 256:
+            _SIG_OIDS[sig_alg] = oid
+    try:
+        if oid in _HASH_BY_SIG_OID and isinstance(key, rsa.RSAPublicKey):
+            algorithm = _HASH_OBJECTS.get(oid)
+            if algorithm is None:
+                algorithm = _HASH_OBJECTS[oid] = getattr(hashes, _HASH_BY_SIG_OID[oid])()
+            key.verify(signature, tbs, padding.PKCS1v15(), algorithm)
+            return True
+        if oid in _ECDSA_BY_SIG_OID and isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, tbs, ec.ECDSA(getattr(hashes, _ECDSA_BY_SIG_OID[oid])()))
+            return True
+        if oid == "1.2.840.113549.1.1.10" and isinstance(key, rsa.RSAPublicKey):
+            return _verify_pss(key, signature, tbs, sig_alg)
+        if oid == "1.3.101.112":
+            key.verify(signature, tbs)
+            return True
+    except InvalidSignature:
+        return False
+    except (ValueError, TypeError):
+        return False
+    return False
+
+
+def _verify_pss(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    # Parameters carry the hash and salt length; asn1crypto decodes them reliably.
+    try:
+        from asn1crypto import algos
+
+        params = algos.SignedDigestAlgorithm.load(sig_alg)["parameters"]
+        hash_name = params["hash_algorithm"]["algorithm"].native
+        salt = params["salt_length"].native
+        algorithm = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),
+                     "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[hash_name]
+        key.verify(signature, tbs, padding.PSS(padding.MGF1(algorithm), salt), algorithm)
+        return True
+    except (InvalidSignature, KeyError, ValueError, TypeError):
+        return False
