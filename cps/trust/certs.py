@@ -213,7 +213,12 @@ class ParsedCert:
             self._decoded["subject_str"] = s
         return s  # type: ignore[return-value]
 
-    def public_key(self):
+    def public_key(self, inherit_from=None):
+        """The subject public key (a cryptography object).
+
+        :param inherit_from: the previous working public key of the path: a DSA
+            key without parameters takes its parameters (RFC 5280 6.1.4 (f)).
+        """
         key = self._decoded.get("key")
         if key is None:
             from cryptography.hazmat.primitives.serialization import load_der_public_key
@@ -221,9 +226,30 @@ class ParsedCert:
             try:
                 key = load_der_public_key(self.spki)
             except (ValueError, TypeError) as exc:
-                raise CertificateParseError(f"unusable public key: {exc}") from None
+                key = self._dsa_inherited(inherit_from)
+                if key is None:
+                    raise CertificateParseError(f"unusable public key: {exc}") from None
             self._decoded["key"] = key
         return key
+
+    def _dsa_inherited(self, previous):
+        from cryptography.hazmat.primitives.asymmetric import dsa
+
+        if not isinstance(previous, dsa.DSAPublicKey):
+            return None
+        spki = self.spki
+        _, vs, ve = header(spki, 0, len(spki))
+        parts = children(spki, vs, ve)
+        alg = children(spki, parts[0][2], parts[0][3])
+        if spki[alg[0][2]:alg[0][3]] != oid_from_str("1.2.840.10040.4.1") or len(alg) != 1:
+            return None
+        bits = spki[parts[1][2] + 1:parts[1][3]]
+        t, s, e = header(bits, 0, len(bits))
+        if t != 0x02:
+            return None
+        y = int.from_bytes(bits[s:e], "big")
+        numbers = dsa.DSAPublicNumbers(y, previous.parameters().parameter_numbers())
+        return numbers.public_key()
 
     # ------------------------------------------------------------ extensions
     def key_usage(self) -> Optional[int]:
@@ -354,18 +380,23 @@ class ParsedCert:
         out = []
         for t, _, s, e in children(raw, vs, ve):
             full: List[bytes] = []
+            relative: Optional[bytes] = None
             reasons: Optional[int] = None
-            crl_issuer: Optional[bytes] = None
+            crl_issuer: List[bytes] = []
+            has_name = False
             for ct, ch, cs, ce in children(raw, s, e):
                 if ct == 0xA0:  # distributionPoint
+                    has_name = True
                     for nt, nh, ns, ne in children(raw, cs, ce):
                         if nt == 0xA0:  # fullName: GeneralNames
                             full = [raw[gh:ge] for _, gh, _, ge in children(raw, ns, ne)]
+                        elif nt == 0xA1:  # nameRelativeToCRLIssuer: an RDN (SET)
+                            relative = b"\x31" + raw[nh + 1:ne]
                 elif ct == 0x81:
                     reasons = _bits(raw[cs:ce])
-                elif ct == 0xA2:
-                    crl_issuer = raw[ch:ce]
-            out.append(DistributionPoint(full, reasons, crl_issuer))
+                elif ct == 0xA2:  # cRLIssuer: GeneralNames
+                    crl_issuer = [raw[gh:ge] for _, gh, _, ge in children(raw, cs, ce)]
+            out.append(DistributionPoint(full, reasons, crl_issuer, relative, has_name))
         return out
 
     def access_urls(self, method: bytes) -> List[str]:
@@ -383,11 +414,14 @@ class ParsedCert:
 
 @dataclass(frozen=True)
 class DistributionPoint:
-    """A CRL distribution point: full names (GeneralName DER each), reasons, cRLIssuer."""
+    """A CRL distribution point: full names (GeneralName DER each), reasons (ReasonFlags
+    bits, bit n = 1 << n), cRLIssuer names, nameRelativeToCRLIssuer (an RDN, SET DER)."""
 
     full_names: List[bytes]
     reasons: Optional[int]
-    crl_issuer: Optional[bytes]
+    crl_issuer: List[bytes]
+    relative_name: Optional[bytes] = None
+    has_name: bool = False
 
     @property
     def urls(self) -> List[str]:
@@ -546,3 +580,35 @@ def names_match(a: bytes, b: bytes) -> bool:
 def name_is_empty(name: bytes) -> bool:
     _, vs, ve = header(name, 0, len(name))
     return vs == ve
+
+
+def name_append_rdn(name: bytes, rdn: bytes) -> bytes:
+    """The Name DER ``name`` with one more RDN (SET DER) at its end."""
+    from ..tlv import encode_length
+
+    _, vs, ve = header(name, 0, len(name))
+    body = name[vs:ve] + rdn
+    return b"\x30" + encode_length(len(body)) + body
+
+
+def general_names_match(a: bytes, b: bytes) -> bool:
+    """Two GeneralName TLVs name the same thing (directoryNames compared per RFC 5280 7.1)."""
+    if a == b:
+        return True
+    if a[:1] == b[:1] == b"\xa4":
+        try:
+            _, avs, ave = header(a, 0, len(a))
+            _, bvs, bve = header(b, 0, len(b))
+        except CertificateParseError:
+            return False
+        return names_match(a[avs:ave], b[bvs:bve])
+    if a[:1] == b[:1] and a[:1] in (b"\x82", b"\x86", b"\x81"):
+        return a.lower() == b.lower()
+    return False
+
+
+def directory_name(name: bytes) -> bytes:
+    """A Name DER as a GeneralName directoryName ([4] EXPLICIT)."""
+    from ..tlv import encode_length
+
+    return b"\xa4" + encode_length(len(name)) + name

@@ -29,8 +29,11 @@ from ..errors import (CertificateExpired, CertificateInvalid, CertificateParseEr
 from . import names as nc
 from .anchors import CertificateLike, TrustStore, to_der
 from .certs import (KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, KU_NON_REPUDIATION,
-                    OID, ParsedCert, name_is_empty, names_match, oid_from_str, oid_to_str,
-                    parse_cert, time_from_key, time_key)
+                    OID, ParsedCert, directory_name, general_names_match, name_append_rdn,
+                    names_match, oid_from_str, oid_to_str, parse_cert, time_from_key,
+                    time_key)
+from .certs import children as _children
+from .certs import header as _hdr
 from .policy import PolicyState
 
 __all__ = ["Validator", "ValidationResult", "RevocationStatus", "REVOCATION_MODES"]
@@ -43,6 +46,7 @@ _HASH_BY_SIG_OID = {
     "1.2.840.113549.1.1.11": "SHA256", "1.2.840.113549.1.1.12": "SHA384",
     "1.2.840.113549.1.1.13": "SHA512",
 }
+_DSA_BY_SIG_OID = {"1.2.840.10040.4.3": "SHA1", "2.16.840.1.101.3.4.3.2": "SHA256"}
 _ECDSA_BY_SIG_OID = {
     "1.2.840.10045.4.3.2": "SHA256", "1.2.840.10045.4.3.3": "SHA384",
     "1.2.840.10045.4.3.4": "SHA512", "1.2.840.10045.4.1": "SHA1",
@@ -182,6 +186,7 @@ class Validator:
         self._crls: Dict[bytes, List[Any]] = {}     # issuer Name DER -> CrlIndex list
         self._crl_checked: Dict[Tuple[int, bytes], bool] = {}
         self._crl_times: Dict[int, Tuple[bytes, bytes]] = {}
+        self._local = threading.local()
         self._selection: Dict[Tuple, Tuple] = {}
         self._fetched: Dict[str, Any] = {}
         self._generation = 0
@@ -339,7 +344,7 @@ class Validator:
                                              reason="policy", position=position,
                                              subject=_subject(cert))
             working_name = cert.subject
-            working_key = cert.public_key()
+            working_key = cert.public_key(inherit_from=working_key)
             constraints.add(cert)
             require, inhibit_map = cert.policy_constraints()
             policy.next_certificate(self_issued, require, inhibit_map, cert.inhibit_any_policy())
@@ -432,7 +437,7 @@ class Validator:
             return RevocationStatus(position, cert.subject, "not-checked", "revocation off")
         failures: List[str] = []
         next_update: Optional[dt.datetime] = None
-        answer = self._crl_status(cert, issuer, position, at, now, failures)
+        answer = self._crl_status(cert, issuer, position, at, now, failures, above, anchor)
         if answer is not None:
             return answer
         if self.ocsp is not None:
@@ -455,18 +460,323 @@ class Validator:
     def _urls(cert: ParsedCert) -> List[str]:
         return [u for dp in cert.distribution_points() for u in dp.urls]
 
-    def _crls_for(self, cert: ParsedCert, failures: List[str]) -> List[Any]:
-        crls = list(self._crls.get(cert.issuer, ()))
-        if not crls:
-            crls = [c for name, lst in self._crls.items() if names_match(name, cert.issuer)
-                    for c in lst]
-        if self.fetcher is not None and not any(not c.is_delta for c in crls):
-            crls += self._fetch(self._urls(cert), failures)
-        if self.fetcher is not None and self.use_delta_crls:
-            urls = [u for dp in cert.distribution_points(OID.FRESHEST_CRL) for u in dp.urls]
-            if urls and not any(c.is_delta for c in crls):
-                crls += self._fetch(urls, failures)
-        return crls
+    # RFC 5280 6.3.3, for each distribution point of the certificate (an absent
+    # extension counts as one point without names whose CRL issuer is the
+    # certificate's issuer), every complete CRL in scope is used until all
+    # reasons are covered; a delta CRL is applied on top of each.
+    def _crl_status(self, cert: ParsedCert, issuer: ParsedCert, position: int, at: dt.datetime,
+                    now: bytes, failures: List[str], above: Sequence[ParsedCert] = (),
+                    anchor: Optional[ParsedCert] = None) -> Optional[RevocationStatus]:
+        plan = self._plan(cert, issuer, now, failures, above, anchor)
+        if plan is None:
+            return None
+        revoked = None
+        sources: List[str] = []
+        next_update: Optional[dt.datetime] = None
+        for complete, delta, issuer_names in plan:
+            sources.append(complete.source or "offline CRL")
+            nu = complete.next_update if delta is None else min(complete.next_update,
+                                                                 delta.next_update)
+            next_update = nu if next_update is None else min(next_update, nu)
+            entry = self._entry(delta, cert, issuer_names) if delta is not None else None
+            if entry is not None:
+                if entry.reason == "removeFromCRL":
+                    continue  # 6.3.3 (i): unrevoked by the delta
+            else:
+                entry = self._entry(complete, cert, issuer_names)
+            if entry is not None and entry.reason != "removeFromCRL":
+                revoked = entry
+                break
+        if revoked is not None:
+            revoked_at = revoked.revocation_date
+            # Validating at a time before the revocation (a signature made then)
+            # leaves the certificate valid, unless its key was compromised: that
+            # casts doubt on everything before too.
+            retroactive = revoked.reason in ("keyCompromise", "cACompromise", "aACompromise")
+            if time_key(revoked_at) <= now or retroactive:
+                raise CertificateRevoked(
+                    f"revoked on {revoked_at:%Y-%m-%d %H:%M} UTC"
+                    + (f" ({revoked.reason})" if revoked.reason else ""),
+                    revocation_date=revoked_at, revocation_reason=revoked.reason,
+                    position=position, subject=_subject(cert))
+        return RevocationStatus(position, cert.subject, "good", ", ".join(sources), next_update)
+
+    @staticmethod
+    def _entry(crl: Any, cert: ParsedCert, issuer_names: Tuple[bytes, ...]) -> Any:
+        """The CRL entry for ``cert``: same serial and same certificate issuer.
+
+        An entry names its certificate's issuer with certificateIssuer (inherited
+        by the following entries, RFC 5280 5.3.3); without one it is the CRL
+        issuer's. Direct CRLs of the certificate's own issuer take the fast path.
+        """
+        if not getattr(crl, "has_indirect_entries", False) and crl.issuer_der == cert.issuer:
+            return crl.lookup(cert.serial)
+        wanted = directory_name(cert.issuer)
+        own = directory_name(crl.issuer_der)
+        for entry in crl.lookup_all(cert.serial):
+            ci = entry.certificate_issuer
+            if ci is None:
+                if general_names_match(own, wanted):
+                    return entry
+            elif _general_names_contain(ci, wanted):
+                return entry
+        return None
+
+    def _plan(self, cert: ParsedCert, issuer: ParsedCert, now: bytes, failures: List[str],
+              above: Sequence[ParsedCert], anchor: Optional[ParsedCert]
+              ) -> Optional[List[Tuple[Any, Any, Tuple[bytes, ...]]]]:
+        """The (complete, delta, CRL issuer names) to consult, cached for a time window.
+
+        None when the in-scope CRLs do not cover every revocation reason.
+        """
+        key = (cert.issuer, issuer.fingerprint, cert.ext(OID.CRL_DP),
+               cert.ext(OID.BASIC_CONSTRAINTS))
+        hit = self._selection.get(key)
+        if hit is not None and hit[0] == self._generation and hit[1] <= now <= hit[2]:
+            return hit[3]
+        is_ca = cert.basic_constraints()[0]
+        points = cert.distribution_points() or [None]
+        reasons = 0
+        plan: List[Tuple[Any, Any, Tuple[bytes, ...]]] = []
+        lo, hi = b"00000000000000", b"99999999999999"
+        for dp in points:
+            crl_issuers = tuple(dp.crl_issuer) if dp is not None and dp.crl_issuer else \
+                (directory_name(cert.issuer),)
+            for crl in self._candidates(cert, crl_issuers, failures):
+                if reasons == ALL_REASONS:
+                    break
+                interim = self._scope(crl, cert, dp, is_ca, crl_issuers, failures)
+                if interim is None or not interim & ~reasons:
+                    continue  # 6.3.3 (b)/(d): out of scope or nothing new
+                if not self._current(crl, now, failures):
+                    continue
+                signer = self._signer(crl, issuer, above, anchor, now, failures)
+                if signer is None:
+                    continue
+                delta = None
+                if self.use_delta_crls:
+                    delta = self._delta_for(crl, signer, crl_issuers, cert, dp, is_ca, now,
+                                            failures)
+                plan.append((crl, delta, crl_issuers))
+                for used in (crl, delta):
+                    if used is not None:
+                        t0, t1 = self._times(used)
+                        lo, hi = max(lo, t0), min(hi, t1)
+                reasons |= interim
+        if reasons != ALL_REASONS:
+            if plan:
+                failures.append("the CRLs in scope do not cover every revocation reason")
+            return None
+        with self._lock:
+            if len(self._selection) > 10000:
+                self._selection.clear()
+            self._selection[key] = (self._generation, lo, hi, plan)
+        return plan
+
+    def _candidates(self, cert: ParsedCert, crl_issuers: Tuple[bytes, ...],
+                    failures: List[str]) -> List[Any]:
+        """Complete CRLs issued by one of ``crl_issuers`` (GeneralNames), newest first."""
+        out: List[Any] = []
+        for name in crl_issuers:
+            if name[:1] != b"\xa4":
+                continue
+            _, vs, ve = _header(name)
+            dn = name[vs:ve]
+            found = list(self._crls.get(dn, ()))
+            if not found:
+                found = [c for n, lst in self._crls.items() if names_match(n, dn) for c in lst]
+            out += [c for c in found if not c.is_delta and c not in out]
+        if self.fetcher is not None and not out:
+            out += [c for c in self._fetch(self._urls(cert), failures) if not c.is_delta]
+        if not out:
+            failures.append("no CRL for this issuer")
+        out.sort(key=lambda c: (c.crl_number or 0, self._times(c)[0]), reverse=True)
+        return out
+
+    def _scope(self, crl: Any, cert: ParsedCert, dp: Any, is_ca: bool,
+               crl_issuers: Tuple[bytes, ...], failures: List[str]) -> Optional[int]:
+        """6.3.3 (b)-(c): the reasons this CRL covers for ``cert``, or None if out of scope."""
+        source = crl.source or "offline CRL"
+        idp = crl.issuing_distribution_point
+        indirect = idp is not None and idp.indirect
+        if dp is not None and dp.crl_issuer and not indirect:
+            failures.append(f"{source}: the certificate names a CRL issuer, this CRL is not "
+                            "indirect")
+            return None
+        if idp is not None:
+            if idp.only_user and is_ca or idp.only_ca and not is_ca or idp.only_attribute:
+                failures.append(f"{source}: out of scope for this certificate")
+                return None
+            idp_names = self._idp_names(crl)
+            if idp_names:
+                if dp is not None and dp.has_name:
+                    dp_names = self._dp_names(dp, crl)
+                else:
+                    dp_names = list(crl_issuers)
+                if not any(general_names_match(a, b) for a in idp_names for b in dp_names):
+                    failures.append(f"{source}: its distribution point does not match the "
+                                    "certificate's")
+                    return None
+        elif dp is not None and dp.crl_issuer:
+            return None
+        mask = ALL_REASONS
+        if idp is not None and idp.only_some_reasons is not None:
+            mask &= _reason_mask(idp.only_some_reasons)
+        if dp is not None and dp.reasons is not None:
+            mask &= dp.reasons
+        return mask
+
+    @staticmethod
+    def _idp_names(crl: Any) -> List[bytes]:
+        idp = crl.issuing_distribution_point
+        if idp.full_name_der:
+            _, vs, ve = _header(idp.full_name_der)
+            return [idp.full_name_der[h:e] for _, h, _, e in _children(idp.full_name_der, vs, ve)]
+        if idp.relative_name_der:
+            return [directory_name(name_append_rdn(crl.issuer_der, idp.relative_name_der))]
+        return []
+
+    @staticmethod
+    def _dp_names(dp: Any, crl: Any) -> List[bytes]:
+        if dp.full_names:
+            return list(dp.full_names)
+        if dp.relative_name is not None:
+            return [directory_name(name_append_rdn(crl.issuer_der, dp.relative_name))]
+        return []
+
+    def _current(self, crl: Any, now: bytes, failures: List[str]) -> bool:
+        """6.3.3 (a): thisUpdate <= now <= nextUpdate (with the clock skew)."""
+        source = crl.source or "offline CRL"
+        if crl.next_update is None:
+            failures.append(f"{source}: no nextUpdate")
+            return False
+        this_update, next_update = self._times(crl)
+        if this_update > now:
+            failures.append(f"{source}: issued in the future ({crl.this_update:%Y-%m-%d %H:%M})")
+            return False
+        if next_update < now:
+            failures.append(f"{source}: expired, next update was "
+                            f"{crl.next_update:%Y-%m-%d %H:%M} UTC")
+            return False
+        if crl.unknown_critical_extensions:
+            failures.append(f"{source}: unknown critical CRL extension "
+                            f"{crl.unknown_critical_extensions[0]}")
+            return False
+        return True
+
+    def _signer(self, crl: Any, issuer: ParsedCert, above: Sequence[ParsedCert],
+                anchor: Optional[ParsedCert], now: bytes, failures: List[str]
+                ) -> Optional[ParsedCert]:
+        """6.3.3 (f)-(g): the certificate whose key signed the CRL, with cRLSign.
+
+        First the certificates of the path being validated (the issuer, the CAs
+        above it, the anchor: a CA that rolled its key over appears twice),
+        then any certificate of the store with that name and key, validated to
+        an anchor of the store on its own.
+        """
+        source = crl.source or "offline CRL"
+        path = [issuer] + list(reversed(list(above))) + ([anchor] if anchor else [])
+        candidates = [c for c in path if names_match(c.subject, crl.issuer_der)]
+        extra = [c for c in self.store.intermediates + self.store.anchors
+                 if names_match(c.subject, crl.issuer_der)
+                 and all(c.fingerprint != p.fingerprint for p in candidates)]
+        aki = crl.authority_key_identifier
+        for cert in candidates + extra:
+            ski = cert.ski
+            if aki is not None and ski is not None and aki != ski:
+                continue
+            check = (id(crl), cert.fingerprint)
+            ok = self._crl_checked.get(check)
+            if ok is None:
+                ku = cert.key_usage()
+                try:
+                    ok = (ku is None or bool(ku & KU_CRL_SIGN)) and crl.verify_signature(
+                        cert.public_key())
+                except CrlError as exc:  # e.g. an algorithm we do not know
+                    failures.append(f"{source}: {exc}")
+                    ok = False
+                with self._lock:
+                    self._crl_checked[check] = ok
+            if not ok:
+                continue
+            if cert in extra and not self._signer_valid(cert, now, failures):
+                continue
+            return cert
+        failures.append(f"{source}: no certificate of the CRL issuer with cRLSign verifies "
+                        "its signature" if candidates or extra else
+                        f"{source}: its issuer is not in the path nor in the store")
+        if any(c for c in candidates + extra):
+            failures.append(f"{source}: bad CRL signature")
+        return None
+
+    def _signer_valid(self, cert: ParsedCert, now: bytes, failures: List[str]) -> bool:
+        """A CRL signer outside the path must itself validate to an anchor (6.3.3 (f))."""
+        if any(cert.fingerprint == a.fingerprint for a in self.store.anchors):
+            return True
+        busy = getattr(self._local, "signers", None)
+        if busy is None:
+            busy = self._local.signers = set()
+        if cert.fingerprint in busy:
+            # The signer's own status comes from a CRL it signed (PKITS 4.14.30):
+            # the lookup of its serial in that CRL is the check; do not recurse.
+            return True
+        if len(busy) > 3:
+            return False
+        busy.add(cert.fingerprint)
+        try:
+            self.validate(cert.der, at=time_from_key(now))
+            return True
+        except (CertificateInvalid, RevocationError) as exc:
+            failures.append(f"the CRL signer is not valid: {exc}")
+            return False
+        finally:
+            busy.discard(cert.fingerprint)
+
+    def _delta_for(self, complete: Any, signer: ParsedCert, crl_issuers: Tuple[bytes, ...],
+                   cert: ParsedCert, dp: Any, is_ca: bool, now: bytes,
+                   failures: List[str]) -> Any:
+        """6.3.3 (c): the newest current delta CRL for ``complete`` (same issuer and scope)."""
+        found = [c for c in self._crls.get(complete.issuer_der, ()) if c.is_delta]
+        if not found and self.fetcher is not None:
+            urls = [u for p in cert.distribution_points(OID.FRESHEST_CRL) for u in p.urls]
+            urls += list(getattr(complete, "freshest_crl_urls", ()) or ())
+            found = [c for c in self._fetch(list(dict.fromkeys(urls)), failures) if c.is_delta]
+        best = None
+        for delta in found:
+            if (delta.base_crl_number or 0) > (complete.crl_number or 0):
+                continue  # based on a newer complete CRL than ours
+            if delta.issuing_distribution_point != complete.issuing_distribution_point:
+                continue
+            if not self._current(delta, now, failures):
+                continue
+            check = (id(delta), signer.fingerprint)
+            ok = self._crl_checked.get(check)
+            if ok is None:
+                aki = delta.authority_key_identifier
+                try:
+                    ok = (aki is None or signer.ski is None or aki == signer.ski) and \
+                        delta.verify_signature(signer.public_key())
+                except CrlError:
+                    ok = False
+                with self._lock:
+                    self._crl_checked[check] = ok
+            if not ok:
+                failures.append(f"{delta.source or 'offline delta CRL'}: bad signature")
+                continue
+            if best is None or (delta.crl_number or 0) > (best.crl_number or 0):
+                best = delta
+        return best
+
+    def _times(self, crl: Any) -> Tuple[bytes, bytes]:
+        """(thisUpdate, nextUpdate) of a CRL as time keys, widened by the clock skew."""
+        times = self._crl_times.get(id(crl))
+        if times is None:
+            skew = self.clock_skew
+            lo = time_key(crl.this_update - skew)
+            hi = time_key(crl.next_update + skew) if crl.next_update is not None \
+                else b"00000000000000"
+            times = self._crl_times[id(crl)] = (lo, hi)
+        return times
 
     def _fetch(self, urls: List[str], failures: List[str]) -> List[Any]:
         from .crlindex import CrlIndex
@@ -488,157 +798,10 @@ class Validator:
                     self._fetched[url] = (result.der, index)
                     self._crls.setdefault(index.issuer_der, []).append(index)
                     self._generation += 1
-                    self._prefixes.clear()
                 out.append(index)
             except (RevocationError, CpsError) as exc:
                 failures.append(f"{url}: {exc}")
         return out
-
-    def _crl_usable(self, crl: Any, cert: ParsedCert, issuer: ParsedCert, now: bytes,
-                    failures: List[str], delta: bool) -> bool:
-        source = getattr(crl, "source", "") or "offline CRL"
-        check = (id(crl), issuer.fingerprint)
-        ok = self._crl_checked.get(check)
-        if ok is None:
-            ok = True
-            aki = crl.authority_key_identifier
-            ski = issuer.ski
-            if aki is not None and ski is not None and aki != ski:
-                ok = False
-                failures.append(f"{source}: signed by another key than the issuer's")
-            elif crl.unknown_critical_extensions:
-                ok = False
-                failures.append(f"{source}: unknown critical CRL extension "
-                                f"{crl.unknown_critical_extensions[0]}")
-            else:
-                ku = issuer.key_usage()
-                if ku is not None and not ku & KU_CRL_SIGN:
-                    ok = False
-                    failures.append(f"{source}: the issuer may not sign CRLs (keyUsage)")
-                elif not crl.verify_signature(issuer.public_key()):
-                    ok = False
-                    failures.append(f"{source}: bad CRL signature")
-            if getattr(crl, "has_indirect_entries", False) or (
-                    crl.issuing_distribution_point is not None
-                    and crl.issuing_distribution_point.indirect):
-                ok = False
-                failures.append(f"{source}: indirect CRLs are not supported")
-            with self._lock:
-                self._crl_checked[check] = ok
-        if not ok:
-            return False
-        this_update, next_update = self._times(crl)
-        if this_update > now:
-            failures.append(f"{source}: issued in the future ({crl.this_update:%Y-%m-%d %H:%M})")
-            return False
-        if crl.next_update is None:
-            failures.append(f"{source}: no nextUpdate")
-            return False
-        if next_update < now:
-            failures.append(f"{source}: expired, next update was "
-                            f"{crl.next_update:%Y-%m-%d %H:%M} UTC")
-            return False
-        return self._in_scope(crl, cert, failures, source)
-
-    @staticmethod
-    def _in_scope(crl: Any, cert: ParsedCert, failures: List[str], source: str) -> bool:
-        idp = crl.issuing_distribution_point
-        if idp is None:
-            return True
-        is_ca = cert.basic_constraints()[0]
-        if idp.only_user and is_ca or idp.only_ca and not is_ca or idp.only_attribute:
-            failures.append(f"{source}: out of scope for this certificate")
-            return False
-        names = list(getattr(idp, "full_name", None) or [])
-        if names:
-            cert_names: set = set()
-            for dp in cert.distribution_points():
-                cert_names.update(dp.full_names)
-                cert_names.update(dp.urls)
-            if not any((n if isinstance(n, (str, bytes)) else str(n)) in cert_names
-                       for n in names):
-                failures.append(f"{source}: distribution point does not match the certificate")
-                return False
-        return True
-
-    def _select_crls(self, cert: ParsedCert, issuer: ParsedCert, now: bytes,
-                     failures: List[str]) -> Optional[Tuple[Any, Any]]:
-        """The complete CRL (and delta) that cover ``cert`` at ``now``, cached.
-
-        The choice depends only on the issuer, the certificate's distribution
-        points and CA-ness, and the time: it is remembered for the time window
-        in which every CRL chosen is current.
-        """
-        key = (cert.issuer, issuer.fingerprint, cert.ext(OID.CRL_DP),
-               cert.ext(OID.BASIC_CONSTRAINTS))
-        hit = self._selection.get(key)
-        if hit is not None and hit[0] == self._generation and hit[1] <= now <= hit[2]:
-            return hit[3]
-        crls = self._crls_for(cert, failures)
-        completes = [c for c in crls if not c.is_delta
-                     and self._crl_usable(c, cert, issuer, now, failures, False)]
-        if not completes:
-            return None
-        complete = max(completes, key=lambda c: (c.crl_number or 0, self._times(c)[0]))
-        deltas = []
-        if self.use_delta_crls:
-            deltas = [c for c in crls if c.is_delta
-                      and (c.base_crl_number or 0) <= (complete.crl_number or 0)
-                      and self._crl_usable(c, cert, issuer, now, failures, True)]
-        delta = max(deltas, key=lambda c: c.crl_number or 0) if deltas else None
-        chosen = [complete] + ([delta] if delta is not None else [])
-        lo = max(self._times(c)[0] for c in chosen)
-        hi = min(self._times(c)[1] for c in chosen)
-        with self._lock:
-            if len(self._selection) > 10000:
-                self._selection.clear()
-            self._selection[key] = (self._generation, lo, hi, (complete, delta))
-        return complete, delta
-
-    def _times(self, crl: Any) -> Tuple[bytes, bytes]:
-        """(thisUpdate, nextUpdate) of a CRL as time keys, widened by the clock skew."""
-        times = self._crl_times.get(id(crl))
-        if times is None:
-            skew = self.clock_skew
-            lo = time_key(crl.this_update - skew)
-            hi = time_key(crl.next_update + skew) if crl.next_update is not None \
-                else b"00000000000000"
-            times = self._crl_times[id(crl)] = (lo, hi)
-        return times
-
-    def _crl_status(self, cert: ParsedCert, issuer: ParsedCert, position: int, at: dt.datetime,
-                    now: bytes, failures: List[str]) -> Optional[RevocationStatus]:
-        selected = self._select_crls(cert, issuer, now, failures)
-        if selected is None:
-            return None
-        complete, delta = selected
-        entry = None
-        source = complete.source or "offline CRL"
-        next_update = complete.next_update
-        if delta is not None:
-            entry = delta.lookup(cert.serial)
-            next_update = min(next_update, delta.next_update) if next_update else \
-                delta.next_update
-            if entry is not None:
-                source = delta.source or "offline delta CRL"
-                if entry.reason == "removeFromCRL":
-                    return RevocationStatus(position, cert.subject, "good", source,
-                                            next_update)
-        if entry is None:
-            entry = complete.lookup(cert.serial)
-        if entry is not None and entry.reason != "removeFromCRL":
-            revoked_at = entry.revocation_date
-            # Validating at a time before the revocation (a signature made then)
-            # leaves the certificate valid, unless its key was compromised: that
-            # casts doubt on everything before too.
-            retroactive = entry.reason in ("keyCompromise", "cACompromise", "aACompromise")
-            if revoked_at is None or time_key(revoked_at) <= now or retroactive:
-                raise CertificateRevoked(
-                    f"revoked on {revoked_at:%Y-%m-%d %H:%M} UTC"
-                    + (f" ({entry.reason})" if entry.reason else ""),
-                    revocation_date=revoked_at, revocation_reason=entry.reason,
-                    position=position, subject=_subject(cert))
-        return RevocationStatus(position, cert.subject, "good", source, next_update)
 
     def _ocsp_status(self, cert: ParsedCert, issuer: ParsedCert, position: int,
                      at: dt.datetime, failures: List[str]) -> Optional[RevocationStatus]:
@@ -716,7 +879,7 @@ def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
     """Check a signature over ``tbs`` with ``key`` for the AlgorithmIdentifier ``sig_alg``."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 
     from .certs import children, header
 
@@ -742,7 +905,10 @@ def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
             return True
         if oid == "1.2.840.113549.1.1.10" and isinstance(key, rsa.RSAPublicKey):
             return _verify_pss(key, signature, tbs, sig_alg)
-        if oid == "1.3.101.112":
+        if oid in _DSA_BY_SIG_OID and isinstance(key, dsa.DSAPublicKey):
+            key.verify(signature, tbs, getattr(hashes, _DSA_BY_SIG_OID[oid])())
+            return True
+        if oid in ("1.3.101.112", "1.3.101.113"):
             key.verify(signature, tbs)
             return True
     except InvalidSignature:
@@ -769,4 +935,32 @@ def _verify_pss(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
         key.verify(signature, tbs, padding.PSS(padding.MGF1(algorithm), salt), algorithm)
         return True
     except (InvalidSignature, KeyError, ValueError, TypeError):
+        return False
+
+
+_REASON_BITS = {"keyCompromise": 1, "cACompromise": 2, "affiliationChanged": 3, "superseded": 4,
+                "cessationOfOperation": 5, "certificateHold": 6, "privilegeWithdrawn": 7,
+                "aACompromise": 8}
+
+
+def _reason_mask(names: Iterable[str]) -> int:
+    mask = 0
+    for name in names:
+        bit = _REASON_BITS.get(name)
+        if bit is not None:
+            mask |= 1 << bit
+    return mask
+
+
+def _header(tlv: bytes) -> Tuple[int, int, int]:
+    return _hdr(tlv, 0, len(tlv))
+
+
+def _general_names_contain(names_der: bytes, name: bytes) -> bool:
+    """Whether GeneralNames DER (a SEQUENCE) holds ``name`` (a GeneralName TLV)."""
+    try:
+        _, vs, ve = _header(names_der)
+        return any(general_names_match(names_der[h:e], name)
+                   for _, h, _, e in _children(names_der, vs, ve))
+    except CertificateParseError:
         return False
