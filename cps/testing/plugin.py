@@ -105,3 +105,13 @@ def cps_softhsm_token(cps_emulated_card, tmp_path_factory: pytest.TempPathFactor
     from cps.emulator.softhsm import provision_softhsm
 
     return provision_softhsm(cps_emulated_card, tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture(scope="session")
+def cps_pki_server(tmp_path_factory: pytest.TempPathFactory):
+    """``(pki, server)``: a test PKI whose CRL/OCSP/caIssuers URLs point at a real
+    HTTP server on 127.0.0.1 (complete and delta CRLs, OCSP by POST and GET)."""
+    from cps.testing.pkiserver import serve_test_pki
+
+    with serve_test_pki(tmp_path_factory.mktemp("cps-pki-online")) as (pki, server):
+        yield pki, server

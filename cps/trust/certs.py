@@ -202,16 +202,8 @@ class ParsedCert:
         return item[1] if item else None
 
     def subject_str(self) -> str:
-        s = self._decoded.get("subject_str")
-        if s is None:
-            try:
-                from cryptography import x509
-
-                s = x509.load_der_x509_certificate(self.der).subject.rfc4514_string()
-            except Exception:  # noqa: BLE001 - a display string must never fail
-                s = self.subject.hex()
-            self._decoded["subject_str"] = s
-        return s  # type: ignore[return-value]
+        """The subject for humans (error messages); never fails."""
+        return name_str(self.subject)
 
     def public_key(self, inherit_from=None):
         """The subject public key (a cryptography object).
@@ -612,3 +604,22 @@ def directory_name(name: bytes) -> bytes:
     from ..tlv import encode_length
 
     return b"\xa4" + encode_length(len(name)) + name
+
+
+_NAME_STRINGS: Dict[bytes, str] = {}
+
+
+def name_str(name: bytes) -> str:
+    """A Name DER as a display string, cached (the same issuers come back all the time)."""
+    text = _NAME_STRINGS.get(name)
+    if text is None:
+        try:
+            from asn1crypto import x509 as ax
+
+            text = ax.Name.load(name).human_friendly
+        except Exception:  # noqa: BLE001 - a display string must never fail
+            text = name.hex()
+        if len(_NAME_STRINGS) > 4096:
+            _NAME_STRINGS.clear()
+        _NAME_STRINGS[name] = text
+    return text

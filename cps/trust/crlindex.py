@@ -43,7 +43,7 @@ from typing import Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Tuple
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
 from ..errors import CrlError
 
@@ -115,6 +115,7 @@ _ECDSA = {
     "1.2.840.10045.4.3.2": hashes.SHA256, "1.2.840.10045.4.3.3": hashes.SHA384,
     "1.2.840.10045.4.3.4": hashes.SHA512,
 }
+_DSA = {"1.2.840.10040.4.3": hashes.SHA1, "2.16.840.1.101.3.4.3.2": hashes.SHA256}
 _RSA_PSS = "1.2.840.113549.1.1.10"
 _MGF1 = "1.2.840.113549.1.1.8"
 _ED25519 = "1.3.101.112"
@@ -898,6 +899,10 @@ class CrlIndex:
                 if not isinstance(key, ec.EllipticCurvePublicKey):
                     return False
                 key.verify(sig, data, ec.ECDSA(_ECDSA[oid]()))
+            elif oid in _DSA:
+                if not isinstance(key, dsa.DSAPublicKey):
+                    return False
+                key.verify(sig, data, _DSA[oid]())
             elif oid == _ED25519:
                 if not isinstance(key, ed25519.Ed25519PublicKey):
                     return False

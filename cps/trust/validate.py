@@ -124,23 +124,10 @@ def _subject(cert: ParsedCert) -> str:
     return cert.subject_str()
 
 
-_NAME_STRINGS: Dict[bytes, str] = {}
-
-
 def _name_str(name: bytes) -> str:
-    """A Name's display string, cached (the same issuers come back all the time)."""
-    text = _NAME_STRINGS.get(name)
-    if text is None:
-        try:
-            from asn1crypto import x509 as ax
+    from .certs import name_str
 
-            text = ax.Name.load(name).human_friendly
-        except Exception:  # noqa: BLE001 - a display string must never fail
-            text = name.hex()
-        if len(_NAME_STRINGS) > 4096:
-            _NAME_STRINGS.clear()
-        _NAME_STRINGS[name] = text
-    return text
+    return name_str(name)
 
 
 class Validator:
