@@ -43,6 +43,8 @@ class PolicyState:
     policy_mapping: int
     root: Optional[PolicyNode] = None
     levels: List[List[PolicyNode]] = field(default_factory=list)
+    #: a policy mapping changed the tree: the leaf fast path does not apply
+    mapped: bool = False
 
     @classmethod
     def initial(cls, n: int, explicit: bool, inhibit_mapping: bool,
@@ -58,7 +60,7 @@ class PolicyState:
     def copy(self) -> "PolicyState":
         """A deep copy (the CA part of a path is computed once and reused per leaf)."""
         new = PolicyState(self.n, self.explicit_policy, self.inhibit_any_policy,
-                          self.policy_mapping)
+                          self.policy_mapping, mapped=self.mapped)
         if self.root is None:
             return new
         mapping: Dict[int, PolicyNode] = {}
@@ -151,6 +153,7 @@ class PolicyState:
                 return False  # (a)
         if self.root is None or not mappings:
             return True
+        self.mapped = True
         by_issuer: Dict[bytes, List[bytes]] = {}
         for issuer_p, subject_p in mappings:
             by_issuer.setdefault(issuer_p, [])
@@ -264,3 +267,35 @@ class PolicyState:
             stack.extend((c, d + 1) for c in current.children)
         if node.parent is not None and node in node.parent.children:
             node.parent.children.remove(node)
+
+    def leaf_outcome(self, policies: Optional[List[Tuple[bytes, bytes]]],
+                     require_explicit: Optional[int]) -> Tuple[bool, FrozenSet[bytes]]:
+        """Steps 6.1.3 (d)-(f) for the last certificate and 6.1.5 (a), (b), (g)(ii)
+        (user-initial-policy-set = any-policy), computed without touching the tree.
+
+        The CA part of a path is processed once and its tree shared by every
+        leaf; this spares a copy per leaf. Returns (acceptable, valid policies).
+        """
+        explicit = self.explicit_policy
+        if explicit:
+            explicit -= 1                          # 6.1.5 (a)
+        if require_explicit == 0:
+            explicit = 0                           # 6.1.5 (b)
+        found: Set[bytes] = set()
+        if self.root is not None and policies is not None:
+            previous = self.levels[self.n - 1]
+            any_quals = None
+            for oid, quals in policies:
+                if oid == ANY:
+                    any_quals = quals
+                    continue
+                if any(oid in node.expected for node in previous) or \
+                        any(node.valid_policy == ANY for node in previous):
+                    found.add(oid)                 # (d)(1)
+            if any_quals is not None and self.inhibit_any_policy > 0:
+                for node in previous:              # (d)(2): every expected policy not yet there
+                    found.update(node.expected)
+        # (f) at certificate n uses the counters before the wrap-up decrement
+        if not (self.explicit_policy > 0 or found):
+            return False, frozenset()
+        return explicit > 0 or bool(found), frozenset(found)

@@ -393,18 +393,27 @@ class Validator:
         self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
         status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor)
         prefix.constraints.check(leaf, 0)  # 6.1.3 (b)(c): always for the leaf
-        policy = prefix.policy.copy()
-        # (d)(2)'s self-issued clause only concerns i < n: the leaf is n.
-        policy.process_certificate(n, leaf.policies(), False)
-        if not policy.satisfied():
-            raise CertificatePolicyError("no acceptable certificate policy", reason="policy",
-                                         position=0, subject=_subject(leaf))
         require, _ = leaf.policy_constraints()
-        policies = policy.wrap_up(require, self.initial_policies)
-        if not (policy.explicit_policy > 0 or policy.root is not None):
-            raise CertificatePolicyError(
-                "the path does not satisfy the required certificate policies",
-                reason="policy", position=0, subject=_subject(leaf))
+        if self.initial_policies is None and prefix.policy.n == n and not prefix.policy.mapped:
+            # any-policy for the user: the leaf's outcome without copying the tree
+            ok, policies = prefix.policy.leaf_outcome(leaf.policies(), require)
+            if not ok:
+                raise CertificatePolicyError("no acceptable certificate policy",
+                                             reason="policy", position=0,
+                                             subject=_subject(leaf))
+        else:
+            policy = prefix.policy.copy()
+            # (d)(2)'s self-issued clause only concerns i < n: the leaf is n.
+            policy.process_certificate(n, leaf.policies(), False)
+            if not policy.satisfied():
+                raise CertificatePolicyError("no acceptable certificate policy",
+                                             reason="policy", position=0,
+                                             subject=_subject(leaf))
+            policies = policy.wrap_up(require, self.initial_policies)
+            if not (policy.explicit_policy > 0 or policy.root is not None):
+                raise CertificatePolicyError(
+                    "the path does not satisfy the required certificate policies",
+                    reason="policy", position=0, subject=_subject(leaf))
         unknown = leaf.critical_unknown()
         if unknown:
             raise CertificateInvalid(f"unknown critical extension {unknown[0]}",
