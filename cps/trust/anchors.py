@@ -1,6 +1,6 @@
 """Trust anchors: the nine IGC-Santé production CA certificates, pinned.
 
-The DER files ship as package data (``cps/data/igc-sante``) and each is checked
+The DER files ship as package data (``cps/igc-sante``) and each is checked
 against its SHA-256 fingerprint, written here, when loaded: a modified file in
 an installation is an error, never a new anchor. The three roots are the
 anchors; the six intermediates are offered to path building so that a card
@@ -84,7 +84,7 @@ class TrustStore:
 
         :raises PinMismatch: a bundled certificate does not match its fingerprint.
         """
-        files = resources.files("cps").joinpath("data", "igc-sante")
+        files = resources.files("cps").joinpath("igc-sante")
         anchors, intermediates = [], []
         for name, pin in IGC_SANTE_PINS.items():
             der = files.joinpath(name).read_bytes()
