@@ -198,6 +198,16 @@ class Card(abc.ABC):
             is sent instead, which gives a standard PKCS#1 v1.5 signature.
         """
 
+    def auth_token(self, nonce: str, origin: str) -> Dict[str, str]:
+        """Answer a server's challenge: a JSON-serialisable token (docs/auth-token.md).
+
+        Signs SHA-256(origin) || SHA-256(nonce) with the authentication key; the
+        PIN must have been verified (not on the contactless interface).
+        """
+        from .auth.token import make_token
+
+        return make_token(self, nonce, origin)
+
     def close(self) -> None:
         """Release the card."""
 

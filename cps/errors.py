@@ -39,7 +39,12 @@ The hierarchy::
     │   ├── RevocationUnavailable(source, reason, next_update, failures)
     │   ├── CrlError(source, reason)
     │   └── OcspError(source, reason)
-    └── AuthError                   challenge-response failures (cps.auth)
+    └── AuthError(reason)           challenge-response failures (cps.auth)
+        ├── MalformedToken ── TokenTooLarge
+        ├── UnsupportedTokenFormat, UnsupportedAlgorithm
+        ├── UnknownNonce, NonceExpired, NonceReplayed, NonceIssuerMismatch
+        ├── OriginMismatch(expected, got), OriginNotAllowed
+        └── InvalidSignature
 """
 
 from __future__ import annotations
@@ -81,6 +86,17 @@ __all__ = [
     "CrlError",
     "OcspError",
     "AuthError",
+    "MalformedToken",
+    "TokenTooLarge",
+    "UnsupportedTokenFormat",
+    "UnsupportedAlgorithm",
+    "UnknownNonce",
+    "NonceExpired",
+    "NonceReplayed",
+    "NonceIssuerMismatch",
+    "OriginMismatch",
+    "OriginNotAllowed",
+    "InvalidSignature",
 ]
 
 
@@ -353,4 +369,83 @@ class OcspError(RevocationError):
 
 
 class AuthError(CpsError):
-    """Base of challenge-response authentication failures (``cps.auth``)."""
+    """Base of challenge-response authentication failures (``cps.auth``).
+
+    :ivar reason: a stable machine-readable reason (``"unknown-nonce"``...).
+    """
+
+    reason = "auth"
+
+
+class MalformedToken(AuthError):
+    """The token is not valid JSON, base64 or token structure."""
+
+    reason = "malformed-token"
+
+
+class TokenTooLarge(MalformedToken):
+    """The token or one of its fields exceeds its size limit."""
+
+    reason = "token-too-large"
+
+
+class UnsupportedTokenFormat(AuthError):
+    """A token format version this verifier does not know."""
+
+    reason = "unsupported-format"
+
+
+class UnsupportedAlgorithm(AuthError):
+    """The token's signature algorithm is not on the allow-list."""
+
+    reason = "unsupported-algorithm"
+
+
+class UnknownNonce(AuthError):
+    """The nonce was never issued here (or was already forgotten)."""
+
+    reason = "unknown-nonce"
+
+
+class NonceExpired(AuthError):
+    """The nonce was issued here but its time to live has passed."""
+
+    reason = "nonce-expired"
+
+
+class NonceReplayed(AuthError):
+    """The nonce was already used: the token is a replay."""
+
+    reason = "nonce-replayed"
+
+
+class NonceIssuerMismatch(AuthError):
+    """The nonce was issued by another challenge issuer sharing the store."""
+
+    reason = "nonce-issuer-mismatch"
+
+
+class OriginMismatch(AuthError):
+    """The token was made for another origin than the one verifying it.
+
+    :ivar expected: this server's origin; :ivar got: the token's.
+    """
+
+    reason = "origin-mismatch"
+
+    def __init__(self, message: str, *, expected: str = "", got: str = "") -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
+class OriginNotAllowed(AuthError):
+    """The origin is not among the verifier's allowed origins."""
+
+    reason = "origin-not-allowed"
+
+
+class InvalidSignature(AuthError):
+    """The token's signature does not verify with its certificate."""
+
+    reason = "invalid-signature"

@@ -1,0 +1,13 @@
+"""Challenge-response authentication of practitioners with their CPS card.
+
+Client: ``card.auth_token(nonce, origin)``. Server: :class:`ChallengeIssuer`,
+:class:`Verifier`, nonce stores. Token format: docs/auth-token.md.
+"""
+
+from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore, TakeResult
+from .server import AuthResult, Challenge, ChallengeIssuer, Verifier
+from .token import TOKEN_FORMAT, make_token, parse_token, signed_data
+
+__all__ = ["ChallengeIssuer", "Challenge", "Verifier", "AuthResult", "NonceStore",
+           "MemoryNonceStore", "RedisNonceStore", "TakeResult", "make_token", "parse_token",
+           "signed_data", "TOKEN_FORMAT"]

@@ -1,0 +1,149 @@
+"""The server side: issue challenges, verify tokens.
+
+::
+
+    issuer = ChallengeIssuer()                           # MemoryNonceStore, 5 minutes
+    challenge = issuer.issue()                           # send challenge.nonce to the client
+    verifier = Verifier(validator, issuer.store, allowed_origins=["https://app.example"])
+    result = verifier.verify(token, origin="https://app.example")
+    result.practitioner                                  # validated identity
+
+Checks, in this order (each failure its own error, docs/auth-token.md):
+format and algorithm allow-list; nonce known, unexpired, consumed atomically;
+origin binding; signature; authentication-purpose certificate; chain and
+revocation through :mod:`cps.trust`; identity extraction.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Union
+
+from ..card import KeyRole
+from ..errors import (CertificateParseError, InvalidSignature, NonceExpired, NonceIssuerMismatch,
+                      NonceReplayed, OriginMismatch, OriginNotAllowed, UnknownNonce)
+from .nonces import MemoryNonceStore, NonceStore, TakeResult
+from .token import ALGORITHMS, parse_token, signed_data
+
+__all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult"]
+
+NONCE_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A challenge for one login: the nonce and when it expires."""
+
+    nonce: str
+    expires_at: dt.datetime
+
+
+class ChallengeIssuer:
+    """Issues single-use 32-byte nonces (base64url, CSPRNG) with a time to live.
+
+    :param store: where nonces live (default: a :class:`MemoryNonceStore`);
+        share a :class:`RedisNonceStore` between server instances.
+    :param ttl: time to live (default five minutes).
+    :param issuer_id: tells issuers apart when they share a store.
+    """
+
+    def __init__(self, store: Optional[NonceStore] = None,
+                 ttl: dt.timedelta = dt.timedelta(minutes=5), issuer_id: str = "default") -> None:
+        self.store = store if store is not None else MemoryNonceStore()
+        self.ttl = ttl
+        self.issuer_id = issuer_id
+
+    def issue(self) -> Challenge:
+        nonce = base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode()
+        expires = time.time() + self.ttl.total_seconds()
+        self.store.put(nonce, self.issuer_id, expires)
+        return Challenge(nonce, dt.datetime.fromtimestamp(expires, dt.timezone.utc))
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """A successful authentication: who, with which certificate path."""
+
+    practitioner: Any           # cps.identity.Practitioner, validated=True
+    validation: Any             # cps.trust.ValidationResult
+    certificate: Any            # cryptography x509.Certificate
+
+
+def _origin(value: str) -> str:
+    return value.rstrip("/").lower()
+
+
+class Verifier:
+    """Verifies authentication tokens.
+
+    :param validator: a :class:`cps.trust.Validator` (anchors, revocation policy).
+    :param store: the nonce store of the :class:`ChallengeIssuer`.
+    :param allowed_origins: the origins this server answers for.
+    :param clock_skew: tolerance on nonce expiry.
+    :param issuer_id: the issuer whose nonces are accepted.
+    """
+
+    def __init__(self, validator: Any, store: NonceStore, allowed_origins: Iterable[str],
+                 clock_skew: dt.timedelta = dt.timedelta(seconds=5),
+                 issuer_id: str = "default") -> None:
+        self.validator = validator
+        self.store = store
+        self.allowed_origins = frozenset(_origin(o) for o in allowed_origins)
+        self.clock_skew = clock_skew
+        self.issuer_id = issuer_id
+
+    def verify(self, token: Union[str, bytes, Mapping[str, Any]], origin: str,
+               at: Optional[dt.datetime] = None) -> AuthResult:
+        """Verify a token for this server's ``origin``; consume its nonce.
+
+        :raises AuthError: (a subclass per failure) for token, nonce, origin, signature;
+            certificate and revocation errors of :mod:`cps.trust` as they are.
+        """
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature as _Bad
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+        from ..identity import Practitioner
+        from ..trust.certs import parse_cert
+        from ..trust.validate import _check_purpose
+
+        parsed = parse_token(token)                                   # format, algorithm
+        now = time.time()
+        result = self.store.take(parsed.nonce, self.issuer_id,        # nonce, atomically
+                                 now - self.clock_skew.total_seconds())
+        if result is not TakeResult.OK:
+            raise {TakeResult.UNKNOWN: UnknownNonce("unknown nonce"),
+                   TakeResult.EXPIRED: NonceExpired("the challenge expired"),
+                   TakeResult.USED: NonceReplayed("this challenge was already answered"),
+                   TakeResult.OTHER_ISSUER: NonceIssuerMismatch(
+                       "the nonce was issued by another challenge issuer")}[result]
+        mine = _origin(origin)                                        # origin binding
+        if mine not in self.allowed_origins:
+            raise OriginNotAllowed(f"{origin!r} is not an allowed origin")
+        if not hmac.compare_digest(_origin(parsed.origin).encode(), mine.encode()):
+            raise OriginMismatch("the token was made for another origin",
+                                 expected=mine, got=parsed.origin[:200])
+        try:
+            cert = x509.load_der_x509_certificate(parsed.certificate)
+            key = cert.public_key()
+        except ValueError:
+            raise CertificateParseError("the token's certificate does not decode") from None
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise InvalidSignature("the certificate's key is not RSA")
+        algorithm = {"sha256": hashes.SHA256()}[ALGORITHMS[parsed.algorithm]]
+        try:                                                          # signature
+            key.verify(parsed.signature, signed_data(parsed.origin, parsed.nonce),
+                       padding.PKCS1v15(), algorithm)
+        except _Bad:
+            raise InvalidSignature("the token's signature does not verify") from None
+        _check_purpose(parse_cert(parsed.certificate), KeyRole.AUTH)  # purpose
+        validation = self.validator.validate(parsed.certificate,      # chain, revocation
+                                             at=at, purpose=KeyRole.AUTH)
+        practitioner = Practitioner.from_certificate(cert).as_validated()   # identity
+        return AuthResult(practitioner, validation, cert)

@@ -1,0 +1,123 @@
+"""The authentication token: what the card holder's client sends back for a challenge.
+
+Specified in docs/auth-token.md. A token is a JSON object::
+
+    {"format": "cps-auth-token/1", "algorithm": "RS256",
+     "certificate": "<base64 DER of the authentication certificate>",
+     "signature": "<base64 PKCS#1 v1.5 signature>",
+     "nonce": "<the challenge, as issued>", "origin": "https://app.example",
+     "library": "cps/0.1.0"}
+
+The signature covers ``SHA-256(origin) || SHA-256(nonce)`` (UTF-8 bytes, 64
+bytes in all), signed RSASSA-PKCS1-v1_5 with SHA-256 by the card's
+authentication key: binding the answer to this challenge *and* this site, so a
+token phished for one site is worthless on another.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Union
+
+from .._version import __version__
+from ..errors import MalformedToken, TokenTooLarge, UnsupportedAlgorithm, UnsupportedTokenFormat
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..card import Card
+
+__all__ = ["TOKEN_FORMAT", "ALGORITHMS", "Token", "signed_data", "make_token", "parse_token",
+           "LIMITS"]
+
+TOKEN_FORMAT = "cps-auth-token/1"
+#: algorithm name -> hash used over the signed data (RSASSA-PKCS1-v1_5)
+ALGORITHMS = {"RS256": "sha256"}
+#: size limits, checked before anything is decoded
+LIMITS = {"token": 16_384, "certificate": 8_192, "signature": 1_024, "nonce": 128,
+          "origin": 2_048, "library": 64, "format": 64, "algorithm": 16}
+
+
+def signed_data(origin: str, nonce: str) -> bytes:
+    """What the card signs: SHA-256(origin) || SHA-256(nonce)."""
+    return (hashlib.sha256(origin.encode("utf-8")).digest()
+            + hashlib.sha256(nonce.encode("utf-8")).digest())
+
+
+def make_token(card: "Card", nonce: str, origin: str) -> Dict[str, str]:
+    """Answer a challenge with the card's authentication key (the PIN must be verified).
+
+    :param nonce: the challenge exactly as the server issued it.
+    :param origin: the server's origin (``https://host[:port]``).
+    :returns: a JSON-serialisable token.
+    """
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ..card import KeyRole
+
+    role = KeyRole.TECH if card.contactless else KeyRole.AUTH
+    signature = card.authenticate(signed_data(origin, nonce), hash="sha256")
+    cert = card.certificate(role).public_bytes(Encoding.DER)
+    return {"format": TOKEN_FORMAT, "algorithm": "RS256",
+            "certificate": base64.b64encode(cert).decode("ascii"),
+            "signature": base64.b64encode(signature).decode("ascii"),
+            "nonce": nonce, "origin": origin, "library": f"cps/{__version__}"}
+
+
+@dataclass(frozen=True)
+class Token:
+    """A decoded token (fields checked for type and size, nothing verified yet)."""
+
+    format: str
+    algorithm: str
+    certificate: bytes
+    signature: bytes
+    nonce: str
+    origin: str
+    library: str = ""
+
+
+def _b64(value: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise MalformedToken(f"token field {field!r} is not valid base64") from None
+
+
+def parse_token(token: Union[str, bytes, Mapping[str, Any]]) -> Token:
+    """Decode a token, checking structure, sizes, format and algorithm.
+
+    :raises TokenTooLarge, MalformedToken, UnsupportedTokenFormat, UnsupportedAlgorithm:
+    """
+    if isinstance(token, (str, bytes, bytearray)):
+        if len(token) > LIMITS["token"]:
+            raise TokenTooLarge(f"token larger than {LIMITS['token']} bytes")
+        try:
+            token = json.loads(token)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise MalformedToken("token is not valid JSON") from None
+    if not isinstance(token, Mapping):
+        raise MalformedToken("token must be a JSON object")
+    fields: Dict[str, str] = {}
+    for name in ("format", "algorithm", "certificate", "signature", "nonce", "origin"):
+        value = token.get(name)
+        if not isinstance(value, str) or not value:
+            raise MalformedToken(f"token field {name!r} missing or not a string")
+        fields[name] = value
+    library = token.get("library", "")
+    if not isinstance(library, str):
+        raise MalformedToken("token field 'library' must be a string")
+    for name, value in list(fields.items()) + [("library", library)]:
+        # base64 expands 3 bytes into 4 characters
+        limit = LIMITS[name] * 4 // 3 + 4 if name in ("certificate", "signature") else LIMITS[name]
+        if len(value) > limit:
+            raise TokenTooLarge(f"token field {name!r} is too large")
+    if fields["format"] != TOKEN_FORMAT:
+        raise UnsupportedTokenFormat(f"unsupported token format {fields['format'][:40]!r}")
+    if fields["algorithm"] not in ALGORITHMS:
+        raise UnsupportedAlgorithm(f"algorithm {fields['algorithm'][:16]!r} is not allowed")
+    return Token(fields["format"], fields["algorithm"], _b64(fields["certificate"], "certificate"),
+                 _b64(fields["signature"], "signature"), fields["nonce"], fields["origin"],
+                 library)

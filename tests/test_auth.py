@@ -1,0 +1,285 @@
+"""Challenge-response authentication, adversarially: each attack gets its own error."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import threading
+
+import pytest
+
+import cps
+from cps import errors
+from cps.auth import ChallengeIssuer, MemoryNonceStore, RedisNonceStore, Verifier
+from cps.auth.nonces import TakeResult
+from cps.auth.token import signed_data
+from cps.trust import TrustStore, Validator
+
+ORIGIN = "https://dmp.example.fr"
+
+
+@pytest.fixture(scope="module")
+def validator(cps_pki):
+    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    names = list(cps_pki.intermediates) + list(cps_pki.roots)
+    return Validator(store, crls=[cps_pki.crl(n) for n in names])
+
+
+@pytest.fixture(params=["memory", "redis"])
+def nonce_store(request):
+    if request.param == "memory":
+        return MemoryNonceStore()
+    url = request.getfixturevalue("redis_url")
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    return RedisNonceStore(client)
+
+
+@pytest.fixture
+def issuer(nonce_store):
+    return ChallengeIssuer(nonce_store)
+
+
+@pytest.fixture
+def verifier(validator, issuer):
+    return Verifier(validator, issuer.store, [ORIGIN])
+
+
+def token_for(cps_card_factory, issuer, profile="cps3-medecin", origin=ORIGIN, nonce=None):
+    emu = cps_card_factory(profile)
+    nonce = nonce or issuer.issue().nonce
+    with cps.open_card(connection=emu.connection()) as card:
+        if not card.contactless:
+            card.verify_pin(emu.pin)
+        return card.auth_token(nonce, origin)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# ---------------------------------------------------------------- the good path
+def test_login(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer)
+    assert json.loads(json.dumps(token)) == token
+    result = verifier.verify(json.dumps(token), ORIGIN)
+    assert result.practitioner.idnat == "810100123453" and result.practitioner.validated
+    assert len(result.validation.path) == 3
+
+
+def test_challenges_are_32_random_bytes(issuer):
+    nonces = {issuer.issue().nonce for _ in range(200)}
+    assert len(nonces) == 200
+    for n in nonces:
+        assert len(base64.urlsafe_b64decode(n + "=")) == 32
+
+
+# ---------------------------------------------------------------- nonces
+def test_replayed_token(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer)
+    verifier.verify(token, ORIGIN)
+    with pytest.raises(errors.NonceReplayed):
+        verifier.verify(token, ORIGIN)
+
+
+def test_expired_nonce(validator, nonce_store, cps_card_factory):
+    issuer = ChallengeIssuer(nonce_store, ttl=dt.timedelta(seconds=-60))
+    token = token_for(cps_card_factory, issuer)
+    with pytest.raises(errors.NonceExpired):
+        Verifier(validator, nonce_store, [ORIGIN]).verify(token, ORIGIN)
+
+
+def test_unknown_nonce(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer, nonce="A" * 43)
+    with pytest.raises(errors.UnknownNonce):
+        verifier.verify(token, ORIGIN)
+
+
+def test_nonce_from_another_issuer(validator, nonce_store, cps_card_factory):
+    other = ChallengeIssuer(nonce_store, issuer_id="other-service")
+    token = token_for(cps_card_factory, other)
+    with pytest.raises(errors.NonceIssuerMismatch):
+        Verifier(validator, nonce_store, [ORIGIN]).verify(token, ORIGIN)
+    # and an issuer with a store of its own: the nonce is simply unknown here
+    elsewhere = ChallengeIssuer(MemoryNonceStore())
+    with pytest.raises(errors.UnknownNonce):
+        Verifier(validator, nonce_store, [ORIGIN]).verify(
+            token_for(cps_card_factory, elsewhere), ORIGIN)
+
+
+# ---------------------------------------------------------------- origin
+def test_foreign_origin(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer, origin="https://phishing.example")
+    with pytest.raises(errors.OriginMismatch) as info:
+        verifier.verify(token, ORIGIN)
+    assert info.value.got == "https://phishing.example"
+
+
+def test_origin_not_allowed(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer, origin="https://other.example")
+    with pytest.raises(errors.OriginNotAllowed):
+        verifier.verify(token, "https://other.example")
+
+
+# ---------------------------------------------------------------- keys and certificates
+def test_token_signed_with_the_signing_key(verifier, issuer, cps_card_factory):
+    emu = cps_card_factory("cps3-medecin")
+    nonce = issuer.issue().nonce
+    with cps.open_card(connection=emu.connection()) as card:
+        card.verify_pin(emu.pin)
+        token = card.auth_token(nonce, ORIGIN)
+        token["signature"] = b64(card.sign(signed_data(ORIGIN, nonce)))  # signing key
+    with pytest.raises(errors.InvalidSignature):
+        verifier.verify(token, ORIGIN)
+
+
+def test_signing_certificate_presented_for_authentication(verifier, issuer, cps_card_factory,
+                                                          cps_pki):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    creds = cps_pki.issue_card("cps3-medecin")
+    nonce = issuer.issue().nonce
+    token = token_for(cps_card_factory, issuer, nonce=nonce)
+    token["certificate"] = b64(creds.sign_cert.public_bytes(Encoding.DER))
+    token["signature"] = b64(creds.sign_key.sign(signed_data(ORIGIN, nonce), padding.PKCS1v15(),
+                                                 hashes.SHA256()))
+    with pytest.raises(errors.CertificatePurposeError):
+        verifier.verify(token, ORIGIN)
+
+
+@pytest.mark.parametrize("profile, error", [("cps3-revoked", errors.CertificateRevoked),
+                                            ("cps3-expired", errors.CertificateExpired)])
+def test_revoked_and_expired(verifier, issuer, cps_card_factory, profile, error):
+    with pytest.raises(error):
+        verifier.verify(token_for(cps_card_factory, issuer, profile=profile), ORIGIN)
+
+
+def test_untrusted_ca(issuer, cps_card_factory):
+    verifier = Verifier(Validator(TrustStore.igc_sante()), issuer.store, [ORIGIN])
+    with pytest.raises(errors.UntrustedCertificate):
+        verifier.verify(token_for(cps_card_factory, issuer), ORIGIN)
+
+
+# ---------------------------------------------------------------- tampering
+def _flip(value: str) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[len(raw) // 2] ^= 0x01
+    return b64(bytes(raw))
+
+
+def test_tampered_signature(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer)
+    token["signature"] = _flip(token["signature"])
+    with pytest.raises(errors.InvalidSignature):
+        verifier.verify(token, ORIGIN)
+
+
+def test_tampered_nonce(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer)
+    token["nonce"] = token["nonce"][:-2] + ("AA" if token["nonce"][-2:] != "AA" else "BB")
+    with pytest.raises(errors.UnknownNonce):
+        verifier.verify(token, ORIGIN)
+
+
+def test_tampered_origin(validator, issuer, cps_card_factory):
+    verifier = Verifier(validator, issuer.store, [ORIGIN, "https://evil.example"])
+    token = token_for(cps_card_factory, issuer)
+    token["origin"] = "https://evil.example"
+    with pytest.raises(errors.InvalidSignature):
+        verifier.verify(token, "https://evil.example")
+
+
+def test_tampered_certificate(verifier, issuer, cps_card_factory):
+    # Another practitioner's number in the (otherwise intact) certificate: the
+    # token's signature still verifies with the key, the CA's signature does not.
+    token = token_for(cps_card_factory, issuer)
+    der = base64.b64decode(token["certificate"])
+    assert der.count(b"810100123453") >= 1
+    token["certificate"] = b64(der.replace(b"810100123453", b"810100123461"))
+    with pytest.raises(errors.CertificateInvalid) as info:
+        verifier.verify(token, ORIGIN)
+    assert info.value.reason == "signature" and info.value.position == 0
+
+
+def test_unsupported_algorithm(verifier, issuer, cps_card_factory):
+    token = token_for(cps_card_factory, issuer)
+    token["algorithm"] = "PS256"
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        verifier.verify(token, ORIGIN)
+    token["algorithm"], token["format"] = "RS256", "web-eid:1.0"
+    with pytest.raises(errors.UnsupportedTokenFormat):
+        verifier.verify(token, ORIGIN)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: "{not json",
+    lambda t: b"\xff\xfe",
+    lambda t: json.dumps([t]),
+    lambda t: dict(t, signature="%%%not base64%%%"),
+    lambda t: dict(t, certificate=12),
+    lambda t: {k: v for k, v in t.items() if k != "nonce"},
+])
+def test_malformed_tokens(verifier, issuer, cps_card_factory, mangle):
+    token = token_for(cps_card_factory, issuer)
+    with pytest.raises(errors.MalformedToken):
+        verifier.verify(mangle(token), ORIGIN)
+
+
+@pytest.mark.parametrize("field, size", [("certificate", 20_000), ("signature", 4_000),
+                                         ("nonce", 1_000), ("origin", 5_000)])
+def test_oversized_fields(verifier, issuer, cps_card_factory, field, size):
+    token = token_for(cps_card_factory, issuer)
+    token[field] = "A" * size
+    with pytest.raises(errors.TokenTooLarge):
+        verifier.verify(token, ORIGIN)
+    with pytest.raises(errors.TokenTooLarge):
+        verifier.verify("x" * 100_000, ORIGIN)
+
+
+def test_failed_checks_never_spend_another_users_nonce(verifier, issuer, cps_card_factory):
+    good = token_for(cps_card_factory, issuer)
+    bad = dict(good, algorithm="HS256")
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        verifier.verify(bad, ORIGIN)   # rejected before the nonce is touched
+    verifier.verify(good, ORIGIN)
+
+
+# ---------------------------------------------------------------- races
+def test_hundred_threads_one_success(verifier, issuer, cps_card_factory):
+    token = json.dumps(token_for(cps_card_factory, issuer))
+    outcomes = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(100)
+
+    def attempt():
+        barrier.wait()
+        try:
+            verifier.verify(token, ORIGIN)
+            result = "ok"
+        except errors.NonceReplayed:
+            result = "replayed"
+        except Exception as exc:  # noqa: BLE001 - anything else is a failure of the test
+            result = repr(exc)
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=attempt) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes.count("ok") == 1 and outcomes.count("replayed") == 99, set(outcomes)
+
+
+def test_memory_store_is_bounded():
+    store = MemoryNonceStore(max_entries=100)
+    for i in range(1000):
+        store.put(f"n{i}", "default", 1e12)
+    assert len(store) == 100
+    assert store.take("n999", "default", 0) is TakeResult.OK
+    assert store.take("n0", "default", 0) is TakeResult.UNKNOWN
