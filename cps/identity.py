@@ -53,6 +53,8 @@ nothing else.
 
 from __future__ import annotations
 
+import functools
+
 import base64
 import binascii
 import dataclasses
@@ -335,7 +337,9 @@ def _children(data: bytes, parent: _Tlv) -> List[_Tlv]:
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def _decode_oid(raw: bytes) -> str:
+    # Cached: the same dozen OIDs come back in every certificate a server sees.
     if not raw or len(raw) > 64 or raw[-1] & 0x80:
         raise _fail("malformed object identifier")
     arcs: List[int] = []
@@ -405,17 +409,33 @@ class _Parsed(NamedTuple):
 
 
 def _parse_name(der: bytes, name: _Tlv) -> _Subject:
+    # The hot path of a login server: plain tuples from cps.trust.certs' reader
+    # rather than a _Tlv per element.
+    from .errors import CertificateParseError as _Bad
+    from .trust.certs import children as _kids
+
     attributes: List[Tuple[str, str]] = []
     remarks: List[str] = []
-    for rdn in _children(der, name):
-        if rdn.tag != _SET:
+    try:
+        rdns = _kids(der, name.start, name.end)
+    except _Bad as exc:
+        raise _fail(f"subject: {exc}") from None
+    for rtag, _, rs, re_ in rdns:
+        if rtag != _SET:
             raise _fail("subject: a relative distinguished name is not a SET")
-        for atv in _children(der, rdn):
-            parts = _children(der, atv) if atv.tag == _SEQUENCE else []
-            if len(parts) != 2 or parts[0].tag != _OID:
+        try:
+            atvs = _kids(der, rs, re_)
+        except _Bad as exc:
+            raise _fail(f"subject: {exc}") from None
+        for atag, _, as_, ae in atvs:
+            try:
+                parts = _kids(der, as_, ae) if atag == _SEQUENCE else []
+            except _Bad as exc:
+                raise _fail(f"subject: {exc}") from None
+            if len(parts) != 2 or parts[0][0] != _OID:
                 raise _fail("subject: malformed attribute")
-            oid = _decode_oid(der[parts[0].start:parts[0].end])
-            text, remark = _decode_text(parts[1].tag, der[parts[1].start:parts[1].end])
+            oid = _decode_oid(der[parts[0][2]:parts[0][3]])
+            text, remark = _decode_text(parts[1][0], der[parts[1][2]:parts[1][3]])
             if remark:
                 remarks.append(f"subject {_ATTRIBUTE_NAMES.get(oid, oid)}: {remark}")
             if text is not None:
@@ -636,7 +656,21 @@ class Practitioner:
         return cls._from_parsed(parsed)
 
     @classmethod
-    def _from_parsed(cls, parsed: _Parsed) -> "Practitioner":
+    def from_parsed_certificate(cls, parsed: Any, *, validated: bool = False) -> "Practitioner":
+        """The same as :meth:`from_certificate`, from a certificate that
+        :mod:`cps.trust` has already parsed (a ``ParsedCert``): a server that
+        just validated the certificate does not read it a second time."""
+        try:
+            subject_tlv = _read(parsed.subject, 0, len(parsed.subject))
+            subject = _parse_name(parsed.subject, subject_tlv)
+        except _Malformed as exc:
+            raise _parse_error(exc) from None
+        extensions = {oid: parsed.extensions[raw][1] for raw, oid in _WANTED_RAW.items()
+                      if raw in parsed.extensions}
+        return cls._from_parsed(_Parsed(subject, extensions, []), validated=validated)
+
+    @classmethod
+    def _from_parsed(cls, parsed: _Parsed, validated: bool = False) -> "Practitioner":
         warnings: List[str] = list(parsed.subject.remarks) + list(parsed.remarks)
         values: Dict[str, List[str]] = {}
         for oid, text in parsed.subject.attributes:
@@ -756,6 +790,7 @@ class Practitioner:
             upn=upn,
             rpps_luhn_ok=chosen.rpps_luhn_ok,
             card_type_inferred=inferred,
+            validated=validated,
             warnings=tuple(warnings),
         )
 
@@ -803,3 +838,20 @@ class Practitioner:
             out[item.name] = value
         out["id_type_name"] = self.id_type.name
         return out
+
+
+def _raw_oid(dotted: str) -> bytes:
+    parts = [int(x) for x in dotted.split(".")]
+    out = bytearray([parts[0] * 40 + parts[1]])
+    for part in parts[2:]:
+        chunk = [part & 0x7F]
+        part >>= 7
+        while part:
+            chunk.append(0x80 | (part & 0x7F))
+            part >>= 7
+        out += bytes(reversed(chunk))
+    return bytes(out)
+
+
+#: the extensions identity extraction reads, by raw DER OID
+_WANTED_RAW = {_raw_oid(o): o for o in (_SAN, OID_CARD_TYPE, OID_CARD_ISSUER_ID)}

@@ -22,6 +22,8 @@ and specialties are not in certificates at all; neither is covered here.
 
 from __future__ import annotations
 
+import functools
+
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -185,6 +187,7 @@ def label_for(code: Union[str, int]) -> Optional[str]:
     return entry.label if entry is not None else None
 
 
+@functools.lru_cache(maxsize=512)  # titles repeat: a server sees the same few
 def code_for(label: str) -> Optional[str]:
     """The TRE_G15 code of a profession label, ignoring case, accents and punctuation.
 

@@ -25,12 +25,25 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Union
 
 from ..card import KeyRole
-from ..errors import (CertificateParseError, InvalidSignature, NonceExpired, NonceIssuerMismatch,
+from ..errors import (InvalidSignature, NonceExpired, NonceIssuerMismatch,
                       NonceReplayed, OriginMismatch, OriginNotAllowed, UnknownNonce)
 from .nonces import MemoryNonceStore, NonceStore, TakeResult
 from .token import ALGORITHMS, parse_token, signed_data
 
 __all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult"]
+
+# cps.auth is a server-side module: it may load cryptography when imported
+# (``import cps`` itself does not import cps.auth).
+from cryptography.exceptions import InvalidSignature as _Bad  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
+
+from ..identity import Practitioner  # noqa: E402
+from ..trust.certs import parse_cert  # noqa: E402
+from ..trust.validate import _check_purpose  # noqa: E402
+
+_PKCS1 = padding.PKCS1v15()
+_HASHES = {"sha256": hashes.SHA256()}
 
 NONCE_BYTES = 32
 
@@ -71,7 +84,14 @@ class AuthResult:
 
     practitioner: Any           # cps.identity.Practitioner, validated=True
     validation: Any             # cps.trust.ValidationResult
-    certificate: Any            # cryptography x509.Certificate
+    certificate_der: bytes
+
+    @property
+    def certificate(self) -> Any:
+        """The authentication certificate (cryptography object)."""
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(self.certificate_der)
 
 
 def _origin(value: str) -> str:
@@ -104,15 +124,6 @@ class Verifier:
         :raises AuthError: (a subclass per failure) for token, nonce, origin, signature;
             certificate and revocation errors of :mod:`cps.trust` as they are.
         """
-        from cryptography import x509
-        from cryptography.exceptions import InvalidSignature as _Bad
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-        from ..identity import Practitioner
-        from ..trust.certs import parse_cert
-        from ..trust.validate import _check_purpose
-
         parsed = parse_token(token)                                   # format, algorithm
         now = time.time()
         result = self.store.take(parsed.nonce, self.issuer_id,        # nonce, atomically
@@ -129,21 +140,19 @@ class Verifier:
         if not hmac.compare_digest(_origin(parsed.origin).encode(), mine.encode()):
             raise OriginMismatch("the token was made for another origin",
                                  expected=mine, got=parsed.origin[:200])
-        try:
-            cert = x509.load_der_x509_certificate(parsed.certificate)
-            key = cert.public_key()
-        except ValueError:
-            raise CertificateParseError("the token's certificate does not decode") from None
+        leaf = parse_cert(parsed.certificate)   # CertificateParseError when undecodable
+        key = leaf.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise InvalidSignature("the certificate's key is not RSA")
-        algorithm = {"sha256": hashes.SHA256()}[ALGORITHMS[parsed.algorithm]]
+        algorithm = _HASHES[ALGORITHMS[parsed.algorithm]]
         try:                                                          # signature
             key.verify(parsed.signature, signed_data(parsed.origin, parsed.nonce),
-                       padding.PKCS1v15(), algorithm)
+                       _PKCS1, algorithm)
         except _Bad:
             raise InvalidSignature("the token's signature does not verify") from None
-        _check_purpose(parse_cert(parsed.certificate), KeyRole.AUTH)  # purpose
-        validation = self.validator.validate(parsed.certificate,      # chain, revocation
-                                             at=at, purpose=KeyRole.AUTH)
-        practitioner = Practitioner.from_certificate(cert).as_validated()   # identity
-        return AuthResult(practitioner, validation, cert)
+        _check_purpose(leaf, KeyRole.AUTH)                            # purpose
+        # chain and revocation (the purpose is checked: no need to ask again)
+        validation = self.validator.validate(leaf, at=at)
+        # identity: validated, since the chain was (only code that validated may say so)
+        practitioner = Practitioner.from_parsed_certificate(leaf, validated=True)
+        return AuthResult(practitioner, validation, parsed.certificate)

@@ -225,7 +225,7 @@ class Validator:
         else:
             now = time_key(at)
             self._last_time = (at, now)
-        leaf = parse_cert(to_der(cert))
+        leaf = cert if isinstance(cert, ParsedCert) else parse_cert(to_der(cert))
         extra = [parse_cert(to_der(c)) for c in intermediates]
         candidates = self._candidate_prefixes(leaf, extra)
         if not candidates:
