@@ -18,12 +18,7 @@ _LEVELS = {"error": 40, "warning": 30, "info": 20, "debug": 10, "traffic": TRAFF
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
-def emit(data: Any, as_json: bool, text: str) -> None:
-    """Print ``data`` as JSON, or the human ``text``."""
-    if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
-    else:
-        click.echo(text)
+from .util import emit  # noqa: E402,F401 - re-exported for command modules
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -57,9 +52,22 @@ def readers(as_json: bool) -> None:
     emit(data, as_json, "\n".join(lines) or "no readers")
 
 
-from .emulator import emulator  # noqa: E402 - commands register after the group exists
+# Commands register after the group exists; each module imports heavy
+# libraries inside its commands only, so `cps --help` stays fast.
+from .emulator import emulator  # noqa: E402
 
 cli.add_command(emulator)
+for _module, _names in (("card", ("card", "pin", "certs", "sign", "verify", "auth")),
+                        ("trustcmd", ("validate", "crl")),
+                        ("doctor", ("doctor",)),
+                        ("apdu", ("apdu",))):
+    try:
+        _mod = __import__(f"cps_cli.{_module}", fromlist=list(_names))
+    except ImportError:  # a command module not written yet
+        continue
+    for _name in _names:
+        if hasattr(_mod, _name):
+            cli.add_command(getattr(_mod, _name))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -19,6 +19,10 @@ CERT_INVALID = 9
 CERT_REVOKED = 10
 REVOCATION_UNAVAILABLE = 11
 CARD_ERROR = 12         #: the card refused a command, or broke the protocol
+AUTH_FAILED = 13        #: a challenge-response token was refused
+NOT_SUPPORTED = 14      #: the operation does not exist on this card, interface or backend
+LAST_TRY_REFUSED = 15   #: one PIN try left: refused without --force
+ABORTED = 16            #: the user declined a confirmation
 
 # Most specific first: the first matching class wins.
 _TABLE: Tuple[Tuple[Type[BaseException], int], ...] = (
@@ -34,9 +38,20 @@ _TABLE: Tuple[Tuple[Type[BaseException], int], ...] = (
     (errors.CertificateRevoked, CERT_REVOKED),
     (errors.CertificateError, CERT_INVALID),
     (errors.RevocationError, REVOCATION_UNAVAILABLE),
+    (errors.AuthError, AUTH_FAILED),
+    (errors.NotSupported, NOT_SUPPORTED),
     (errors.CardError, CARD_ERROR),
     (errors.CardProtocolError, CARD_ERROR),
 )
+
+
+def _last_try() -> Tuple[Type[BaseException], int]:
+    from cps.card import LastTryRefused
+
+    return (LastTryRefused, LAST_TRY_REFUSED)
+
+
+_TABLE = (_last_try(),) + _TABLE
 
 
 def exit_code_for(exc: BaseException) -> int:
