@@ -90,8 +90,13 @@ def cps_pcscd() -> None:
 
 @pytest.fixture
 def cps_vpcd_card(cps_pcscd, cps_emulated_card) -> Iterator[Any]:
-    """``cps_emulated_card`` plugged into pcscd through vsmartcard-vpcd."""
-    with cps_emulated_card.serve_vpcd() as attachment:
+    """``cps_emulated_card`` plugged into pcscd through vsmartcard-vpcd.
+
+    The vpcd port (35963: ``Virtual PCD 00 00``) can be changed with the
+    ``CPS_VPCD_PORT`` environment variable (35964: ``Virtual PCD 00 01``).
+    """
+    port = int(os.environ.get("CPS_VPCD_PORT", "35963"))
+    with cps_emulated_card.serve_vpcd(port=port) as attachment:
         cps_emulated_card.attachment = attachment
         yield cps_emulated_card
 

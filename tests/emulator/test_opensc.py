@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 
 pytestmark = pytest.mark.pcsc
 
-READER = "Virtual PCD 00 00"
+READER = f"Virtual PCD 00 {int(os.environ.get('CPS_VPCD_PORT', '35963')) - 35963:02d}"
 AUTH_ID = "e828bd080f8025000001ff001002"
 SIGN_ID = "e828bd080f8025000001ff001001"
 SHA256_DI = bytes.fromhex("3031300d060960864801650304020105000420")
