@@ -317,7 +317,7 @@ class Cps3Card(Card):
             der = self.certificate_der(role)
             try:
                 self._cert_cache[role] = x509.load_der_x509_certificate(der)
-            except ValueError as exc:
+            except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
                 raise CertificateParseError(f"the card's {role.value} certificate does not "
                                             f"decode: {exc}") from None
         return self._cert_cache[role]

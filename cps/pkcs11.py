@@ -431,7 +431,7 @@ class Pkcs11Card(Card):
             raise NotSupported(f"the token has no certificate {label!r}")
         try:
             cert = x509.load_der_x509_certificate(bytes(found[Attribute.VALUE]))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise errors.CertificateParseError(f"{label}: {exc}") from exc
         self._certs[role] = cert
         return cert

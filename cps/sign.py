@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
-from asn1crypto import cms, core
-from asn1crypto import tsp as _tsp  # noqa: F401  (registers signing-certificate(-v2) in cms)
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import cms, core  # type: ignore[import-untyped]
+# tsp registers signing-certificate(-v2) in cms.CMSAttribute: imported for that effect
+from asn1crypto import tsp as _tsp  # type: ignore[import-untyped]  # noqa: F401
+from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -264,6 +265,8 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
     if hash not in _CMS_HASHES:
         raise NotSupported(f"hash {hash!r} for CMS: use sha256 (sha384, sha512 with software keys)")
     cert = card_or_signer.certificate(KeyRole.SIGN)
+    if not isinstance(cert.public_key(), rsa.RSAPublicKey):  # before the card spends a signature
+        raise NotSupported("only RSA signers are supported (CPS cards hold RSA keys)")
     cert_der = cert.public_bytes(serialization.Encoding.DER)
     signer_cert = asn1_x509.Certificate.load(cert_der)
     extra = _default_chain(cert_der) if chain is None else [_to_der(c) for c in chain]
@@ -487,6 +490,10 @@ def _parse_der(der: bytes) -> _Parsed:
         raise CmsError(f"{len(signer_infos)} signers: exactly one is supported",
                        reason="unsupported")
     signer_info = signer_infos[0]
+    # RFC 5652 5.3: version 1 goes with issuerAndSerialNumber, 3 with subjectKeyIdentifier
+    expected_version = "v1" if signer_info["sid"].name == "issuer_and_serial_number" else "v3"
+    if signer_info["version"].native != expected_version:
+        raise CmsError("SignerInfo version does not match its signer identifier")
     digest_algorithm = _digest_name(signer_info["digest_algorithm"]["algorithm"].dotted)
     signature_oid = signer_info["signature_algorithm"]["algorithm"].dotted
     if signature_oid != _RSA_ENCRYPTION:

@@ -183,7 +183,7 @@ def test_cms_structure_is_cades_bes(medecin):
     assert attrs["message_digest"][0].native == hashlib.sha256(DATA).digest()
     (ess,) = attrs["signing_certificate_v2"][0]["certs"]
     assert ess["cert_hash"].native == hashlib.sha256(ders[0]).digest()
-    assert b"\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01" not in ess.dump()  # DEFAULT sha256 omitted
+    assert b"\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01" not in ess.dump()  # DEFAULT: omitted
     assert ess["issuer_serial"]["serial_number"].native == medecin.sign_cert.serial_number
     issuer = asn1_x509.Certificate.load(ders[0]).issuer
     assert ess["issuer_serial"]["issuer"][0].chosen == issuer
@@ -205,6 +205,17 @@ def test_default_chain_embeds_no_unknown_ca(medecin):
     # A TEST card is not issued by a bundled IGC-Santé CA: only its own certificate goes in.
     p7s = sign_cms(SoftwareSigner(medecin.sign_key, medecin.sign_cert), DATA)
     assert verify_cms(p7s, DATA).certificates == ()
+
+
+def test_default_chain_embeds_the_bundled_issuer(medecin, cps_pki, monkeypatch):
+    # What a production card gets from the bundled IGC-Santé intermediates, shown
+    # with the TEST hierarchy standing in for the bundle.
+    import cps.sign as sign_module
+
+    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    monkeypatch.setattr(sign_module, "_igc_sante_store", lambda: store)
+    p7s = sign_cms(SoftwareSigner(medecin.sign_key, medecin.sign_cert), DATA)
+    assert verify_cms(p7s, DATA).certificates == (medecin.chain[0],)  # the root stays out
 
 
 def test_attached_cms(medecin):
@@ -435,6 +446,7 @@ def test_errors_are_cps_errors():
 
 
 # ---------------------------------------------------------------- fuzzing
+@pytest.mark.filterwarnings("ignore")  # cryptography warns about the mutated certificates
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_mutated_cms_raises_only_cps_errors(software_cms, validator, data):

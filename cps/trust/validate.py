@@ -387,6 +387,13 @@ class Validator:
     def _validate_path(self, leaf: ParsedCert, cas: Tuple[ParsedCert, ...], anchor: ParsedCert,
                        at: dt.datetime, now: bytes, purpose: Optional[KeyRole]
                        ) -> ValidationResult:
+        if not leaf.not_before <= now <= leaf.not_after:
+            # Report an expired leaf before anything about the CAs (an old CRL
+            # for the intermediate would otherwise speak first): same check as
+            # 6.1.3 (a)(2), earlier.
+            self._basic_checks(leaf, cas[0] if cas else anchor,
+                               (cas[0] if cas else anchor).public_key(),
+                               (cas[0] if cas else anchor).subject, now, 0)
         prefix = self._prefix(cas, anchor, at, now)
         n = len(cas) + 1
         issuer = cas[0] if cas else anchor
@@ -807,8 +814,12 @@ class Validator:
         if not urls:
             failures.append("no OCSP responder in the certificate")
             return None
-        c = x509.load_der_x509_certificate(cert.der)
-        i = x509.load_der_x509_certificate(issuer.der)
+        try:
+            c = x509.load_der_x509_certificate(cert.der)
+            i = x509.load_der_x509_certificate(issuer.der)
+        except (ValueError, x509.InvalidVersion) as exc:
+            failures.append(f"OCSP: the certificate does not load: {exc}")
+            return None
         for url in urls:
             try:
                 answer = self.ocsp.check(c, i, url=url, at=at)
