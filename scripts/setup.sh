@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 #   redis-server              the shared nonce store used by the auth tests
 #   openssl                   `openssl cms -verify` in the signing tests
 #   python3-venv, gcc, python3-dev   to create the venv and build wheels
-DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc redis-server openssl
+DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 redis-server openssl
       python3-venv python3-dev gcc make pkg-config procps"
 
 missing=""
