@@ -1,29 +1,75 @@
-"""Entry point of the ``cps`` command."""
+"""Entry point of the ``cps`` command.
+
+Command modules are imported only when their command runs (a lazy group with
+the short helps written here): ``cps --help`` and ``cps --version`` load
+click and nothing heavy, and start almost as fast as a bare click program.
+"""
 
 from __future__ import annotations
 
-import json
+import importlib
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-import cps
-from cps import errors
-from cps.logs import TRAFFIC
+from cps._version import __version__
 
-from .exitcodes import exit_code_for
+from .util import emit  # noqa: F401 - kept importable here for command modules
 
+TRAFFIC = 5  # cps.logs.TRAFFIC, without importing logging for --help
 _LEVELS = {"error": 40, "warning": 30, "info": 20, "debug": 10, "traffic": TRAFFIC}
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
+# command -> (module, attribute, short help, hidden)
+COMMANDS: Dict[str, Tuple[str, str, str, bool]] = {
+    "readers": ("cps_cli.readers", "readers", "list PC/SC readers, their cards and ATRs", False),
+    "doctor": ("cps_cli.doctor", "doctor", "check the whole stack, stop at the first broken "
+               "layer", False),
+    "card": ("cps_cli.card", "card", "the card: info, wait for it, watch it", False),
+    "pin": ("cps_cli.card", "pin", "PIN status, verify, change, unblock", False),
+    "certs": ("cps_cli.card", "certs", "list and export the card's certificates", False),
+    "sign": ("cps_cli.card", "sign", "sign a file with the card (CMS or raw PKCS#1)", False),
+    "verify": ("cps_cli.card", "verify", "verify a signature", False),
+    "auth": ("cps_cli.card", "auth", "challenge-response login test", False),
+    "validate": ("cps_cli.trustcmd", "validate", "validate a certificate (chain, revocation)",
+                 False),
+    "crl": ("cps_cli.trustcmd", "crl", "fetch, show and check CRLs", False),
+    "emulator": ("cps_cli.emulator", "emulator", "emulated CPS3 cards for tests and demos",
+                 False),
+    "apdu": ("cps_cli.apdu", "apdu", "send raw APDUs (experts)", True),
+}
 
-from .util import emit  # noqa: E402,F401 - re-exported for command modules
+
+class LazyGroup(click.Group):
+    """A group whose commands live in modules imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        command = super().get_command(ctx, name)
+        if command is not None or name not in COMMANDS:
+            return command
+        module, attribute, _, _ = COMMANDS[name]
+        try:
+            command = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError):
+            return None
+        self.add_command(command, name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The short helps come from the table: listing them imports nothing.
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)
+                if name in COMMANDS and not COMMANDS[name][3]]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
-@click.version_option(cps.__version__, "--version", prog_name="cps",
-                      message="%(prog)s %(version)s")
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="cps", message="%(prog)s %(version)s")
 @click.option("-l", "--log-level", type=click.Choice(sorted(_LEVELS), case_sensitive=False),
               help="Log to stderr at this level (traffic = raw APDUs, PINs redacted).")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
@@ -36,57 +82,28 @@ def cli(log_level: Optional[str], verbose: int) -> None:
         enable(level)
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def readers(as_json: bool) -> None:
-    """list PC/SC readers, their cards and ATRs"""
-    infos = cps.list_readers()
-    data = [{"index": i, "name": r.name, "card_present": r.card_present,
-             "atr": r.atr.hex().upper() or None,
-             "card_kind": r.card_kind.value if r.card_kind else None}
-            for i, r in enumerate(infos)]
-    lines = []
-    for d in data:
-        state = f"{d['card_kind']}  {d['atr']}" if d["card_present"] else "no card"
-        lines.append(f"{d['index']}: {d['name']}  [{state}]")
-    emit(data, as_json, "\n".join(lines) or "no readers")
-
-
-# Commands register after the group exists; each module imports heavy
-# libraries inside its commands only, so `cps --help` stays fast.
-from .emulator import emulator  # noqa: E402
-
-cli.add_command(emulator)
-for _module, _names in (("card", ("card", "pin", "certs", "sign", "verify", "auth")),
-                        ("trustcmd", ("validate", "crl")),
-                        ("doctor", ("doctor",)),
-                        ("apdu", ("apdu",))):
-    try:
-        _mod = __import__(f"cps_cli.{_module}", fromlist=list(_names))
-    except ImportError:  # a command module not written yet
-        continue
-    for _name in _names:
-        if hasattr(_mod, _name):
-            cli.add_command(getattr(_mod, _name))
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command; expected failures print one ``error:`` line and a stable exit code."""
+    from cps.errors import CpsError
+
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="cps",
-                 standalone_mode=False)
+        rv: Any = cli.main(args=list(argv) if argv is not None else None, prog_name="cps",
+                           standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except errors.CpsError as exc:
+    except CpsError as exc:
+        from .exitcodes import exit_code_for
+
         click.echo(f"error: {exc}", err=True)
         return exit_code_for(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    # ctx.exit(n) inside a command comes back as the return value in this mode
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ time with the length taken from their DER header, so no read is wasted on a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional
 
 from . import pkcs15, sha, tlv
 from .apdu import ApduChannel, CommandApdu
@@ -118,6 +119,7 @@ class Cps3Card(Card):
         self.channel = ApduChannel(connection)
         self._lock = threading.RLock()
         self._current: Optional[bytes] = None     # which DF we left current ("MF"/AID)
+        self._depth = 0
         self._serial: Optional[str] = None
         self._odf: Optional[Dict[int, List[bytes]]] = None
         self._pins: Optional[List[pkcs15.PinObject]] = None
@@ -139,6 +141,25 @@ class Cps3Card(Card):
     def app_fid(self) -> bytes:
         """FID of the application DF under the MF (EF.DIR: 3F00 0001 contact, 0002 contactless)."""
         return b"\x00\x02" if self.contactless else b"\x00\x01"
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A PC/SC transaction; the current DF is known only inside one.
+
+        Between our transactions another program (a browser's PKCS#11 module,
+        the ANS Cryptolib) may select other files: what we remember of the
+        current DF is dropped when an outermost transaction begins. It costs
+        nothing for file reads (one SELECT by absolute path either way).
+        """
+        with self.channel.transaction():
+            outermost = self._depth == 0
+            if outermost:
+                self._current = None
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
 
     def _send(self, ins: int, p1: int, p2: int, data: bytes = b"", ne: Optional[int] = None,
               context: str = "") -> bytes:
@@ -223,7 +244,7 @@ class Cps3Card(Card):
         return total
 
     def _read_file(self, path: bytes, der: bool = False) -> bytes:
-        with self.channel.transaction():
+        with self._transaction():
             self._select_file(path)
             return self._read_current(der)
 
@@ -231,7 +252,7 @@ class Cps3Card(Card):
     @property
     def card_number(self) -> str:
         if self._serial is None:
-            with self._lock, self.channel.transaction():
+            with self._lock, self._transaction():
                 # READ BINARY by SFI: the MF is current right after reset, and the
                 # SFI read makes EF.SN.ICC current wherever we are (cps-domain 1.8 f).
                 data = self._send(0xB0, 0x80 | SFI_SN_ICC, 0, ne=256, context="READ EF.SN.ICC")
@@ -349,7 +370,7 @@ class Cps3Card(Card):
 
     def pin_status(self) -> PinStatus:
         pin_ref, puk_ref = self._references()
-        with self._lock, self.channel.transaction():
+        with self._lock, self._transaction():
             p = self._docp(pin_ref)
             u = self._docp(puk_ref)
         uses = u.get(0x9D)
@@ -401,7 +422,7 @@ class Cps3Card(Card):
     def verify_pin(self, pin: str, *, allow_last_try: bool = False) -> None:
         obj = self._pin_object()
         data = self._check_code(obj, pin, "PIN")
-        with self._lock, self.channel.transaction():
+        with self._lock, self._transaction():
             self._guard(obj, allow_last_try, "PIN")
             _log.debug("verifying the PIN")
             self._present(obj, data, "PIN")
@@ -411,7 +432,7 @@ class Cps3Card(Card):
         obj = self._pin_object()
         old = self._check_code(obj, old_pin, "PIN")
         new = self._check_code(obj, new_pin, "new PIN")
-        with self._lock, self.channel.transaction():
+        with self._lock, self._transaction():
             self._guard(obj, allow_last_try, "PIN")
             response = self.channel.transmit(
                 CommandApdu(0x00, 0x24, 0x00, obj.reference, old + new))
@@ -423,7 +444,7 @@ class Cps3Card(Card):
         puk_obj = self._pin_object(unblock=True)
         code = self._check_code(puk_obj, puk, "unblock code")
         new = self._check_code(pin_obj, new_pin, "new PIN")
-        with self._lock, self.channel.transaction():
+        with self._lock, self._transaction():
             self._guard(puk_obj, allow_last_try, "unblock code")
             # IAS-ECC: present the unblock code (CHV 2), then RESET RETRY COUNTER
             # with the new PIN (P1=02), the reset rule of CHV 1 being "CHV 2 verified".
@@ -456,7 +477,7 @@ class Cps3Card(Card):
                                f"not {len(data)}")
         key = self._key(KeyRole.SIGN)
         ref = key.key_reference or DEFAULT_KEY_REFS[KeyRole.SIGN]
-        with self._lock, self.channel.transaction():
+        with self._lock, self._transaction():
             self._select_app()
             if prehashed or not hash_on_card:
                 import hashlib
@@ -488,7 +509,7 @@ class Cps3Card(Card):
             raise NotSupported(f"INTERNAL AUTHENTICATE takes 1 to {limit} bytes "
                                f"(40 % of the modulus); got {len(challenge)}")
         ref = key.key_reference or DEFAULT_KEY_REFS[role]
-        with self._lock, self.channel.transaction():
+        with self._lock, self._transaction():
             self._select_app()
             self._send(0x22, 0x41, 0xA4, bytes((0x80, 1, ALG_AT_PKCS1, 0x84, 1, ref)),
                        context="MSE SET AT")

@@ -1,81 +1,148 @@
-"""`make demo`: the main job on the emulated card, told on one screen.
+"""`make demo`: the whole story on an emulated CPS3 served through the real PC/SC stack.
 
-It grows with the project. Today: an emulated CPS3 plugged into pcscd through
-vsmartcard-vpcd, identified from its ATR, opened with the Card API, the
-practitioner read from its certificate, the PIN status read without spending
-a try, a signature made with the last hash step on the card and an
-authentication, both verified, and Debian's OpenSC seeing the same card.
+On one screen: the `cps doctor` report of the workstation (library call,
+rendered like the command), what the card says and its PIN counters, a
+practitioner logging in to a server by challenge-response (token checked by
+`cps.auth.Verifier`, chain and CRLs by `cps.trust`), a CAdES-BES signature
+made on the card and verified, then a revoked card refused at login, with the
+reason. Everything runs against the emulator's TEST PKI; no PIN is printed.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import datetime as dt
+import os
 import sys
+import textwrap
+
+import click
 
 import cps
 from cps import errors
 
+ORIGIN = "https://dmp.example"
+DOCUMENT = ("Ordonnance du 29 novembre 2026\n"
+            "Paracétamol 1 g, 3 fois par jour pendant 5 jours.\n").encode()
+
 
 def section(title: str) -> None:
-    print(f"\n== {title}")
+    click.echo(click.style(f"\n== {title}", bold=True))
+
+
+def good(text: str) -> str:
+    return click.style(text, fg="green")
+
+
+def bad(text: str) -> str:
+    return click.style(text, fg="red", bold=True)
+
+
+def who(p: cps.Practitioner) -> str:
+    return f"{p.first_name} {p.last_name}, {p.profession_label}, {p.id_type.name} {p.national_id}"
 
 
 def main() -> int:
-    print(f"cps {cps.__version__} — CPS card middleware demo (emulated card, real PC/SC stack)")
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
+    from cps.auth import ChallengeIssuer, Verifier
+    from cps.diagnostics import diagnose
     from cps.emulator import EmulatedCard, default_pki
+    from cps.emulator.vpcd import reader_name_for_port
+    from cps.sign import DigestMismatch, sign_cms, verify_cms
+    from cps.trust import TrustStore, Validator
+    from cps_cli.doctor import render, verdict
 
-    emu = EmulatedCard.from_profile("cps3-medecin", pki=default_pki())
-    with emu.serve_vpcd() as att:
-        section("PC/SC readers (pcscd)")
-        for i, r in enumerate(cps.list_readers()):
-            state = (f"{r.card_kind.value if r.card_kind else '?'}  ATR {r.atr.hex(' ').upper()}"
-                     if r.card_present else "no card")
-            print(f"  {i}: {r.name}  [{state}]")
+    # The first virtual reader, as the README says; CPS_VPCD_PORT=35964 picks the
+    # second, like the pytest plugin's fixtures.
+    port = int(os.environ.get("CPS_VPCD_PORT", "35963"))
+    reader = reader_name_for_port(port)
+    if any(r.name == reader and r.card_present for r in cps.list_readers()):
+        click.echo(f"error: {reader} already holds a card (another emulator or test is using "
+                   "it): remove it, or set CPS_VPCD_PORT=35964 for the second reader", err=True)
+        return 1
+    pki = default_pki()
+    store = TrustStore.from_certificates(pki.anchors(), pki.intermediates.values(),
+                                         name="TEST PKI")
+    now = dt.datetime.now(dt.timezone.utc)
+    crls = [pki.crl(name, at=now) for name in (*pki.roots, *pki.intermediates)]
+    validator = Validator(store, crls=crls)                      # hard-fail revocation
+    issuer = ChallengeIssuer()                                   # nonces: memory, 5 min
+    verifier = Verifier(validator, issuer.store, allowed_origins=[ORIGIN])
+
+    click.echo(f"cps {cps.__version__}: an emulated CPS3 behind pcscd + vsmartcard-vpcd, "
+               "TEST PKI (never trust it outside tests)")
+    emu = EmulatedCard.from_profile("cps3-medecin", pki=pki)
+    with emu.serve_vpcd(port=port) as att:
+        section(f"cps doctor -r '{att.reader_name}' --anchors test --crl ... (9 CRLs)")
+        report = diagnose(att.reader_name, anchors=store, crls=crls)
+        click.echo(render(report, advice=False, indent="  "))
+        click.echo(f"  {verdict(report)}")
 
         before = emu.apdu_count
         with cps.open_card(reader=att.reader_name) as card:
-            section(f"The card in {att.reader_name}")
+            section("The card")
             p = card.practitioner
-            print(f"  card {card.card_number} ({p.card_type.value})")
-            print(f"  {p.first_name} {p.last_name}, {p.profession_label} "
-                  f"(code {p.profession_code}), {p.id_type.name} {p.national_id}")
-            print("  (what the certificate says: to be trusted once the chain is validated)")
             status = card.pin_status()
-            print(f"  PIN: {status.tries_left}/{status.max_tries} tries left; unblock code "
-                  f"{status.unblock_tries_left}/{status.unblock_max_tries}, "
-                  f"{status.unblock_uses_left} unblocks left — no try spent")
-            print(f"  {emu.apdu_count - before} APDUs so far (OpenSC needs about 110 for the same "
-                  "facts: docs/performance.md)")
+            click.echo(f"  card {card.card_number} ({p.card_type.value}): {who(p)}")
+            click.echo(f"  PIN {status.tries_left}/{status.max_tries} tries, unblock code "
+                       f"{status.unblock_tries_left}/{status.unblock_max_tries}, "
+                       f"{status.unblock_uses_left} unblocks left (no try spent; "
+                       f"{emu.apdu_count - before} APDUs so far)")
 
-            section("Signing and authenticating")
-            card.verify_pin(emu.pin)   # the test card's PIN; never printed
-            document = b"Ordonnance du 29 novembre 2026\n" * 10
-            signature = card.sign(document)
-            card.certificate(cps.KeyRole.SIGN).public_key().verify(
-                signature, document, padding.PKCS1v15(), hashes.SHA256())
-            print(f"  signature key: {len(signature)}-byte PKCS#1 v1.5 signature "
-                  "(last SHA-256 block hashed by the card), verified")
-            answer = card.authenticate(b"server challenge", hash="sha256")
-            card.certificate(cps.KeyRole.AUTH).public_key().verify(
-                answer, b"server challenge", padding.PKCS1v15(), hashes.SHA256())
-            print("  authentication key: INTERNAL AUTHENTICATE, verified")
+            section(f"Login by challenge-response to {ORIGIN}")
+            challenge = issuer.issue()
+            click.echo(f"  server  nonce {challenge.nonce[:16]}... (32 random bytes, single use,"
+                       f" expires {challenge.expires_at:%H:%M:%S} UTC)")
+            card.verify_pin(emu.pin or "")  # the TEST card's PIN (its profile's); never printed
+            token = card.auth_token(challenge.nonce, ORIGIN)
+            click.echo("  card    PIN verified once; SHA-256(origin) || SHA-256(nonce) signed "
+                       "with the authentication key")
+            result = verifier.verify(token, origin=ORIGIN)
+            cas = [c.subject.rfc4514_string().split("CN=")[-1].split(",")[0]
+                   for c in result.validation.path[1:]]
+            click.echo(f"  server  {good('accepted')}: {who(result.practitioner)}")
+            click.echo(f"          chain {' <- '.join(cas)}; CRL: "
+                       f"{result.validation.revocation[0].status}")
             try:
-                card.verify_pin("0000")
-            except errors.WrongPin as exc:
-                print(f"  a wrong PIN: {exc} (never retried)")
+                verifier.verify(token, origin=ORIGIN)
+            except errors.NonceReplayed as exc:
+                click.echo(f"  replay  {bad('refused')}: {exc}")
 
-        if shutil.which("pkcs15-tool"):
-            section("Debian's OpenSC sees a CPx card")
-            out = subprocess.run(["pkcs15-tool", "-r", att.reader_name, "--list-certificates"],
-                                 capture_output=True, text=True, timeout=60)
-            for line in out.stdout.splitlines():
-                if line.startswith("X.509 Certificate"):
-                    print(f"  {line}")
-    print("\n(card removed; trust, challenge-response and the full CLI come with the next issues)")
+            section("A signed prescription (CMS, CAdES-BES, detached)")
+            p7s = sign_cms(card, DOCUMENT)
+            click.echo(f"  card    {len(DOCUMENT)}-byte document -> {len(p7s)}-byte .p7s "
+                       "(signature key, last SHA-256 block hashed on the card)")
+            checked = verify_cms(p7s, DOCUMENT, validator)
+            signer = checked.practitioner
+            assert signer is not None  # noqa: S101 - a CPS certificate names its holder
+            click.echo(f"  anyone  {good('valid')}: {signer.first_name} {signer.last_name} "
+                       f"({signer.id_type.name} {signer.national_id}) signed at "
+                       f"{checked.signing_time:%H:%M:%S} UTC; chain + CRL ok")
+            try:
+                verify_cms(p7s, DOCUMENT.replace(b"5 jours", b"50 jours"), validator)
+            except DigestMismatch:
+                click.echo(f"  tamper  {bad('refused')}: \"5 jours\" -> \"50 jours\" no longer "
+                           "matches the signed digest")
+
+    section("A revoked card (cps3-revoked) tries to log in")
+    revoked = EmulatedCard.from_profile("cps3-revoked", pki=pki)
+    with revoked.serve_vpcd(port=port) as att:
+        with cps.open_card(reader=att.reader_name) as card:
+            challenge = issuer.issue()
+            card.verify_pin(revoked.pin or "")
+            token = card.auth_token(challenge.nonce, ORIGIN)
+            click.echo(f"  card    {who(card.practitioner)}: PIN right, token signed")
+        try:
+            verifier.verify(token, origin=ORIGIN)
+            click.echo(f"  server  {bad('accepted a revoked card!')}")
+            return 1
+        except errors.CertificateRevoked as exc:
+            click.echo(f"  server  {bad('refused')}: {type(exc).__name__}, {exc}")
+        failure = diagnose(att.reader_name, anchors=store, crls=crls).failure
+        if failure is not None:
+            click.echo(f"  doctor  {bad(failure.title)}: {failure.summary}")
+            click.echo(textwrap.fill(failure.advice, 96, initial_indent=" " * 10,
+                                     subsequent_indent=" " * 10))
+    click.echo("\n(cards removed; by hand: `cps emulator serve`, then `cps doctor --anchors "
+               "test`; docs/sysadmin.md)")
     return 0
 
 
@@ -83,5 +150,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except errors.CpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)

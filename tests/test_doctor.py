@@ -1,0 +1,293 @@
+"""`cps doctor` / cps.diagnostics.diagnose: one test per finding, through the real pcscd.
+
+Each emulated card is served over vsmartcard-vpcd; the library function runs
+in process and the installed console script (`cps doctor --json`) in a
+subprocess, and both must report the same thing. The vpcd port follows
+CPS_VPCD_PORT like the plugin's fixtures (35963: reader "Virtual PCD 00 00").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+import cps
+from cps import errors
+from cps.diagnostics import CHECKS, diagnose
+from cps.emulator.vpcd import reader_name_for_port
+
+CPS = str(Path(sys.executable).with_name("cps"))
+PORT = int(os.environ.get("CPS_VPCD_PORT", "35963"))
+READER = reader_name_for_port(PORT)
+CPS4_ATR = bytes.fromhex("3BDC18FF00001225006480000401009000")
+YUBIKEY_ATR = bytes.fromhex("3BFD1300008131FE158073C021C057597562694B657940")
+
+pytestmark = pytest.mark.pcsc
+
+
+# --------------------------------------------------------------------------- helpers
+@pytest.fixture(scope="module")
+def pki_store(cps_pki):
+    from cps.trust import TrustStore
+
+    return TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values(),
+                                        name="TEST PKI")
+
+
+@pytest.fixture(scope="module")
+def crl_files(cps_pki, tmp_path_factory) -> List[str]:
+    """Fresh CRLs of every TEST CA, one DER file each (as a sysadmin would pass them)."""
+    folder = tmp_path_factory.mktemp("crls")
+    paths = []
+    for name in list(cps_pki.roots) + list(cps_pki.intermediates):
+        path = folder / f"{name.replace(' ', '-')}.crl"
+        path.write_bytes(cps_pki.crl(name))
+        paths.append(str(path))
+    return paths
+
+
+def run_cli(args: List[str], pki: Any = None, env: Optional[Dict[str, str]] = None,
+            as_json: bool = True) -> Tuple[int, Any, str]:
+    environ = dict(os.environ, **(env or {}))
+    if pki is not None:   # `--anchors test` finds the session's TEST PKI there
+        environ["CPS_TEST_PKI_DIR"] = str(pki.directory)
+    done = subprocess.run([CPS, "doctor", *(["--json"] if as_json else []), *args],  # noqa: S603
+                          capture_output=True, text=True, env=environ, timeout=60)
+    if as_json:
+        try:
+            return done.returncode, json.loads(done.stdout), done.stderr
+        except ValueError:
+            pytest.fail(f"not JSON (exit {done.returncode}): {done.stdout!r} {done.stderr!r}")
+    return done.returncode, done.stdout, done.stderr
+
+
+def statuses(report_or_json: Any) -> Dict[str, str]:
+    if isinstance(report_or_json, dict):
+        return {c["name"]: c["status"] for c in report_or_json["checks"]}
+    return {c.name: c.status for c in report_or_json.checks}
+
+
+def both(reader: str, cli_args: List[str], pki: Any = None, **kwargs: Any):
+    """The library report and the CLI's (exit code, JSON): they must agree."""
+    report = diagnose(reader, **kwargs)
+    code, data, stderr = run_cli(["-r", reader, *cli_args], pki=pki)
+    assert statuses(data) == statuses(report), stderr
+    assert data["first_failure"] == report.first_failure
+    assert data["ok"] is report.ok
+    assert data["exit_code"] == code
+    assert [c["name"] for c in data["checks"]] == list(CHECKS)
+    return report, code, data
+
+
+def skipped_after(report: Any, name: str) -> None:
+    after = list(CHECKS)[list(CHECKS).index(name) + 1:]
+    assert all(report.check(n).status == "skipped" for n in after)
+
+
+def _trusted(pki: Any, crls: List[str]) -> List[str]:
+    return ["--anchors", "test", *[a for c in crls for a in ("--crl", c)]]
+
+
+# --------------------------------------------------------------------------- findings
+def test_no_pcsc_service(monkeypatch):
+    env = {"PCSCLITE_CSOCK_NAME": "/nonexistent"}
+    code, data, _ = run_cli([], env=env)
+    assert code == 3 and data["exit_code"] == 3
+    assert data["first_failure"] == "pcsc-service" and not data["ok"]
+    assert list(statuses(data).values()) == ["fail"] + ["skipped"] * (len(CHECKS) - 1)
+    service = data["checks"][0]
+    assert service["data"]["code"] == "0x8010001D"
+    assert "PCSCLITE_CSOCK_NAME" in service["advice"]
+    # the library function, in a process of its own (libpcsclite reads the variable once)
+    lib = subprocess.run([sys.executable, "-c", "import json; from cps.diagnostics import "
+                          "diagnose; print(json.dumps(diagnose().as_dict()))"],
+                         capture_output=True, text=True, env=dict(os.environ, **env),
+                         timeout=60, check=True)
+    assert json.loads(lib.stdout)["first_failure"] == "pcsc-service"
+    # without the variable, the advice is to start the system's pcscd
+    from cps.diagnostics import _service_advice
+
+    monkeypatch.delenv("PCSCLITE_CSOCK_NAME", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    advice = _service_advice(errors.PcscServiceUnavailable("down", code=0x8010001D),
+                             "/run/pcscd/pcscd.comm")
+    assert "systemctl" in advice and "pcscd" in advice
+
+
+def test_no_card_in_the_selected_reader(cps_pcscd):
+    report, code, data = both(READER, [])
+    assert report.first_failure == "card" and code == 5
+    check = report.check("card")
+    assert READER in check.summary and "upside down" in check.advice
+    assert isinstance(check.error, errors.NoCard)
+    skipped_after(report, "card")
+
+
+def test_no_reader_matches_the_selector(cps_pcscd):
+    report, code, _ = both("no such reader", [])
+    assert report.first_failure == "readers" and code == 4
+    assert "cps readers" in report.check("readers").advice
+
+
+def test_cps4_is_recognised_and_refused(cps_pcscd, cps_card_factory):
+    emu = cps_card_factory("cps3-medecin")
+    emu.os.atr = CPS4_ATR
+    with emu.serve_vpcd(port=PORT) as att:
+        before = emu.apdu_count
+        report, code, data = both(att.reader_name, [])
+        assert emu.apdu_count == before     # nothing sent to a card we do not support
+    assert report.first_failure == "atr" and code == 6
+    atr = report.check("atr")
+    assert atr.data["kind"] == "cps4" and "CPS4" in atr.summary
+    assert "Cryptolib" in atr.advice and "5.2" in atr.advice
+    assert isinstance(atr.error, errors.UnsupportedCard)
+    skipped_after(report, "atr")
+
+
+def test_unknown_atr(cps_pcscd, cps_card_factory):
+    emu = cps_card_factory("cps3-medecin")
+    emu.os.atr = YUBIKEY_ATR
+    with emu.serve_vpcd(port=PORT) as att:
+        report, code, data = both(att.reader_name, [])
+    assert report.first_failure == "atr" and code == 6
+    atr = report.check("atr")
+    assert YUBIKEY_ATR.hex(" ").upper() in atr.summary
+    assert "smartcard_list.txt" in atr.advice
+    if atr.data["smartcard_list"]:          # pcsc-tools installed: its name for the card
+        assert "YubiKey" in atr.summary
+    assert isinstance(atr.error, errors.UnknownCard)
+
+
+@pytest.mark.cps_profile("cps3-contactless")
+def test_contactless_card_is_a_warning(cps_vpcd_card, cps_pki, pki_store, crl_files):
+    reader = cps_vpcd_card.attachment.reader_name
+    report, code, data = both(reader, _trusted(cps_pki, crl_files), pki=cps_pki,
+                              anchors=pki_store, crls=crl_files)
+    assert report.ok and code == 0
+    assert report.check("atr").status == "warn"
+    assert "no PIN" in report.check("atr").summary and "contact reader" in \
+        report.check("atr").advice
+    assert report.check("certificates").summary.startswith("tech:")
+    assert report.check("chain").status == "ok"
+    assert report.check("pin").status == "skipped"
+
+
+@pytest.mark.cps_profile("cps3-expired")
+def test_expired_certificate(cps_vpcd_card, cps_pki, pki_store):
+    reader = cps_vpcd_card.attachment.reader_name
+    report, code, data = both(reader, ["--anchors", "test"], pki=cps_pki, anchors=pki_store)
+    assert report.first_failure == "chain" and code == 9
+    chain = report.check("chain")
+    assert isinstance(chain.error, errors.CertificateExpired)
+    assert "expired" in chain.summary and "renewed" in chain.advice
+    assert chain.data["not_after"] < report.at.isoformat()
+    skipped_after(report, "chain")
+
+
+@pytest.mark.cps_profile("cps3-revoked")
+def test_revoked_certificate(cps_vpcd_card, cps_pki, pki_store, crl_files):
+    reader = cps_vpcd_card.attachment.reader_name
+    report, code, data = both(reader, _trusted(cps_pki, crl_files), pki=cps_pki,
+                              anchors=pki_store, crls=crl_files)
+    assert report.first_failure == "chain" and code == 10
+    chain = report.check("chain")
+    assert isinstance(chain.error, errors.CertificateRevoked)
+    assert chain.data["revocation_reason"] == "keyCompromise"
+    assert "revoked" in chain.summary and "replacement" in chain.advice
+
+
+def test_test_card_against_the_production_anchors(cps_vpcd_card):
+    report, code, _ = both(cps_vpcd_card.attachment.reader_name, [])
+    assert report.first_failure == "chain" and code == 9
+    assert "--anchors test" in report.check("chain").advice
+
+
+def test_stale_crls(cps_vpcd_card, cps_pki, pki_store, tmp_path):
+    old = cps_pki.reference_time     # CRLs issued then, valid one day: long expired
+    paths = []
+    for name in list(cps_pki.roots) + list(cps_pki.intermediates):
+        path = tmp_path / f"{name.replace(' ', '-')}.crl"
+        path.write_bytes(cps_pki.crl(name, at=old))
+        paths.append(str(path))
+    reader = cps_vpcd_card.attachment.reader_name
+    report, code, _ = both(reader, _trusted(cps_pki, paths), pki=cps_pki, anchors=pki_store,
+                           crls=paths)
+    assert report.first_failure == "revocation" and code == 11
+    revocation = report.check("revocation")
+    assert "expired" in revocation.summary
+    assert "07:00" in revocation.advice and "igc-sante.esante.gouv.fr" in revocation.advice
+
+
+@pytest.mark.cps_profile("cps3-pin-blocked")
+def test_pin_blocked(cps_vpcd_card, cps_pki, pki_store, crl_files):
+    reader = cps_vpcd_card.attachment.reader_name
+    report, code, data = both(reader, _trusted(cps_pki, crl_files), pki=cps_pki,
+                              anchors=pki_store, crls=crl_files)
+    assert report.first_failure == "pin" and code == 8
+    pin = report.check("pin")
+    assert pin.data["blocked"] and pin.data["unblock_uses_left"] == 97
+    assert "cps pin unblock" in pin.advice
+    assert cps_vpcd_card.pin not in json.dumps(data)     # never a PIN in the output
+
+
+def test_last_pin_try(cps_pcscd, cps_card_factory, cps_pki, pki_store, crl_files):
+    emu = cps_card_factory("cps3-medecin")
+    with cps.open_card(connection=emu.connection()) as card:
+        for left in (2, 1):
+            with pytest.raises(errors.WrongPin) as wrong:
+                card.verify_pin("0000" if emu.pin != "0000" else "1111")
+            assert wrong.value.tries_left == left
+    with emu.serve_vpcd(port=PORT) as att:
+        report, code, data = both(att.reader_name, _trusted(cps_pki, crl_files), pki=cps_pki,
+                                  anchors=pki_store, crls=crl_files)
+    assert report.ok and code == 0
+    pin = report.check("pin")
+    assert pin.status == "warn" and pin.data["tries_left"] == 1
+    assert "blocks the card" in pin.summary and "cps pin unblock" in pin.advice
+    assert emu.os.chvs[1].tries_left == 1      # the doctor spent no try
+
+
+def test_all_good(cps_vpcd_card, cps_pki, pki_store, crl_files):
+    reader = cps_vpcd_card.attachment.reader_name
+    report, code, data = both(reader, _trusted(cps_pki, crl_files), pki=cps_pki,
+                              anchors=pki_store, crls=crl_files)
+    assert report.ok and report.first_failure is None and code == 0
+    found = statuses(report)
+    assert all(found[n] == "ok" for n in CHECKS if n != "pkcs11"), found
+    assert found["pkcs11"] in ("ok", "warn")          # depends on what the machine has
+    assert "MARCHAND-LEFÈVRE" in report.check("certificates").summary
+    assert report.check("pin").data["tries_left"] == 3
+    assert report.check("revocation").data["seconds_left"] > 0
+    assert cps_vpcd_card.os.chvs[1].tries_left == 3
+    # the text output: one screen, marks, and no colour codes when not on a terminal
+    code, text, _ = run_cli(["-r", reader, *_trusted(cps_pki, crl_files)], pki=cps_pki,
+                            as_json=False)
+    assert code == 0 and "\x1b[" not in text
+    assert text.count("\n") <= 24 and "✓ PIN" in text and "healthy" in text
+
+
+def test_pkcs11_modules_touch_no_card(cps_vpcd_card):
+    """Loading OpenSC binds every card it sees; the probe hides PC/SC from it."""
+    from cps.diagnostics import _probe_module
+    from cps.pkcs11 import OPENSC_PATHS
+
+    path = next((p for p in OPENSC_PATHS if os.path.isfile(p)), None)
+    if path is None:
+        pytest.skip("OpenSC is not installed")
+    before = cps_vpcd_card.apdu_count
+    module = _probe_module(path)
+    assert module["loadable"] and module["kind"] == "opensc", module
+    assert cps_vpcd_card.apdu_count == before
+
+
+def test_missing_pkcs11_module(cps_vpcd_card, pki_store, crl_files):
+    report = diagnose(cps_vpcd_card.attachment.reader_name, anchors=pki_store,
+                      crls=crl_files, module="/nonexistent/libcps3_pkcs11_lux.so")
+    assert report.first_failure == "pkcs11"
+    assert report.check("pin").status == "ok"
