@@ -23,6 +23,7 @@ AUTH_FAILED = 13        #: a challenge-response token was refused
 NOT_SUPPORTED = 14      #: the operation does not exist on this card, interface or backend
 LAST_TRY_REFUSED = 15   #: one PIN try left: refused without --force
 ABORTED = 16            #: the user declined a confirmation
+SIGNATURE_INVALID = 17  #: a signature (raw or CMS) does not verify, or a CMS is malformed
 
 # Most specific first: the first matching class wins.
 _TABLE: Tuple[Tuple[Type[BaseException], int], ...] = (
@@ -56,6 +57,11 @@ _TABLE = (_last_try(),) + _TABLE
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code for an error raised by the library."""
+    import sys
+
+    sign = sys.modules.get("cps.sign")  # only loaded when a signature was involved
+    if sign is not None and isinstance(exc, getattr(sign, "SignatureError", ())):
+        return SIGNATURE_INVALID
     for cls, code in _TABLE:
         if isinstance(exc, cls):
             return code

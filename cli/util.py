@@ -94,9 +94,20 @@ def read_secret(spec: Optional[str], what: str = "PIN", confirm_twice: bool = Fa
         if not line:
             raise CliFail(f"no {what} on standard input", 2)
         return line.strip()
-    value = click.prompt(f"Enter {what}", hide_input=True, err=True,
-                         confirmation_prompt=f"Repeat {what}" if confirm_twice else False)
-    return value.strip()
+    # getpass writes its prompt to the terminal device unless told otherwise:
+    # the prompt goes to stderr, the typed digits are not echoed.
+    import getpass
+
+    while True:
+        try:
+            value = getpass.getpass(f"Enter {what}: ", stream=sys.stderr)
+            if confirm_twice and getpass.getpass(f"Repeat {what}: ", stream=sys.stderr) != value:
+                click.echo("The two entries differ: try again.", err=True)
+                continue
+        except (EOFError, KeyboardInterrupt):
+            click.echo("", err=True)
+            raise click.Abort() from None
+        return value.strip()
 
 
 def confirm(message: str, force: bool) -> None:
@@ -108,7 +119,11 @@ def confirm(message: str, force: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise CliFail(f"{message} Use --force to confirm without a terminal.", 16)
-    if not click.confirm(message, err=True, default=False):
+    try:
+        answer = click.confirm(message, err=True, default=False)
+    except click.exceptions.Abort:  # Ctrl-C or end of input at the question
+        answer = False
+    if not answer:
         raise CliFail("aborted", 16)
 
 

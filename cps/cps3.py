@@ -295,6 +295,10 @@ class Cps3Card(Card):
         return self._certs
 
     def _key(self, role: KeyRole) -> pkcs15.PrivateKeyObject:
+        if (role is KeyRole.TECH) != self.contactless:
+            raise NotSupported("the technical key exists on the contactless interface only"
+                               if role is KeyRole.TECH else
+                               "the contactless interface has only the technical key")
         keys = self.key_objects()
         for k in keys:
             if k.label == KEY_LABELS[role]:
@@ -322,9 +326,11 @@ class Cps3Card(Card):
     def certificate_der(self, role: KeyRole = KeyRole.AUTH) -> bytes:
         """The DER bytes of a certificate, read once."""
         if role not in self._cert_der:
-            if self.contactless and role is not KeyRole.TECH:
+            if (role is KeyRole.TECH) != self.contactless:
                 raise NotSupported("the contactless interface has only the technical "
-                                   "certificate")
+                                   "certificate" if self.contactless else
+                                   "the technical certificate exists on the contactless "
+                                   "interface only")
             entry = self._certificate_entry(role)
             self._cert_der[role] = self._read_file(entry.path, der=True)
         return self._cert_der[role]

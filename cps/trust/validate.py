@@ -564,7 +564,7 @@ class Validator:
                 for used in (crl, delta):
                     if used is not None:
                         t0, t1 = self._times(used)
-                        lo, hi = max(lo, t0), min(hi, t1)
+                        lo, hi = max(lo, min(t0, now)), min(hi, max(t1, now))
                 reasons |= interim
         if reasons != ALL_REASONS:
             if plan:
@@ -654,10 +654,9 @@ class Validator:
             failures.append(f"{source}: no nextUpdate")
             return False
         this_update, next_update = self._times(crl)
-        if this_update > now:
-            failures.append(f"{source}: issued in the future ({crl.this_update:%Y-%m-%d %H:%M})")
-            return False
-        if next_update < now:
+        # A CRL issued after the validation time knows at least as much about it
+        # (a later revocation is judged by its date, in _crl_status): accepted.
+        if this_update <= now and next_update < now:
             failures.append(f"{source}: expired, next update was "
                             f"{crl.next_update:%Y-%m-%d %H:%M} UTC")
             return False
