@@ -117,67 +117,19 @@ def verdict(report: Any, *, color: bool = True) -> str:
 
 
 # --------------------------------------------------------------------------- inputs
-def _load_certificates(path: str) -> List[bytes]:
-    """DER certificates from a DER or PEM file (several PEM blocks allowed)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise CliFail(f"--anchors {path}: {exc.strerror}", exitcodes.USAGE) from None
-    try:
-        if b"-----BEGIN" in raw:
-            certs = x509.load_pem_x509_certificates(raw)
-        else:
-            certs = [x509.load_der_x509_certificate(raw)]
-    except ValueError:
-        raise CliFail(f"--anchors {path}: not a certificate file (DER or PEM)",
-                      exitcodes.USAGE) from None
-    return [c.public_bytes(Encoding.DER) for c in certs]
-
-
 def trust_store(specs: Sequence[str]) -> Any:
-    """``--anchors`` values -> a TrustStore: ``igc-sante``, ``test`` (the emulator's
-    TEST PKI), or certificate files (self-signed ones become anchors)."""
-    from cps.trust import TrustStore
-    from cps.trust.certs import parse_cert
+    """``--anchors`` values -> a TrustStore (``None``: the library's default, IGC-Santé)."""
+    from cps.errors import CpsError
+    from cps.info import trust_store as build
 
     if not specs:
-        return None  # the library's default: IGC-Santé
-    if list(specs) == ["igc-sante"]:
-        return TrustStore.igc_sante()
-    roots: List[bytes] = []
-    others: List[bytes] = []
-    names: List[str] = []
-    for spec in specs:
-        if spec == "igc-sante":
-            store = TrustStore.igc_sante()
-            roots += [a.der for a in store.anchors]
-            others += [c.der for c in store.intermediates]
-            names.append("IGC-Santé")
-        elif spec == "test":
-            from cryptography.hazmat.primitives.serialization import Encoding
-
-            from cps.emulator.card import default_pki
-
-            pki = default_pki()
-            roots += [c.public_bytes(Encoding.DER) for c in pki.anchors()]
-            others += [c.public_bytes(Encoding.DER) for c in pki.intermediates.values()]
-            names.append("TEST PKI")
-        else:
-            for der in _load_certificates(spec):
-                parsed = parse_cert(der)
-                (roots if parsed.subject == parsed.issuer else others).append(der)
-            names.append(spec)
-    if not roots:
-        raise CliFail("--anchors: no self-signed certificate (trust anchor) among "
-                      f"{', '.join(specs)}", exitcodes.USAGE)
-    return TrustStore.from_certificates(roots, others, name=" + ".join(names))
+        return None
+    try:
+        return build(specs)
+    except CpsError as exc:
+        raise CliFail(f"--anchors: {exc}", exitcodes.USAGE) from None
 
 
-# --------------------------------------------------------------------------- the command
 @click.command()
 @click.option("-r", "--reader", metavar="READER",
               help="Reader index, name substring or ATR (default: the first reader holding "

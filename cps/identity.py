@@ -841,16 +841,9 @@ class Practitioner:
 
 
 def _raw_oid(dotted: str) -> bytes:
-    parts = [int(x) for x in dotted.split(".")]
-    out = bytearray([parts[0] * 40 + parts[1]])
-    for part in parts[2:]:
-        chunk = [part & 0x7F]
-        part >>= 7
-        while part:
-            chunk.append(0x80 | (part & 0x7F))
-            part >>= 7
-        out += bytes(reversed(chunk))
-    return bytes(out)
+    from .trust.certs import oid_from_str
+
+    return oid_from_str(dotted)
 
 
 #: the extensions identity extraction reads, by raw DER OID
