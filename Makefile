@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+FUZZ_SECONDS ?= 600
+FUZZ_ARGS ?=
+
+.PHONY: setup demo test bench fuzz clean
 
 setup:
 	@scripts/setup.sh
@@ -18,6 +21,12 @@ test: setup
 
 bench: setup
 	@$(PY) -m benchmarks
+
+# Fuzz every parser of untrusted bytes for FUZZ_SECONDS in all (docs/security.md).
+fuzz: setup
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install -q -e ".[fuzz]" \
+		|| echo "fuzz: atheris unavailable, using the builtin engine"
+	@$(PY) -m fuzz.run --budget-seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -214,6 +214,10 @@ class WrongLength(_Layer):
 
     def send(self, apdu: CommandApdu) -> Response:
         response = self.delegate.send(apdu)
+        if apdu.data or apdu.ins in SECRET_INS:
+            # 6Cxx corrects Le, which only a command without data (case 2) has.
+            # Never resend anything else: a VERIFY sent again is a PIN try spent.
+            return response
         for _ in range(self.max_retries):
             if response.sw1 != 0x6C:
                 return response
@@ -251,6 +255,10 @@ class ResponseChaining(_Layer):
         for _ in range(self.max_rounds):
             response = self.delegate.send(
                 CommandApdu(cla, self.ins, 0, 0, ne=response.sw2 or 256))
+            if not response.data and response.sw1 == 0x61:
+                # A GET RESPONSE that gives nothing but asks to be called again
+                # would make one command cost hundreds of APDUs: a broken card.
+                raise CardProtocolError("GET RESPONSE returned no data but announced more")
             chunks.append(response.data)
             total += len(response.data)
             if total > self.max_bytes:

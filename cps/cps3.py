@@ -244,7 +244,9 @@ class Cps3Card(Card):
         return total
 
     def _read_file(self, path: bytes, der: bool = False) -> bytes:
-        with self._transaction():
+        # The lock keeps other threads of this process out (a PC/SC transaction
+        # only keeps other processes out); SELECT and READs belong together.
+        with self._lock, self._transaction():
             self._select_file(path)
             return self._read_current(der)
 
@@ -269,9 +271,10 @@ class Cps3Card(Card):
         raise CardProtocolError("no Luhn digit")  # pragma: no cover
 
     def _pkcs15_odf(self) -> Dict[int, List[bytes]]:
-        if self._odf is None:
-            self._odf = pkcs15.parse_odf(self._read_file(b"\x50\x31"))
-        return self._odf
+        with self._lock:
+            if self._odf is None:
+                self._odf = pkcs15.parse_odf(self._read_file(b"\x50\x31"))
+            return self._odf
 
     def _directory(self, tag: int) -> bytes:
         paths = self._pkcs15_odf().get(tag, [])
@@ -279,20 +282,23 @@ class Cps3Card(Card):
 
     def pin_objects(self) -> List[pkcs15.PinObject]:
         """The AODF's PIN objects (empty on the contactless interface)."""
-        if self._pins is None:
-            self._pins = [] if self.contactless else pkcs15.parse_aodf(
-                self._directory(pkcs15.ODF_AODF))
-        return self._pins
+        with self._lock:
+            if self._pins is None:
+                self._pins = [] if self.contactless else pkcs15.parse_aodf(
+                    self._directory(pkcs15.ODF_AODF))
+            return self._pins
 
     def key_objects(self) -> List[pkcs15.PrivateKeyObject]:
-        if self._keys is None:
-            self._keys = pkcs15.parse_prkdf(self._directory(pkcs15.ODF_PRKDF))
-        return self._keys
+        with self._lock:
+            if self._keys is None:
+                self._keys = pkcs15.parse_prkdf(self._directory(pkcs15.ODF_PRKDF))
+            return self._keys
 
     def certificate_objects(self) -> List[pkcs15.CertificateObject]:
-        if self._certs is None:
-            self._certs = pkcs15.parse_cdf(self._directory(pkcs15.ODF_CDF))
-        return self._certs
+        with self._lock:
+            if self._certs is None:
+                self._certs = pkcs15.parse_cdf(self._directory(pkcs15.ODF_CDF))
+            return self._certs
 
     def _key(self, role: KeyRole) -> pkcs15.PrivateKeyObject:
         if (role is KeyRole.TECH) != self.contactless:
@@ -325,6 +331,10 @@ class Cps3Card(Card):
 
     def certificate_der(self, role: KeyRole = KeyRole.AUTH) -> bytes:
         """The DER bytes of a certificate, read once."""
+        with self._lock:
+            return self._certificate_der(role)
+
+    def _certificate_der(self, role: KeyRole) -> bytes:
         if role not in self._cert_der:
             if (role is KeyRole.TECH) != self.contactless:
                 raise NotSupported("the contactless interface has only the technical "

@@ -30,7 +30,8 @@ PIN_FLAG_UNBLOCKING = 1 << 6
 PIN_FLAG_SO = 1 << 7
 USAGE_DECRYPT, USAGE_SIGN, USAGE_NON_REPUDIATION = 1 << 1, 1 << 2, 1 << 9
 
-_MAX_OBJECTS = 64  # a CPS3 holds a handful; a bigger list is a broken or hostile card
+_MAX_OBJECTS = 64
+MAX_PIN_STORED = 64  # ISO 7816-15 allows any length; no real PIN object comes near  # a CPS3 holds a handful; a bigger list is a broken or hostile card
 
 
 def bits(value: bytes) -> int:
@@ -141,6 +142,9 @@ class PinObject:
     def encode(self, code: str) -> bytes:
         """The VERIFY data for ``code``: ASCII, padded to the stored length when asked."""
         data = code.encode("ascii")
+        if not 0 <= self.stored_length <= MAX_PIN_STORED:
+            # The card says how long to pad; a PIN never needs more than this.
+            raise CardProtocolError(f"impossible PIN stored length {self.stored_length}")
         if self.needs_padding and len(data) < self.stored_length:
             data += bytes((0xFF if self.pad_char is None else self.pad_char,)) * (
                 self.stored_length - len(data))
@@ -214,7 +218,10 @@ def parse_prkdf(data: bytes) -> List[PrivateKeyObject]:
         bit_strings = [i for i in key if i.tag == 0x03]
         ref = _first(key, 0x02)
         type_attrs = _first(items, 0xA1)
-        rsa = _children(_first(_children(type_attrs), 0x30)) if type_attrs else []
+        rsa_seq = _first(_children(type_attrs), 0x30) if type_attrs else None
+        if rsa_seq is None:
+            raise CardProtocolError("PrKDF entry without its RSA key attributes")
+        rsa = _children(rsa_seq)
         modulus = _first(rsa, 0x02)
         out.append(PrivateKeyObject(
             label=common.label, key_id=key_id.value, auth_id=common.auth_id,

@@ -69,6 +69,8 @@ class EmulatedCard:
         self._puk = puk if puk is not None else profile.puk
         self.faults = Faults()
         self._lock = threading.RLock()
+        #: what a PC/SC transaction is to processes, for in-process connections
+        self._transaction_lock = threading.RLock()
         certificates: Dict[int, bytes] = {}
         keys: Dict[int, CardKey] = {}
         chvs: Dict[int, Chv] = {}
@@ -218,7 +220,11 @@ class EmulatedCard:
 
 
 class EmulatedConnection(Connection):
-    """In-process connection: the library's stack talks straight to the card OS."""
+    """In-process connection: the library's stack talks straight to the card OS.
+
+    ``transaction()`` holds the card for one thread at a time, like a PC/SC
+    transaction holds it for one process.
+    """
 
     reader = "emulator"
 
@@ -227,6 +233,9 @@ class EmulatedConnection(Connection):
         self.protocol = card.protocol
         self._closed = False
         card.power_up()
+
+    def transaction(self):  # type: ignore[override]
+        return self.card._transaction_lock  # noqa: SLF001 - shared by all connections
 
     @property
     def atr(self) -> bytes:

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import CpsError, ReaderTimeout
+from ..errors import CardRemoved, CpsError, ReaderTimeout
 from .faults import CardMuted
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -190,6 +190,8 @@ class VpcdAttachment:
                 continue
             try:
                 response = self.card.transmit(payload)
+            except CardRemoved:
+                return  # pulled out during the command: drop the link, keep the thread
             except CardMuted:
                 # A mute card: say nothing, then fall off the bus so pcscd
                 # (which waits for ever on vpcd) reports an error instead of hanging.

@@ -142,8 +142,12 @@ def _time(data: bytes, tag: int, vs: int, ve: int) -> bytes:
     else:
         raise CertificateParseError("unsupported time encoding (must be UTC, 'Z')")
     if not out.isdigit() or not (b"01" <= out[4:6] <= b"12") or not (b"01" <= out[6:8] <= b"31") \
-            or out[8:10] > b"23" or out[10:12] > b"59" or out[12:14] > b"60":
+            or out[8:10] > b"23" or out[10:12] > b"59" or out[12:14] > b"59":
         raise CertificateParseError("malformed time")
+    import calendar
+
+    if int(out[6:8]) > calendar.monthrange(int(out[0:4]), int(out[4:6]))[1]:
+        raise CertificateParseError("a date that does not exist")
     return out
 
 
@@ -215,9 +219,11 @@ class ParsedCert:
         if key is None:
             from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+            from cryptography.exceptions import UnsupportedAlgorithm
+
             try:
                 key = load_der_public_key(self.spki)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 key = self._dsa_inherited(inherit_from)
                 if key is None:
                     raise CertificateParseError(f"unusable public key: {exc}") from None

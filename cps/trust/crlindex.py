@@ -740,7 +740,7 @@ class CrlIndex:
         tbs = seq(self._alg_der + self.issuer_der + self._this_update_tlv)
         try:
             return load_der_x509_crl(seq(tbs + self._alg_der + b"\x03\x01\x00")).issuer
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # cryptography raises both for odd names
             raise CrlError(f"malformed CRL issuer: {exc}", source=self.source,
                            reason="malformed") from None
 

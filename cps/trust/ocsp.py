@@ -44,6 +44,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from asn1crypto import keys as asn1_keys  # type: ignore[import-untyped]
 from cryptography import x509
@@ -165,7 +166,24 @@ def build_request(cert: x509.Certificate, issuer: x509.Certificate, *,
 # --------------------------------------------------------------------------- validation
 
 
-def validate_response(
+def validate_response(*args: Any, **kwargs: Any) -> "OcspStatus":
+    """Check a DER OCSP response (see :func:`_validate_response` for the parameters).
+
+    Whatever a hostile responder sends, only :class:`~cps.errors.OcspError`
+    (or another cps error) comes out: cryptography's own exceptions on broken
+    certificates inside the answer are turned into ``reason="malformed"``.
+    """
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        return _validate_response(*args, **kwargs)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        source = kwargs.get("source", "")
+        raise OcspError(f"{source}: malformed OCSP response ({exc})", source=source,
+                        reason="malformed") from None
+
+
+def _validate_response(
     der: bytes,
     cert: x509.Certificate,
     issuer: x509.Certificate,

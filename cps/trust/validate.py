@@ -590,7 +590,17 @@ class Validator:
                 found = [c for n, lst in self._crls.items() if names_match(n, dn) for c in lst]
             out += [c for c in found if not c.is_delta and c not in out]
         if self.fetcher is not None and not out:
-            out += [c for c in self._fetch(self._urls(cert), failures) if not c.is_delta]
+            # Whatever a URL serves, only a CRL of the expected issuer may speak
+            # for this certificate: on plain HTTP anyone can answer instead.
+            for crl in self._fetch(self._urls(cert), failures):
+                if crl.is_delta:
+                    continue
+                if any(n[:1] == b"\xa4" and names_match(crl.issuer_der, _header_value(n))
+                       for n in crl_issuers):
+                    out.append(crl)
+                else:
+                    failures.append(f"{crl.source}: a CRL of another issuer "
+                                    f"({_name_str(crl.issuer_der)})")
         if not out:
             failures.append("no CRL for this issuer")
         out.sort(key=lambda c: (c.crl_number or 0, self._times(c)[0]), reverse=True)
@@ -742,7 +752,8 @@ class Validator:
         if not found and self.fetcher is not None:
             urls = [u for p in cert.distribution_points(OID.FRESHEST_CRL) for u in p.urls]
             urls += list(getattr(complete, "freshest_crl_urls", ()) or ())
-            found = [c for c in self._fetch(list(dict.fromkeys(urls)), failures) if c.is_delta]
+            found = [c for c in self._fetch(list(dict.fromkeys(urls)), failures)
+                     if c.is_delta and names_match(c.issuer_der, complete.issuer_der)]
         best = None
         for delta in found:
             if (delta.base_crl_number or 0) > (complete.crl_number or 0):
@@ -960,6 +971,15 @@ def _reason_mask(names: Iterable[str]) -> int:
 
 def _header(tlv: bytes) -> Tuple[int, int, int]:
     return _hdr(tlv, 0, len(tlv))
+
+
+def _header_value(tlv: bytes) -> bytes:
+    """The value of a TLV (a directoryName GeneralName -> its Name DER)."""
+    try:
+        _, vs, ve = _header(tlv)
+    except CertificateParseError:
+        return b""
+    return tlv[vs:ve]
 
 
 def _general_names_contain(names_der: bytes, name: bytes) -> bool:
