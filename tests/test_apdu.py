@@ -78,10 +78,19 @@ def test_61xx_keeps_data_returned_with_the_first_answer():
 
 
 def test_endless_61xx_raises_instead_of_hanging():
-    conn = ScriptedConnection([(None, h("6110"))], repeat_last=True)
+    # a card that keeps giving a little data and announcing more: bounded by rounds
+    conn = ScriptedConnection([(None, bytes(16) + h("6110"))], repeat_last=True)
     with pytest.raises(errors.CardProtocolError, match="61xx"):
         ApduChannel(conn, max_response_rounds=50).send(0, 0xB0, 0, 0, ne=256)
     assert len(conn.sent) == 51  # the command and 50 GET RESPONSE, no more
+
+
+def test_61xx_without_progress_stops_at_once():
+    # a GET RESPONSE that gives nothing but asks again is a broken card
+    conn = ScriptedConnection([(None, h("6110"))], repeat_last=True)
+    with pytest.raises(errors.CardProtocolError, match="no data"):
+        ApduChannel(conn).send(0, 0xB0, 0, 0, ne=256)
+    assert len(conn.sent) == 2
 
 
 def test_response_size_is_bounded_even_with_big_chunks():
