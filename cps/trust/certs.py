@@ -276,7 +276,7 @@ class ParsedCert:
             if t == 0x01:
                 ca = e > s and raw[s] != 0
             elif t == 0x02:
-                if e - s > 4 or raw[s] & 0x80:
+                if e == s or e - s > 4 or raw[s] & 0x80:
                     raise CertificateParseError("bad pathLenConstraint")
                 pathlen = int.from_bytes(raw[s:e], "big")
         return ca, pathlen

@@ -233,3 +233,16 @@ def test_bug8_impossible_dates(cps_pki, date):
     except errors.CertificateParseError:
         return                                              # refusing it is fine
     time_from_key(parsed.not_after)                         # else it must convert
+
+
+# --------------------------------------------------------------------------- BUG-13
+# Found by `make fuzz` (x509-fast-parser): a basicConstraints pathLenConstraint
+# INTEGER with no content byte made ParsedCert.basic_constraints index past it.
+def test_bug13_empty_path_length_integer():
+    from cps.trust.certs import OID, ParsedCert
+
+    cert = ParsedCert(der=b"", tbs=b"", sig_alg=b"", signature=b"", version=3, serial=1,
+                      issuer=b"", subject=b"", not_before=b"", not_after=b"", spki=b"",
+                      extensions={OID.BASIC_CONSTRAINTS: (True, h("30050101ff0200"))})
+    with pytest.raises(errors.CertificateParseError):
+        cert.basic_constraints()
