@@ -13,6 +13,8 @@ BUG-5  cps.trust.ocsp.validate_response        ValueError / TypeError / Unsuppor
        escape from lazily decoded responder certificates
 BUG-6  cps.apdu.WrongLength            resends VERIFY / CHANGE REFERENCE DATA / RESET RETRY
        COUNTER (with the PIN) on 6Cxx: one verify_pin can block the card
+BUG-8  cps.trust.certs._time           impossible dates parse, then time_from_key raises
+BUG-13 cps.trust.certs.basic_constraints  IndexError on an empty pathLenConstraint INTEGER
 """
 
 from __future__ import annotations
