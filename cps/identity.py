@@ -159,6 +159,7 @@ CARD_TYPE_CODES: Mapping[int, CardType] = {0: CardType.CPS, 1: CardType.CPF,
 
 # ------------------------------------------------------------------------- idNat_PS
 
+_ID_PREFIXES = {t.value: t for t in IdType if t is not IdType.UNKNOWN}
 _ID_CHARS = re.compile(r"[0-9A-Za-z]+")
 _INTERNAL_CHARS = re.compile(r"[0-9A-Za-z][0-9A-Za-z._/-]*")
 _EXPECTED_SHAPE = {
@@ -179,13 +180,13 @@ def luhn_valid(digits: str) -> bool:
     if not (isinstance(digits, str) and len(digits) > 1 and digits.isascii()
             and digits.isdigit()):
         return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = ord(ch) - 48
-        if i % 2 == 1:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
+    # From the right: the check digit and every second digit count as they
+    # are, the others doubled (minus 9 above 9): a table per digit.
+    total = sum(map(int, digits[::-2])) + sum(_LUHN_DOUBLED[c] for c in digits[-2::-2])
     return total % 10 == 0
+
+
+_LUHN_DOUBLED = {str(n): (n * 2 - 9 if n > 4 else n * 2) for n in range(10)}
 
 
 @dataclass(frozen=True)
@@ -234,9 +235,8 @@ def parse_idnat(value: str) -> IdNat:
 
     if not value:
         return unknown("empty identifier")
-    try:
-        id_type = IdType(value[0])
-    except ValueError:
+    id_type = _ID_PREFIXES.get(value[0])
+    if id_type is None:
         return unknown(f"prefix {value[0]!r} is not an idNat_PS type (0, 1, 3, 4, 5, 6 or 8)")
     head, slash, internal = value[1:].partition("/")
     if not _ID_CHARS.fullmatch(head):
@@ -409,8 +409,53 @@ class _Parsed(NamedTuple):
 
 
 def _parse_name(der: bytes, name: _Tlv) -> _Subject:
-    # The hot path of a login server: plain tuples from cps.trust.certs' reader
-    # rather than a _Tlv per element.
+    fast = _parse_short_name(der, name.start, name.end)
+    return fast if fast is not None else _parse_any_name(der, name)
+
+
+def _parse_short_name(der: bytes, pos: int, end: int) -> Optional[_Subject]:
+    """The subject of a card certificate, the hot path of a login server.
+
+    Every RDN, attribute and value of a card's subject is shorter than 128
+    bytes: one-byte lengths, read inline. ``None`` as soon as anything else
+    shows up, errors included: :func:`_parse_any_name` then reads it (and
+    words the error exactly as it always does).
+    """
+    attributes: List[Tuple[str, str]] = []
+    remarks: List[str] = []
+    while pos < end:
+        if pos + 2 > end or der[pos] != _SET or der[pos + 1] & 0x80:
+            return None
+        rdn_end = pos + 2 + der[pos + 1]
+        if rdn_end > end:
+            return None
+        pos += 2
+        while pos < rdn_end:
+            # SEQUENCE { OID, value }, both complete and nothing after them
+            if pos + 4 > rdn_end or der[pos] != _SEQUENCE or der[pos + 1] & 0x80 \
+                    or der[pos + 2] != _OID or der[pos + 3] & 0x80:
+                return None
+            atv_end = pos + 2 + der[pos + 1]
+            oid_end = pos + 4 + der[pos + 3]
+            if atv_end > rdn_end or oid_end + 2 > atv_end or der[oid_end + 1] & 0x80 \
+                    or oid_end + 2 + der[oid_end + 1] != atv_end:
+                return None
+            try:
+                oid = _decode_oid(der[pos + 4:oid_end])
+            except _Malformed:
+                return None  # the general reader words the error
+            text, remark = _decode_text(der[oid_end], der[oid_end + 2:atv_end])
+            if remark:
+                remarks.append(f"subject {_ATTRIBUTE_NAMES.get(oid, oid)}: {remark}")
+            if text is not None:
+                attributes.append((oid, text))
+            pos = atv_end
+    return _Subject(attributes, remarks)
+
+
+def _parse_any_name(der: bytes, name: _Tlv) -> _Subject:
+    # Any DER lengths, with an error message for what is malformed: plain
+    # tuples from cps.trust.certs' reader rather than a _Tlv per element.
     from .errors import CertificateParseError as _Bad
     from .trust.certs import children as _kids
 
@@ -488,6 +533,13 @@ def _parse_certificate(der: bytes) -> _Parsed:
 
 def _single_text(data: bytes) -> Tuple[Optional[str], Optional[str]]:
     """Decode a DER character string that makes up all of ``data``."""
+    if len(data) >= 2 and data[1] < 0x80 and len(data) == 2 + data[1] \
+            and data[0] & 0x1F != 0x1F:
+        return _decode_text(data[0], data[2:])  # the short form every card uses
+    return _single_text_any(data)
+
+
+def _single_text_any(data: bytes) -> Tuple[Optional[str], Optional[str]]:
     tlv = _read(data, 0, len(data))
     if tlv.end != len(data):
         raise _fail("trailing bytes")
@@ -496,6 +548,23 @@ def _single_text(data: bytes) -> Tuple[Optional[str], Optional[str]]:
 
 def _upns(value: bytes) -> Tuple[List[str], List[str]]:
     """The UPN otherNames of a subjectAltName extension value."""
+    size = len(value)
+    head = len(_UPN_OTHER_NAME)
+    if head + 8 < size < 0x82 and value[1] == size - 2 and value[3] == size - 4 \
+            and value[head + 5] == size - head - 6 and value[0] == _SEQUENCE \
+            and value[2] == 0xA0 and value[head + 4] == 0xA0 \
+            and value.startswith(_UPN_OTHER_NAME, 4):
+        # The card's SAN: one UPN otherName, short lengths (checked above to
+        # end exactly where the extension ends). Anything else: the loop below.
+        try:
+            text, _ = _single_text(value[head + 6:])
+        except _Malformed as exc:
+            return [], [f"subjectAltName ignored: {exc}"]
+        return ([text] if text is not None else []), []
+    return _upns_any(value)
+
+
+def _upns_any(value: bytes) -> Tuple[List[str], List[str]]:
     upns: List[str] = []
     try:
         names = _read(value, 0, len(value))
@@ -673,11 +742,12 @@ class Practitioner:
     def _from_parsed(cls, parsed: _Parsed, validated: bool = False) -> "Practitioner":
         warnings: List[str] = list(parsed.subject.remarks) + list(parsed.remarks)
         values: Dict[str, List[str]] = {}
+        firsts: Dict[str, str] = {}  # the first non-blank value of each attribute
         for oid, text in parsed.subject.attributes:
             values.setdefault(oid, []).append(text)
-
-        def first(oid: str) -> Optional[str]:
-            return next((v for v in values.get(oid, ()) if v.strip()), None)
+            if oid not in firsts and text.strip():
+                firsts[oid] = text
+        first = firsts.get
 
         # --- the identifier: CN, cross-checked with (or replaced by) the UPN
         upn: Optional[str] = None
@@ -845,6 +915,9 @@ def _raw_oid(dotted: str) -> bytes:
 
     return oid_from_str(dotted)
 
+
+#: the OID TLV that opens a UPN otherName
+_UPN_OTHER_NAME = b"\x06" + bytes([len(_raw_oid(OID_MS_UPN))]) + _raw_oid(OID_MS_UPN)
 
 #: the extensions identity extraction reads, by raw DER OID
 _WANTED_RAW = {_raw_oid(o): o for o in (_SAN, OID_CARD_TYPE, OID_CARD_ISSUER_ID)}

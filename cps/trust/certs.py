@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import CertificateParseError
 
@@ -117,15 +117,32 @@ def header(data: bytes, pos: int, end: int) -> Tuple[int, int, int]:
 
 def children(data: bytes, start: int, end: int) -> List[Tuple[int, int, int, int]]:
     """(tag, header start, value start, value end) of each TLV in data[start:end]."""
-    out = []
+    # header() inlined: this loop reads every element of every certificate.
+    out: List[Tuple[int, int, int, int]] = []
+    append = out.append
     pos = start
     while pos < end:
-        tag, vs, ve = header(data, pos, end)
-        out.append((tag, pos, vs, ve))
+        if pos + 2 > end:
+            raise CertificateParseError("truncated DER")
+        n = data[pos + 1]
+        vs = pos + 2
+        if n & 0x80:
+            k = n & 0x7F
+            if k == 0 or k > 4 or vs + k > end:
+                raise CertificateParseError("bad DER length")
+            n = int.from_bytes(data[vs:vs + k], "big")
+            vs += k
+        ve = vs + n
+        if ve > end:
+            raise CertificateParseError("DER value runs past its container")
+        append((data[pos], pos, vs, ve))
         pos = ve
         if len(out) > 4096:
             raise CertificateParseError("too many DER elements")
     return out
+
+
+_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def _time(data: bytes, tag: int, vs: int, ve: int) -> bytes:
@@ -144,11 +161,16 @@ def _time(data: bytes, tag: int, vs: int, ve: int) -> bytes:
     if not out.isdigit() or not (b"01" <= out[4:6] <= b"12") or not (b"01" <= out[6:8] <= b"31") \
             or out[8:10] > b"23" or out[10:12] > b"59" or out[12:14] > b"59":
         raise CertificateParseError("malformed time")
-    import calendar
-
-    if int(out[6:8]) > calendar.monthrange(int(out[0:4]), int(out[4:6]))[1]:
+    # A day past its month's end (31 April, 29 February of a common year):
+    # a table lookup rather than calendar.monthrange, this is on every parse.
+    month, day = int(out[4:6]), int(out[6:8])
+    if day > 28 and (day > _DAYS[month] or (month == 2 and not _leap(int(out[0:4])))):
         raise CertificateParseError("a date that does not exist")
     return out
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def time_key(moment) -> bytes:
@@ -165,6 +187,21 @@ def time_from_key(key: bytes):
     import datetime as _dt
 
     return _dt.datetime.strptime(key.decode(), "%Y%m%d%H%M%S").replace(tzinfo=_dt.timezone.utc)
+
+
+_KEY_LOADER: Optional[Tuple[Any, Any]] = None
+
+
+def _key_loader() -> Tuple[Any, Any]:
+    # cryptography is imported on first use, not with this module (``import cps``
+    # stays light); cached because an import statement costs a microsecond.
+    global _KEY_LOADER
+    if _KEY_LOADER is None:
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        _KEY_LOADER = (load_der_public_key, UnsupportedAlgorithm)
+    return _KEY_LOADER
 
 
 @dataclass
@@ -217,13 +254,10 @@ class ParsedCert:
         """
         key = self._decoded.get("key")
         if key is None:
-            from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-            from cryptography.exceptions import UnsupportedAlgorithm
-
+            load_der_public_key, unsupported = _key_loader()
             try:
                 key = load_der_public_key(self.spki)
-            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            except (ValueError, TypeError, unsupported) as exc:
                 key = self._dsa_inherited(inherit_from)
                 if key is None:
                     raise CertificateParseError(f"unusable public key: {exc}") from None
@@ -257,12 +291,7 @@ class ParsedCert:
         tag, vs, ve = header(raw, 0, len(raw))
         if tag != 0x03 or ve - vs < 1:
             raise CertificateParseError("bad keyUsage")
-        flags = 0
-        for i, b in enumerate(raw[vs + 1:ve][:2]):
-            for j in range(8):
-                if b & (0x80 >> j):
-                    flags |= 1 << (i * 8 + j)
-        return flags
+        return _bits(raw[vs:ve])
 
     def basic_constraints(self) -> Tuple[bool, Optional[int]]:
         raw = self.ext(OID.BASIC_CONSTRAINTS)
@@ -427,12 +456,18 @@ class DistributionPoint:
                 if n[:1] == b"\x86" and len(n) > 2 and n[1] < 0x80]
 
 
+# A byte with its bits reversed: DER numbers named bits from the most
+# significant bit of the first byte (bit 0 = 0x80), flags here from 1 << 0.
+_REVERSED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
 def _bits(value: bytes) -> int:
-    flags = 0
-    for i, b in enumerate(value[1:3]):
-        for j in range(8):
-            if b & (0x80 >> j):
-                flags |= 1 << (i * 8 + j)
+    """BIT STRING contents (unused-bits byte first) -> flags, bit n = 1 << n (bits 0-15)."""
+    if len(value) < 2:
+        return 0
+    flags = _REVERSED[value[1]]
+    if len(value) > 2:
+        flags |= _REVERSED[value[2]] << 8
     return flags
 
 
@@ -500,6 +535,15 @@ def parse_cert(der: bytes) -> ParsedCert:
                     os_, oe = pos + 4, pos + 4 + der[pos + 3]
                     if xe > ee or oe > xe:
                         raise CertificateParseError("extension runs past its container")
+                    if oe + 2 <= xe and der[oe] == 0x04 and der[oe + 1] < 0x80 \
+                            and oe + 2 + der[oe + 1] == xe:
+                        # no critical flag, a short value: the whole extension is read
+                        oid = der[os_:oe]
+                        if oid in extensions:
+                            raise CertificateParseError("an extension appears twice")
+                        extensions[oid] = (False, der[oe + 2:xe])
+                        pos = xe
+                        continue
                 else:
                     xt, xs, xe = header(der, pos, ee)
                     if xt != 0x30:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..card import KeyRole
 from ..errors import (CertificateExpired, CertificateInvalid, CertificateParseError,
@@ -118,6 +118,10 @@ class _Prefix:
     generation: int
     path_tail: Tuple[bytes, ...] = ()             # DER of the CAs and the anchor, leaf excluded
     status_tail: Tuple[RevocationStatus, ...] = ()
+    #: leaf policy outcomes under this prefix, by the leaf's raw certificatePolicies
+    #: and policyConstraints: (acceptable, valid policies as dotted strings)
+    leaf_outcomes: Dict[Tuple[Optional[bytes], Optional[bytes]],
+                        Tuple[bool, FrozenSet[str]]] = field(default_factory=dict)
 
 
 def _subject(cert: ParsedCert) -> str:
@@ -400,15 +404,26 @@ class Validator:
         self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
         status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor)
         prefix.constraints.check(leaf, 0)  # 6.1.3 (b)(c): always for the leaf
-        require, _ = leaf.policy_constraints()
         if self.initial_policies is None and prefix.policy.n == n and not prefix.policy.mapped:
-            # any-policy for the user: the leaf's outcome without copying the tree
-            ok, policies = prefix.policy.leaf_outcome(leaf.policies(), require)
+            # any-policy for the user: the leaf's outcome without copying the tree.
+            # It depends on nothing but the prefix and these two extensions, which
+            # every card certificate of a CA shares: decided once per prefix.
+            outcome_key = (leaf.ext(OID.CERT_POLICIES), leaf.ext(OID.POLICY_CONSTRAINTS))
+            outcome = prefix.leaf_outcomes.get(outcome_key)
+            if outcome is None:
+                require, _ = leaf.policy_constraints()
+                ok, raw_policies = prefix.policy.leaf_outcome(leaf.policies(), require)
+                outcome = (ok, frozenset(_oid_str(p) for p in raw_policies))
+                if len(prefix.leaf_outcomes) >= 256:
+                    prefix.leaf_outcomes.clear()
+                prefix.leaf_outcomes[outcome_key] = outcome
+            ok, valid_policies = outcome
             if not ok:
                 raise CertificatePolicyError("no acceptable certificate policy",
                                              reason="policy", position=0,
                                              subject=_subject(leaf))
         else:
+            require, _ = leaf.policy_constraints()
             policy = prefix.policy.copy()
             # (d)(2)'s self-issued clause only concerns i < n: the leaf is n.
             policy.process_certificate(n, leaf.policies(), False)
@@ -421,6 +436,7 @@ class Validator:
                 raise CertificatePolicyError(
                     "the path does not satisfy the required certificate policies",
                     reason="policy", position=0, subject=_subject(leaf))
+            valid_policies = frozenset(_oid_str(p) for p in policies)
         unknown = leaf.critical_unknown()
         if unknown:
             raise CertificateInvalid(f"unknown critical extension {unknown[0]}",
@@ -428,8 +444,7 @@ class Validator:
                                      subject=_subject(leaf))
         if purpose is not None:
             _check_purpose(leaf, purpose)
-        return ValidationResult((leaf.der,) + prefix.path_tail,
-                                frozenset(_oid_str(p) for p in policies),
+        return ValidationResult((leaf.der,) + prefix.path_tail, valid_policies,
                                 (status,) + prefix.status_tail, at, purpose)
 
     # ------------------------------------------------------------------ 6.3 revocation
@@ -859,26 +874,44 @@ def _reason_of(failures: List[str]) -> str:
     return "unavailable"
 
 
+_PURPOSE_PROBLEMS: Dict[Tuple[Optional[bytes], Optional[bytes], KeyRole], Optional[str]] = {}
+
+
 def _check_purpose(leaf: ParsedCert, purpose: KeyRole) -> None:
+    # Decided by the raw keyUsage and extendedKeyUsage alone, shared by every
+    # card certificate of a kind: remembered by their bytes.
+    key = (leaf.ext(OID.KEY_USAGE), leaf.ext(OID.EXT_KEY_USAGE), purpose)
+    try:
+        problem = _PURPOSE_PROBLEMS[key]
+    except KeyError:
+        problem = _purpose_problem(leaf, purpose)
+        if len(_PURPOSE_PROBLEMS) >= 1024:
+            _PURPOSE_PROBLEMS.clear()
+        _PURPOSE_PROBLEMS[key] = problem
+    if problem is not None:
+        raise CertificatePurposeError(problem, purpose=purpose.value, subject=_subject(leaf))
+
+
+def _purpose_problem(leaf: ParsedCert, purpose: KeyRole) -> Optional[str]:
+    """Why ``leaf`` may not be used for ``purpose``; None when it may."""
     ku = leaf.key_usage()
     if purpose in (KeyRole.AUTH, KeyRole.TECH):
         eku = leaf.ext_key_usage()
         if ku is None or not ku & KU_DIGITAL_SIGNATURE:
-            raise CertificatePurposeError(
-                "not an authentication certificate (keyUsage lacks digitalSignature)",
-                purpose=purpose.value, subject=_subject(leaf))
+            return "not an authentication certificate (keyUsage lacks digitalSignature)"
         if eku is not None and OID.EKU_CLIENT_AUTH not in eku and OID.EKU_ANY not in eku:
-            raise CertificatePurposeError(
-                "not an authentication certificate (extendedKeyUsage lacks clientAuth)",
-                purpose=purpose.value, subject=_subject(leaf))
+            return "not an authentication certificate (extendedKeyUsage lacks clientAuth)"
     elif purpose is KeyRole.SIGN:
         if ku is None or not ku & KU_NON_REPUDIATION:
-            raise CertificatePurposeError(
-                "not a signature certificate (keyUsage lacks nonRepudiation)",
-                purpose=purpose.value, subject=_subject(leaf))
+            return "not a signature certificate (keyUsage lacks nonRepudiation)"
+    return None
 
 
 _HASH_OBJECTS: Dict[str, Any] = {}
+#: concrete classes seen to be RSA public keys; PKCS#1 v1.5 padding; InvalidSignature
+_RSA_TYPES: Set[type] = set()
+_PKCS1V15: List[Any] = []
+_INVALID_SIGNATURE: List[Any] = []
 _SIG_OIDS: Dict[bytes, str] = {}
 _OID_STRINGS: Dict[bytes, str] = {}
 
@@ -894,13 +927,25 @@ def _oid_str(raw: bytes) -> str:
 
 def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
     """Check a signature over ``tbs`` with ``key`` for the AlgorithmIdentifier ``sig_alg``."""
+    oid = _SIG_OIDS.get(sig_alg)
+    algorithm = _HASH_OBJECTS.get(oid) if oid is not None else None
+    if algorithm is not None and type(key) in _RSA_TYPES:
+        # The path nearly every certificate takes (RSA PKCS#1 v1.5 with a known
+        # hash, a key class already seen): no imports, no ABC isinstance checks.
+        try:
+            key.verify(signature, tbs, _PKCS1V15[0], algorithm)
+            return True
+        except (_INVALID_SIGNATURE[0], ValueError, TypeError):
+            return False
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 
     from .certs import children, header
 
-    oid = _SIG_OIDS.get(sig_alg)
+    if not _PKCS1V15:
+        _PKCS1V15.append(padding.PKCS1v15())
+        _INVALID_SIGNATURE.append(InvalidSignature)
     if oid is None:
         try:
             _, vs, ve = header(sig_alg, 0, len(sig_alg))
@@ -915,7 +960,8 @@ def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
             algorithm = _HASH_OBJECTS.get(oid)
             if algorithm is None:
                 algorithm = _HASH_OBJECTS[oid] = getattr(hashes, _HASH_BY_SIG_OID[oid])()
-            key.verify(signature, tbs, padding.PKCS1v15(), algorithm)
+            _RSA_TYPES.add(type(key))
+            key.verify(signature, tbs, _PKCS1V15[0], algorithm)
             return True
         if oid in _ECDSA_BY_SIG_OID and isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, tbs, ec.ECDSA(getattr(hashes, _ECDSA_BY_SIG_OID[oid])()))

@@ -1,0 +1,132 @@
+"""The hot-path DER readers agree with the general ones they short-cut.
+
+Identity extraction and certificate parsing have inline fast paths for the
+short-form DER every card certificate uses (a login server runs them for each
+token). Each is checked here against the general reader it bypasses, on the
+real shapes and on many mutations of them: same result, or the same error.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cps import identity
+from cps.errors import CertificateParseError
+from cps.trust import certs
+
+
+def _outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except (identity._Malformed, CertificateParseError) as exc:  # noqa: SLF001
+        return ("error", type(exc).__name__, str(exc))
+
+
+def _mutations(data: bytes, rng: random.Random, count: int):
+    yield data
+    for _ in range(count):
+        raw = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            action = rng.randrange(4)
+            i = rng.randrange(len(raw)) if raw else 0
+            if action == 0 and raw:
+                raw[i] = rng.randrange(256)
+            elif action == 1 and raw:
+                raw[i] = rng.choice([0x30, 0x31, 0x06, 0x0C, 0x13, 0xA0, 0x7F, 0x80,
+                                     0x81, 0x82, 0x1F, 0x00])
+            elif action == 2:
+                del raw[i:i + rng.randint(1, 4)]
+            else:
+                raw[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
+        yield bytes(raw)
+
+
+@pytest.fixture(scope="module")
+def card_certificates(cps_pki):
+    out = []
+    for name in ("cps3-medecin", "cps3-cpe", "cps3-adeli", "cps3-contactless"):
+        creds = cps_pki.issue_card(name)
+        out += [creds.auth_cert.public_bytes(Encoding.DER),
+                creds.sign_cert.public_bytes(Encoding.DER)]
+    return out
+
+
+def test_subject_fast_path_matches_the_general_reader(card_certificates):
+    rng = random.Random(11)
+    checked = fast_used = 0
+    for der in card_certificates:
+        subject = certs.parse_cert(der).subject
+        for data in _mutations(subject, rng, 1500):
+            try:
+                tlv = identity._read(data, 0, len(data))  # noqa: SLF001
+            except identity._Malformed:  # noqa: SLF001
+                continue
+            fast = _outcome(identity._parse_short_name, data, tlv.start, tlv.end)  # noqa: SLF001
+            general = _outcome(identity._parse_any_name, data, tlv)  # noqa: SLF001
+            if fast == ("ok", None):
+                continue  # not the short form: the general reader takes it
+            fast_used += 1
+            assert fast == general, data.hex()
+            checked += 1
+    assert checked > 1000 and fast_used > 1000
+
+
+def test_upn_fast_path_matches_the_general_reader(card_certificates):
+    rng = random.Random(12)
+    fast_used = 0
+    for der in card_certificates:
+        san = certs.parse_cert(der).ext(certs.OID.SUBJECT_ALT_NAME)
+        assert identity._upns(san)[0]  # noqa: SLF001 - the real SAN has its UPN
+        for data in _mutations(san, rng, 1500):
+            if not data:
+                continue
+            assert identity._upns(data) == identity._upns_any(data), data.hex()  # noqa: SLF001
+            fast_used += 1
+    assert fast_used > 1000
+
+
+def test_single_text_fast_path_matches_the_general_reader():
+    rng = random.Random(13)
+    seeds = [b"\x13\x0a8025000001", b"\x0c\x06\xc3\x89LO", b"\x1e\x04\x00A\x00B", b"\x16\x00"]
+    for seed in seeds:
+        for data in _mutations(seed, rng, 2000):
+            assert _outcome(identity._single_text, data) == \
+                _outcome(identity._single_text_any, data), data.hex()  # noqa: SLF001
+
+
+def _children_reference(data: bytes, start: int, end: int):
+    out = []
+    pos = start
+    while pos < end:
+        tag, vs, ve = certs.header(data, pos, end)
+        out.append((tag, pos, vs, ve))
+        pos = ve
+        if len(out) > 4096:
+            raise CertificateParseError("too many DER elements")
+    return out
+
+
+def test_children_matches_header_by_header(card_certificates):
+    rng = random.Random(14)
+    for der in card_certificates[:2]:
+        for data in _mutations(der[4:400], rng, 3000):
+            start = rng.randint(0, len(data))
+            end = rng.randint(start, len(data))
+            assert _outcome(certs.children, data, start, end) == \
+                _outcome(_children_reference, data, start, end)
+
+
+def test_extension_fast_path_keeps_every_extension(card_certificates):
+    from cryptography import x509
+
+    for der in card_certificates:
+        parsed = certs.parse_cert(der)
+        reference = x509.load_der_x509_certificate(der)
+        assert len(parsed.extensions) == len(reference.extensions)
+        for ext in reference.extensions:
+            critical, value = parsed.extensions[certs.oid_from_str(ext.oid.dotted_string)]
+            assert critical == ext.critical
+            assert value == ext.value.public_bytes()
