@@ -182,11 +182,11 @@ def luhn_valid(digits: str) -> bool:
         return False
     # From the right: the check digit and every second digit count as they
     # are, the others doubled (minus 9 above 9): a table per digit.
-    total = sum(map(int, digits[::-2])) + sum(_LUHN_DOUBLED[c] for c in digits[-2::-2])
-    return total % 10 == 0
+    return sum(map(int, digits[::-2] + digits[-2::-2].translate(_LUHN_DOUBLED))) % 10 == 0
 
 
-_LUHN_DOUBLED = {str(n): (n * 2 - 9 if n > 4 else n * 2) for n in range(10)}
+#: a digit -> the digit its double adds up to (for the doubled positions)
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 @dataclass(frozen=True)
@@ -229,27 +229,25 @@ def parse_idnat(value: str) -> IdNat:
     """
     if not isinstance(value, str):
         raise TypeError(f"an idNat_PS is a str, not {type(value).__name__}")
-
-    def unknown(why: str) -> IdNat:
-        return IdNat(value, IdType.UNKNOWN, value, problems=(f"idnat {value!r}: {why}",))
-
     if not value:
-        return unknown("empty identifier")
+        return _unknown_idnat(value, "empty identifier")
     id_type = _ID_PREFIXES.get(value[0])
     if id_type is None:
-        return unknown(f"prefix {value[0]!r} is not an idNat_PS type (0, 1, 3, 4, 5, 6 or 8)")
+        return _unknown_idnat(
+            value, f"prefix {value[0]!r} is not an idNat_PS type (0, 1, 3, 4, 5, 6 or 8)")
     head, slash, internal = value[1:].partition("/")
     if not _ID_CHARS.fullmatch(head):
-        return unknown("the identifier after the prefix must be letters and digits")
+        return _unknown_idnat(value,
+                              "the identifier after the prefix must be letters and digits")
     if slash and not id_type.structure_based:
-        return unknown(f"an {id_type.name} identifier has no '/<internal id>' part")
+        return _unknown_idnat(value, f"an {id_type.name} identifier has no '/<internal id>' part")
     if slash and not _INTERNAL_CHARS.fullmatch(internal):
-        return unknown("bad internal identifier after '/'")
+        return _unknown_idnat(value, "bad internal identifier after '/'")
     problems: List[str] = []
     luhn: Optional[bool] = None
     if id_type is IdType.RPPS:
         if not (len(head) == 11 and head.isascii() and head.isdigit()):
-            return unknown(f"an RPPS number has 11 digits, not {head!r}")
+            return _unknown_idnat(value, f"an RPPS number has 11 digits, not {head!r}")
         luhn = luhn_valid(head)
         if not luhn:
             problems.append(f"RPPS {head}: the Luhn check digit does not verify "
@@ -258,6 +256,10 @@ def parse_idnat(value: str) -> IdNat:
     if shape is not None and not shape[0].fullmatch(head):
         problems.append(f"{id_type.name} {head!r}: expected {shape[1]}")
     return IdNat(value, id_type, head, internal if slash else None, luhn, tuple(problems))
+
+
+def _unknown_idnat(value: str, why: str) -> IdNat:
+    return IdNat(value, IdType.UNKNOWN, value, problems=(f"idnat {value!r}: {why}",))
 
 
 # ------------------------------------------------------------------------- DER reader
@@ -359,6 +361,14 @@ def _decode_text(tag: int, raw: bytes) -> Tuple[Optional[str], Optional[str]]:
     Decoding never fails: bytes invalid for the declared type are decoded as
     Latin-1 (or with replacement characters) and a remark says so.
     """
+    if tag == _UTF8 or tag == _PRINTABLE:  # what card certificates use: straight to it
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1"), "bytes invalid for its string type, decoded as Latin-1"
+        if tag == _UTF8 or text.isascii():
+            return text, None
+        return text, "non-ASCII characters in an ASCII string type, decoded as UTF-8"
     if tag == _BMP:
         if len(raw) % 2 == 0:
             try:

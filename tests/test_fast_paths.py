@@ -130,3 +130,34 @@ def test_extension_fast_path_keeps_every_extension(card_certificates):
             critical, value = parsed.extensions[certs.oid_from_str(ext.oid.dotted_string)]
             assert critical == ext.critical
             assert value == ext.value.public_bytes()
+
+
+def test_token_base64_is_exactly_the_strict_base64():
+    """Token fields are decoded with binascii's strict mode: the same inputs pass and
+    fail as with ``base64.b64decode(validate=True)``, the documented rule."""
+    import base64
+    import binascii
+
+    from cps.auth.token import _b64
+    from cps.errors import MalformedToken
+
+    def reference(value: str):
+        try:
+            return base64.b64decode(value.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return "malformed"
+
+    def ours(value: str):
+        try:
+            return _b64(value, "certificate")
+        except MalformedToken:
+            return "malformed"
+
+    rng = random.Random(15)
+    alphabet = "ABCab01+/=-_ \n\té"
+    for _ in range(20000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        assert ours(value) == reference(value), repr(value)
+    for size in range(0, 40):
+        good = base64.b64encode(bytes(range(size))).decode()
+        assert ours(good) == bytes(range(size))

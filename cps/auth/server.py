@@ -43,6 +43,7 @@ from ..trust.certs import parse_cert  # noqa: E402
 from ..trust.validate import _check_purpose  # noqa: E402
 
 _PKCS1 = padding.PKCS1v15()
+_RSA_KEY_TYPES: set = set()  # concrete classes seen to be RSA public keys
 _HASHES = {"sha256": hashes.SHA256()}
 
 NONCE_BYTES = 32
@@ -142,8 +143,10 @@ class Verifier:
                                  expected=mine, got=parsed.origin[:200])
         leaf = parse_cert(parsed.certificate)   # CertificateParseError when undecodable
         key = leaf.public_key()
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise InvalidSignature("the certificate's key is not RSA")
+        if type(key) not in _RSA_KEY_TYPES:  # an ABC isinstance check costs a microsecond
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise InvalidSignature("the certificate's key is not RSA")
+            _RSA_KEY_TYPES.add(type(key))
         algorithm = _HASHES[ALGORITHMS[parsed.algorithm]]
         try:                                                          # signature
             key.verify(parsed.signature, signed_data(parsed.origin, parsed.nonce),

@@ -20,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections import abc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Union
 
@@ -38,6 +39,13 @@ ALGORITHMS = {"RS256": "sha256"}
 #: size limits, checked before anything is decoded
 LIMITS = {"token": 16_384, "certificate": 8_192, "signature": 1_024, "nonce": 128,
           "origin": 2_048, "library": 64, "format": 64, "algorithm": 16}
+
+
+_REQUIRED = ("format", "algorithm", "certificate", "signature", "nonce", "origin")
+_ALL = _REQUIRED + ("library",)
+# base64 expands 3 bytes into 4 characters
+_LIMITS = tuple(LIMITS[n] * 4 // 3 + 4 if n in ("certificate", "signature") else LIMITS[n]
+                for n in _ALL)
 
 
 def signed_data(origin: str, nonce: str) -> bytes:
@@ -81,7 +89,9 @@ class Token:
 
 def _b64(value: str, field: str) -> bytes:
     try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
+        # strict: only the base64 alphabet, padding only at the end (what
+        # b64decode(validate=True) checks with a regular expression first)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise MalformedToken(f"token field {field!r} is not valid base64") from None
 
@@ -98,26 +108,24 @@ def parse_token(token: Union[str, bytes, Mapping[str, Any]]) -> Token:
             token = json.loads(token)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise MalformedToken("token is not valid JSON") from None
-    if not isinstance(token, Mapping):
+    if type(token) is not dict and not isinstance(token, abc.Mapping):
         raise MalformedToken("token must be a JSON object")
-    fields: Dict[str, str] = {}
-    for name in ("format", "algorithm", "certificate", "signature", "nonce", "origin"):
-        value = token.get(name)
+    get = token.get
+    values = [get(name) for name in _REQUIRED]
+    for name, value in zip(_REQUIRED, values):
         if not isinstance(value, str) or not value:
             raise MalformedToken(f"token field {name!r} missing or not a string")
-        fields[name] = value
-    library = token.get("library", "")
+    library = get("library", "")
     if not isinstance(library, str):
         raise MalformedToken("token field 'library' must be a string")
-    for name, value in list(fields.items()) + [("library", library)]:
-        # base64 expands 3 bytes into 4 characters
-        limit = LIMITS[name] * 4 // 3 + 4 if name in ("certificate", "signature") else LIMITS[name]
+    values.append(library)
+    for name, value, limit in zip(_ALL, values, _LIMITS):
         if len(value) > limit:
             raise TokenTooLarge(f"token field {name!r} is too large")
-    if fields["format"] != TOKEN_FORMAT:
-        raise UnsupportedTokenFormat(f"unsupported token format {fields['format'][:40]!r}")
-    if fields["algorithm"] not in ALGORITHMS:
-        raise UnsupportedAlgorithm(f"algorithm {fields['algorithm'][:16]!r} is not allowed")
-    return Token(fields["format"], fields["algorithm"], _b64(fields["certificate"], "certificate"),
-                 _b64(fields["signature"], "signature"), fields["nonce"], fields["origin"],
-                 library)
+    fmt, algorithm, certificate, signature, nonce, origin, _ = values
+    if fmt != TOKEN_FORMAT:
+        raise UnsupportedTokenFormat(f"unsupported token format {fmt[:40]!r}")
+    if algorithm not in ALGORITHMS:
+        raise UnsupportedAlgorithm(f"algorithm {algorithm[:16]!r} is not allowed")
+    return Token(fmt, algorithm, _b64(certificate, "certificate"), _b64(signature, "signature"),
+                 nonce, origin, library)
