@@ -53,7 +53,6 @@ nothing else.
 
 from __future__ import annotations
 
-import functools
 
 import base64
 import binascii
@@ -182,7 +181,8 @@ def luhn_valid(digits: str) -> bool:
         return False
     # From the right: the check digit and every second digit count as they
     # are, the others doubled (minus 9 above 9): a table per digit.
-    return sum(map(int, digits[::-2] + digits[-2::-2].translate(_LUHN_DOUBLED))) % 10 == 0
+    digits_summed = digits[::-2] + digits[-2::-2].translate(_LUHN_DOUBLED)
+    return (sum(digits_summed.encode("ascii")) - 48 * len(digits)) % 10 == 0  # "0" is 48
 
 
 #: a digit -> the digit its double adds up to (for the doubled positions)
@@ -339,9 +339,22 @@ def _children(data: bytes, parent: _Tlv) -> List[_Tlv]:
     return out
 
 
-@functools.lru_cache(maxsize=1024)
+#: the dotted form of the OIDs already met (a plain dict is the fastest look-up)
+_OID_TEXT: Dict[bytes, str] = {}
+
+
 def _decode_oid(raw: bytes) -> str:
     # Cached: the same dozen OIDs come back in every certificate a server sees.
+    text = _OID_TEXT.get(raw)
+    if text is None:
+        text = _decode_new_oid(raw)
+        if len(_OID_TEXT) >= 1024:
+            _OID_TEXT.clear()
+        _OID_TEXT[raw] = text
+    return text
+
+
+def _decode_new_oid(raw: bytes) -> str:
     if not raw or len(raw) > 64 or raw[-1] & 0x80:
         raise _fail("malformed object identifier")
     arcs: List[int] = []
@@ -451,7 +464,8 @@ def _parse_short_name(der: bytes, pos: int, end: int) -> Optional[_Subject]:
                     or oid_end + 2 + der[oid_end + 1] != atv_end:
                 return None
             try:
-                oid = _decode_oid(der[pos + 4:oid_end])
+                raw_oid = der[pos + 4:oid_end]
+                oid = _OID_TEXT.get(raw_oid) or _decode_oid(raw_oid)
             except _Malformed:
                 return None  # the general reader words the error
             text, remark = _decode_text(der[oid_end], der[oid_end + 2:atv_end])
