@@ -9,10 +9,15 @@ Every token of a pass comes from a *different* practitioner: 3,000 card-like
 authentication certificates (the emulated card's subject and extensions, each
 with its own serial, RPPS number, names, UPN and one of 16 key pairs), so that
 nothing a verifier could remember about a certificate helps: the figure is the
-cost of a practitioner's first login. "Warm" is the CRL's state (loaded and
-indexed) and the CA part of the path (validated once per CRL generation), as
-on a server that has been up for a minute. Best of 3 passes, each with fresh
-challenges.
+cost of a practitioner's first login: each pass uses a new ``Verifier``.
+"Warm" is the CRL's state (loaded and indexed) and the CA part of the path
+(validated once per CRL generation), as on a server that has been up for a
+minute. Best of 3 passes, each with fresh challenges.
+
+A second figure, without a target: the same practitioners coming back to a
+verifier that has met them (``known_certificates``): what never changes for a
+certificate is remembered, while the token's signature, the validity dates,
+revocation and the CA path are checked on every token.
 
 The anchor is the token's signature check done alone with cryptography, the
 floor under any verifier. Target (issue 6): at least 5,000 per second on one
@@ -126,7 +131,9 @@ def run() -> List[Figure]:
     practitioners = _practitioners(pki, creds.auth_cert)
     keys = [cached_rsa_key(CACHE_DIR / "keys", 1, f"bench-auth/{k}") for k in range(N_KEYS)]
     issuer = ChallengeIssuer(MemoryNonceStore(max_entries=N_PRACTITIONERS * 2))
-    verifier = Verifier(validator, issuer.store, [ORIGIN])
+
+    def verifier() -> Verifier:
+        return Verifier(validator, issuer.store, [ORIGIN], known_certificates=N_PRACTITIONERS)
 
     def tokens() -> List[str]:
         out = []
@@ -139,20 +146,23 @@ def run() -> List[Figure]:
                                    "signature": base64.b64encode(sig).decode()}))
         return out
 
-    warm = tokens()   # warm: the CA part of the path, the CRLs; checks every result once
-    for (der, _), token in zip(practitioners, warm):
-        result = verifier.verify(token, ORIGIN, at=at)
+    def rate(check: Verifier, batch: List[str]) -> float:
+        start = time.perf_counter()
+        for token in batch:
+            check.verify(token, ORIGIN, at=at)
+        return len(batch) / (time.perf_counter() - start)
+
+    # Warm-up: the CA part of the path and the CRLs; every result checked once.
+    warm = verifier()
+    for (der, _), token in zip(practitioners, tokens()):
+        result = warm.verify(token, ORIGIN, at=at)
         who = result.practitioner
         assert result.certificate_der == der and who.validated and who.rpps_luhn_ok \
             and who.rpps and not who.warnings, who  # noqa: S101
-    runs = []
-    for _ in range(PASSES):
-        batch = tokens()
-        start = time.perf_counter()
-        for token in batch:
-            verifier.verify(token, ORIGIN, at=at)
-        runs.append(len(batch) / (time.perf_counter() - start))
-    ours = max(runs)
+    # First logins: a new verifier per pass, so no certificate has been seen.
+    first = max(rate(verifier(), tokens()) for _ in range(PASSES))
+    # Returning practitioners: the warmed verifier has met all 3,000 before.
+    returning = max(rate(warm, tokens()) for _ in range(PASSES))
 
     key = creds.auth_cert.public_key()
     data = signed_data(ORIGIN, "x" * 43)
@@ -163,9 +173,14 @@ def run() -> List[Figure]:
         for _ in range(N_PRACTITIONERS):
             key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
         floor.append(N_PRACTITIONERS / (time.perf_counter() - start))
+    anchor = {"RSA-2048 signature check alone (cryptography)": max(floor)}
     return [Figure("token verifications, chain and warm 1M-entry CRL included",
-                   "verifications/s", ours,
-                   {"RSA-2048 signature check alone (cryptography)": max(floor)},
-                   better="higher", target=5_000,
+                   "verifications/s", first, anchor, better="higher", target=5_000,
                    note=f"{N_PRACTITIONERS} tokens per pass, each from a different "
-                        f"practitioner's certificate; best of {PASSES} passes; one core")]
+                        f"practitioner's certificate never seen before; best of {PASSES} "
+                        "passes; one core"),
+            Figure("token verifications, returning practitioners (certificate seen before)",
+                   "verifications/s", returning, anchor, better="higher",
+                   note=f"the same {N_PRACTITIONERS} practitioners again: token signature, "
+                        "validity, revocation and CA path checked anew; best of "
+                        f"{PASSES} passes; one core")]

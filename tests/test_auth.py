@@ -283,3 +283,98 @@ def test_memory_store_is_bounded():
     assert len(store) == 100
     assert store.take("n999", "default", 0) is TakeResult.OK
     assert store.take("n0", "default", 0) is TakeResult.UNKNOWN
+
+
+# ---------------------------------------------------------------- returning practitioners
+@pytest.fixture
+def fresh_validator(cps_pki):
+    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    names = list(cps_pki.intermediates) + list(cps_pki.roots)
+    return Validator(store, crls=[cps_pki.crl(n) for n in names])
+
+
+def _count_parses(monkeypatch):
+    from cps.auth import server
+
+    calls = []
+    real = server.parse_cert
+    monkeypatch.setattr(server, "parse_cert", lambda der: calls.append(der) or real(der))
+    return calls
+
+
+def test_returning_practitioner_is_read_once(fresh_validator, cps_card_factory, monkeypatch):
+    issuer = ChallengeIssuer()
+    verifier = Verifier(fresh_validator, issuer.store, [ORIGIN])
+    parses = _count_parses(monkeypatch)
+    first = verifier.verify(token_for(cps_card_factory, issuer), ORIGIN)
+    again = verifier.verify(token_for(cps_card_factory, issuer), ORIGIN)
+    assert len(parses) == 1
+    assert again.practitioner is first.practitioner and again.practitioner.validated
+    assert again.validation.path == first.validation.path
+    # nothing is remembered without the option
+    plain = Verifier(fresh_validator, issuer.store, [ORIGIN], known_certificates=0)
+    plain.verify(token_for(cps_card_factory, issuer), ORIGIN)
+    plain.verify(token_for(cps_card_factory, issuer), ORIGIN)
+    assert len(parses) == 3
+
+
+def test_returning_practitioner_still_signs_each_token(fresh_validator, cps_card_factory):
+    issuer = ChallengeIssuer()
+    verifier = Verifier(fresh_validator, issuer.store, [ORIGIN])
+    verifier.verify(token_for(cps_card_factory, issuer), ORIGIN)
+    forged = token_for(cps_card_factory, issuer)
+    forged["signature"] = _flip(forged["signature"])
+    with pytest.raises(errors.InvalidSignature):
+        verifier.verify(forged, ORIGIN)
+    # the same certificate with one byte changed is another certificate: checked in full
+    altered = token_for(cps_card_factory, issuer)
+    der = base64.b64decode(altered["certificate"])
+    altered["certificate"] = b64(der.replace(b"810100123453", b"810100123461"))
+    with pytest.raises(errors.CertificateInvalid) as info:
+        verifier.verify(altered, ORIGIN)
+    assert info.value.reason == "signature"
+
+
+def test_returning_practitioner_revoked_since(fresh_validator, cps_pki, cps_card_factory):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    issuer = ChallengeIssuer()
+    verifier = Verifier(fresh_validator, issuer.store, [ORIGIN])
+    verifier.verify(token_for(cps_card_factory, issuer), ORIGIN)
+    creds = cps_pki.issue_card("cps3-medecin")
+    ca = cps_pki.ca(creds.issuer)
+    now = dt.datetime.now(dt.timezone.utc)
+    crl = (x509.CertificateRevocationListBuilder()
+           .issuer_name(ca.cert.subject)
+           .last_update(now - dt.timedelta(minutes=1))
+           .next_update(now + dt.timedelta(days=1))
+           .add_extension(x509.CRLNumber(10 ** 12), critical=False)
+           .add_revoked_certificate(x509.RevokedCertificateBuilder()
+                                    .serial_number(creds.auth_cert.serial_number)
+                                    .revocation_date(now - dt.timedelta(seconds=30)).build())
+           .sign(ca.key, hashes.SHA256()))
+    fresh_validator.add_crl(crl)
+    with pytest.raises(errors.CertificateRevoked):
+        verifier.verify(token_for(cps_card_factory, issuer), ORIGIN)
+
+
+def test_returning_practitioner_expired_since(fresh_validator, cps_pki, cps_card_factory):
+    issuer = ChallengeIssuer()
+    verifier = Verifier(fresh_validator, issuer.store, [ORIGIN])
+    verifier.verify(token_for(cps_card_factory, issuer), ORIGIN)
+    not_after = cps_pki.issue_card("cps3-medecin").auth_cert.not_valid_after_utc
+    with pytest.raises(errors.CertificateExpired):
+        verifier.verify(token_for(cps_card_factory, issuer), ORIGIN,
+                        at=not_after + dt.timedelta(days=1))
+
+
+def test_known_certificates_are_bounded(fresh_validator, cps_card_factory):
+    issuer = ChallengeIssuer()
+    verifier = Verifier(fresh_validator, issuer.store, [ORIGIN], known_certificates=2)
+    who = [verifier.verify(token_for(cps_card_factory, issuer, profile=p), ORIGIN).practitioner
+           for p in ("cps3-medecin", "cps3-pharmacien", "cps3-adeli")]
+    assert len({p.idnat for p in who}) == 3
+    assert len(verifier._known) == 2  # noqa: SLF001 - the bound is the point of this test
+    remembered = {v[1].idnat for v in verifier._known.values()}  # noqa: SLF001
+    assert remembered == {who[1].idnat, who[2].idnat}  # the oldest went first

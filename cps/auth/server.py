@@ -21,9 +21,10 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from ..card import KeyRole
 from ..errors import (InvalidSignature, NonceExpired, NonceIssuerMismatch,
@@ -108,17 +109,34 @@ class Verifier:
     :param allowed_origins: the origins this server answers for.
     :param clock_skew: tolerance on nonce expiry.
     :param issuer_id: the issuer whose nonces are accepted.
+    :param known_certificates: how many certificates of returning practitioners
+        to remember (0: none). What never changes for a certificate is kept,
+        by its exact bytes, once a token made with it has been verified: its
+        parsed form and public key, its CA's signature on it, the practitioner
+        it names. Everything that depends on time or on the CA's answers is
+        checked again on every token: the token's own signature, the validity
+        dates, revocation, the CA part of the path. Oldest out first.
     """
 
     def __init__(self, validator: Any, store: NonceStore, allowed_origins: Iterable[str],
                  clock_skew: dt.timedelta = dt.timedelta(seconds=5),
-                 issuer_id: str = "default") -> None:
+                 issuer_id: str = "default", known_certificates: int = 4096) -> None:
         self.validator = validator
         self.store = store
         self.allowed_origins = frozenset(_origin(o) for o in allowed_origins)
         self.clock_skew = clock_skew
         self.issuer_id = issuer_id
-        self._origin_digests: dict = {}
+        self.known_certificates = max(0, int(known_certificates))
+        self._known: Dict[bytes, Tuple[Any, Practitioner]] = {}
+        self._known_lock = threading.Lock()
+        self._origin_digests: Dict[str, bytes] = {}
+
+    def _remember(self, der: bytes, leaf: Any, practitioner: Practitioner) -> None:
+        with self._known_lock:
+            if der not in self._known:
+                while len(self._known) >= self.known_certificates:
+                    del self._known[next(iter(self._known))]  # the oldest
+                self._known[der] = (leaf, practitioner)
 
     def _signed_data(self, origin: str, nonce: str) -> bytes:
         # signed_data(), with SHA-256(origin) remembered: only origins that passed
@@ -153,7 +171,12 @@ class Verifier:
         if not hmac.compare_digest(_origin(parsed.origin).encode(), mine.encode()):
             raise OriginMismatch("the token was made for another origin",
                                  expected=mine, got=parsed.origin[:200])
-        leaf = parse_cert(parsed.certificate)   # CertificateParseError when undecodable
+        known = self._known.get(parsed.certificate)   # a returning practitioner?
+        if known is None:
+            leaf = parse_cert(parsed.certificate)  # CertificateParseError when undecodable
+            practitioner = None
+        else:
+            leaf, practitioner = known
         key = leaf.public_key()
         if type(key) not in _RSA_KEY_TYPES:  # an ABC isinstance check costs a microsecond
             if not isinstance(key, rsa.RSAPublicKey):
@@ -168,6 +191,9 @@ class Verifier:
         _check_purpose(leaf, KeyRole.AUTH)                            # purpose
         # chain and revocation (the purpose is checked: no need to ask again)
         validation = self.validator.validate(leaf, at=at)
-        # identity: validated, since the chain was (only code that validated may say so)
-        practitioner = Practitioner.from_parsed_certificate(leaf, validated=True)
+        if practitioner is None:
+            # identity: validated, since the chain was (only code that validated may say so)
+            practitioner = Practitioner.from_parsed_certificate(leaf, validated=True)
+            if self.known_certificates:
+                self._remember(parsed.certificate, leaf, practitioner)
         return AuthResult(practitioner, validation, parsed.certificate)

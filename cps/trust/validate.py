@@ -379,6 +379,10 @@ class Validator:
         if not _verify(key, cert.signature, cert.tbs, cert.sig_alg):
             raise CertificateInvalid("bad signature", reason="signature", position=position,
                                      subject=_subject(cert))
+        self._check_validity(cert, now, position)
+
+    @staticmethod
+    def _check_validity(cert: ParsedCert, now: bytes, position: int) -> None:
         if not cert.not_before <= now <= cert.not_after:
             expired = now > cert.not_after
             raise CertificateExpired(
@@ -401,7 +405,14 @@ class Validator:
         prefix = self._prefix(cas, anchor, at, now)
         n = len(cas) + 1
         issuer = cas[0] if cas else anchor
-        self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
+        if leaf._decoded.get("signed_by") is prefix.working_key:
+            # This very ParsedCert (a server keeps those of returning
+            # practitioners) was already found to chain to this issuer name
+            # and to carry its signature: only the time has changed since.
+            self._check_validity(leaf, now, 0)
+        else:
+            self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
+            leaf._decoded["signed_by"] = prefix.working_key
         status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor)
         prefix.constraints.check(leaf, 0)  # 6.1.3 (b)(c): always for the leaf
         if self.initial_policies is None and prefix.policy.n == n and not prefix.policy.mapped:
