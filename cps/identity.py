@@ -53,7 +53,6 @@ nothing else.
 
 from __future__ import annotations
 
-
 import base64
 import binascii
 import dataclasses
@@ -464,8 +463,7 @@ def _parse_short_name(der: bytes, pos: int, end: int) -> Optional[_Subject]:
                     or oid_end + 2 + der[oid_end + 1] != atv_end:
                 return None
             try:
-                raw_oid = der[pos + 4:oid_end]
-                oid = _OID_TEXT.get(raw_oid) or _decode_oid(raw_oid)
+                oid = _decode_oid(der[pos + 4:oid_end])
             except _Malformed:
                 return None  # the general reader words the error
             text, remark = _decode_text(der[oid_end], der[oid_end + 2:atv_end])

@@ -161,3 +161,22 @@ def test_token_base64_is_exactly_the_strict_base64():
     for size in range(0, 40):
         good = base64.b64encode(bytes(range(size))).decode()
         assert ours(good) == bytes(range(size))
+
+
+def test_certificate_times_accept_exactly_the_real_dates():
+    """The month-length table of certs._time agrees with the calendar."""
+    import datetime as dt
+
+    rng = random.Random(16)
+    for _ in range(20000):
+        year, month, day = rng.randint(1, 9999), rng.randint(1, 12), rng.randint(1, 31)
+        raw = f"{year:04d}{month:02d}{day:02d}120000Z".encode()
+        try:
+            dt.date(year, month, day)
+            real = True
+        except ValueError:
+            real = False
+        ours = _outcome(certs._time, raw, 0x18, 0, len(raw))  # noqa: SLF001
+        assert (ours[0] == "ok") == real, raw
+        if real:
+            assert ours[1] == raw[:14]
