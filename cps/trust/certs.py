@@ -36,9 +36,14 @@ def oid_from_str(dotted: str) -> bytes:
 
 
 def oid_to_str(raw: bytes) -> str:
-    """Dotted form of OID content bytes."""
+    """Dotted form of OID content bytes.
+
+    :raises CertificateParseError: empty, or the last byte continues (bit 8 set).
+    """
     if not raw:
         raise CertificateParseError("empty OID")
+    if raw[-1] & 0x80:
+        raise CertificateParseError("malformed OID (its last byte continues)")
     values: List[int] = []
     n = 0
     for b in raw:

@@ -15,6 +15,7 @@ BUG-6  cps.apdu.WrongLength            resends VERIFY / CHANGE REFERENCE DATA / 
        COUNTER (with the PIN) on 6Cxx: one verify_pin can block the card
 BUG-8  cps.trust.certs._time           impossible dates parse, then time_from_key raises
 BUG-13 cps.trust.certs.basic_constraints  IndexError on an empty pathLenConstraint INTEGER
+BUG-14 cps.trust.certs.oid_to_str          IndexError on an OID whose last byte continues
 """
 
 from __future__ import annotations
@@ -248,3 +249,31 @@ def test_bug13_empty_path_length_integer():
                       extensions={OID.BASIC_CONSTRAINTS: (True, h("30050101ff0200"))})
     with pytest.raises(errors.CertificateParseError):
         cert.basic_constraints()
+
+
+# --------------------------------------------------------------------------- BUG-14
+# Found by `make fuzz` (x509-fast-parser, through cps.info.certificate_summary): a
+# policy OID whose every byte has bit 8 set (``06 04 b4 e2 df ff``) decodes to no
+# arc at all, and oid_to_str indexed the empty list. The validator reaches the
+# same function for the policies of a leaf under anyPolicy.
+def test_bug14_oid_without_a_last_byte():
+    from cps.trust.certs import oid_to_str
+
+    with pytest.raises(errors.CertificateParseError):
+        oid_to_str(h("b4e2dfff"))
+    assert oid_to_str(h("2a864886f70d010101")) == "1.2.840.113549.1.1.1"
+
+
+def test_bug14_certificate_summary_of_such_a_policy(cps_pki):
+    from cps.info import certificate_summary
+    from cps.trust.certs import oid_from_str
+
+    der = cps_pki.issue_card("cps3-medecin").auth_cert.public_bytes(Encoding.DER)
+    policy = oid_from_str("1.2.250.1.213.1.7.2.1.1.1.1")  # the TEST authentication policy
+    assert policy in der
+    # the same length, the last byte made to continue: still well-formed DER around it
+    broken = der.replace(b"\x06" + bytes([len(policy)]) + policy,
+                         b"\x06" + bytes([len(policy)]) + policy[:-1] + b"\xff", 1)
+    assert broken != der
+    with pytest.raises(errors.CertificateParseError):
+        certificate_summary(broken)
