@@ -25,6 +25,8 @@ crl                    cps.trust.crlindex.CrlIndex.load (+ lookups) the network 
 ocsp                   cps.trust.ocsp.validate_response             the network (HTTP)
 fetch-cache            cps.trust.fetch cache (sidecar JSON +        a local user
                        content) through Fetcher.fetch_crl
+ldap-answer            cps.trust.ldap.read_search_answer (bind,     the network (LDAP)
+                       entries, references, done; lengths)
 auth-token             cps.auth.token.parse_token,                  a web client
                        Verifier.verify
 cms                    cps.sign.verify_cms                          a document sender
@@ -828,6 +830,69 @@ class FetchCache(Harness):
         return "from-cache"
 
 
+class LdapAnswer(Harness):
+    """What an LDAP server sends back for the CRL search: bind response, entries, done.
+
+    The bytes are served by ``recv_exact`` as a socket would; the answer must be
+    the value of the requested attribute found in the bytes, or a typed error,
+    and nothing may be allocated from a length before it is checked.
+    """
+
+    name = "ldap-answer"
+    targets = ("cps.trust.ldap.read_search_answer", "cps.trust.ldap.parse_ldap_url")
+    max_len = 8192
+    _URL = "ldap://127.0.0.1:389/CN=TEST%20AC,O=ASIP-SANTE,C=FR?deltaRevocationList;binary" \
+           "?base?objectClass=pkiCA"
+
+    def setup(self, ctx: Context) -> None:
+        from cps.trust import ldap
+
+        pki = ctx.pki
+        at = pki.reference_time + dt.timedelta(days=10)
+        name = next(iter(pki.intermediates))
+        crl = pki.crl(name, at=at, delta=True)
+
+        def tlv(tag: int, value: bytes) -> bytes:
+            return ldap._tlv(tag, value)  # noqa: SLF001 - the module's own encoder
+
+        bind = tlv(0x30, h("020101") + tlv(0x61, h("0a01000400 0400".replace(" ", ""))))
+        value = tlv(0x30, tlv(0x04, b"deltaRevocationList;binary") + tlv(0x31, tlv(0x04, crl)))
+        entry = tlv(0x30, h("020102") + tlv(0x64, tlv(0x04, b"cn=TEST AC,o=ASIP-SANTE,c=FR")
+                                          + tlv(0x30, value)))
+        done = tlv(0x30, h("020102") + tlv(0x65, h("0a0100 0400 0400".replace(" ", ""))))
+        self._crl = crl
+        self._seeds = [bind + entry + done, bind + done,
+                       bind + tlv(0x30, h("020102") + tlv(0x73, tlv(0x04, b"ldap://x/")))
+                       + entry + done]
+        ldap.parse_ldap_url(self._URL)
+
+    def seeds(self) -> List[bytes]:
+        return self._seeds
+
+    def dictionary(self) -> List[bytes]:
+        return [h("3084"), h("020101"), h("020102"), h("020100"), h("61"), h("64"), h("65"),
+                h("73"), h("78"), h("0a0120"), b"deltaRevocationList;binary", h("3184ffffffff")]
+
+    def one(self, data: bytes) -> str:
+        from cps.trust import ldap
+
+        position = [0]
+
+        def recv_exact(n: int) -> bytes:
+            if n > len(data) - position[0]:  # what a closed connection looks like
+                raise errors.RevocationUnavailable("connection closed", source="fuzz",
+                                            reason="unreachable")
+            chunk = data[position[0]:position[0] + n]
+            position[0] += n
+            return chunk
+
+        value = ldap.read_search_answer(recv_exact, "deltaRevocationList;binary", self._URL,
+                                        max_bytes=len(self._crl) * 2)
+        if value not in data:
+            raise Violation("a value that is not in the server's bytes", key="invented")
+        return "value"
+
+
 # --------------------------------------------------------------------------- services
 class AuthToken(Harness):
     name = "auth-token"
@@ -973,7 +1038,8 @@ class Cms(Harness):
 
 HARNESSES: Dict[str, type] = {cls.name: cls for cls in (
     ApduCommand, ApduResponse, Tlv, Atr, Pkcs15, EfSnIcc, Docp, CardSession,
-    CertificateIdentity, X509FastParser, CertValidation, Crl, Ocsp, FetchCache, AuthToken, Cms)}
+    CertificateIdentity, X509FastParser, CertValidation, Crl, Ocsp, FetchCache, LdapAnswer,
+    AuthToken, Cms)}
 
 
 def names() -> List[str]:

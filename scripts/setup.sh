@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 #   softhsm2                  a PKCS#11 software token
 #   opensc                    a real peer middleware (opensc-tool, pkcs15-tool, pkcs11-tool)
 #   redis-server              the shared nonce store used by the auth tests
+#   slapd                     an LDAP directory like IGC-Santé's (delta CRLs), for the trust tests
 #   openssl                   `openssl cms -verify` in the signing tests
 #   python3-venv, gcc, python3-dev   to create the venv and build wheels
-DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 redis-server openssl
+DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 redis-server slapd openssl
       python3-venv python3-dev gcc make pkg-config procps"
 
 missing=""

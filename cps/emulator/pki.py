@@ -470,6 +470,7 @@ class TestPKI:
         at: datetime | None = None,
         delta: bool = False,
         next_update: timedelta = DEFAULT_NEXT_UPDATE,
+        freshest_crl_url: str | None = None,
     ) -> bytes:
         """Issue a CRL (DER) of a CA.
 
@@ -484,6 +485,9 @@ class TestPKI:
         :param at: issue time (thisUpdate); default now.
         :param delta: issue the delta CRL instead of the complete one.
         :param next_update: nextUpdate - thisUpdate.
+        :param freshest_crl_url: where a complete CRL's freshestCRL extension says
+            the delta CRLs are (default: the CA's HTTP delta URL), e.g. an
+            ``ldap://`` URL, as IGC-Santé publishes its deltas.
         """
         ca = self.ca(ca_name)
         at = _utc(at)
@@ -514,9 +518,10 @@ class TestPKI:
         if delta:
             builder = builder.add_extension(x509.DeltaCRLIndicator(_crl_number(base)),
                                             critical=True)
-        elif ca.delta_crl_url:
-            builder = builder.add_extension(x509.FreshestCRL(_uri_points(ca.delta_crl_url)),
-                                            critical=False)
+        elif freshest_crl_url or ca.delta_crl_url:
+            builder = builder.add_extension(
+                x509.FreshestCRL(_uri_points(freshest_crl_url or ca.delta_crl_url)),
+                critical=False)
         crl = builder.sign(ca.key, hashes.SHA256())
         return crl.public_bytes(serialization.Encoding.DER)
 

@@ -14,6 +14,11 @@ depends on ``cps`` gets these fixtures with no configuration:
                        ``attachment`` attribute names the reader
 ``cps_softhsm_token``  a SoftHSM2 token holding ``cps_emulated_card``'s keys and
                        certificates under the ANS Cryptolib labels
+``cps_pki_server``     ``(pki, server)``: the test PKI's CRLs, OCSP and CA certificates
+                       over real HTTP on 127.0.0.1
+``cps_pki_ldap``       a real slapd on 127.0.0.1 publishing the test PKI's CA
+                       certificates and CRLs (delta CRLs included), like IGC-Santé's
+                       directory
 
 See docs/emulator.md.
 """
@@ -120,3 +125,14 @@ def cps_pki_server(tmp_path_factory: pytest.TempPathFactory):
 
     with serve_test_pki(tmp_path_factory.mktemp("cps-pki-online")) as (pki, server):
         yield pki, server
+
+
+@pytest.fixture(scope="session")
+def cps_pki_ldap(cps_pki, tmp_path_factory: pytest.TempPathFactory):
+    """A real slapd on 127.0.0.1 publishing the test PKI's CA certificates and CRLs
+    (complete and delta) the way IGC-Santé's directory does; see
+    :class:`cps.testing.slapd.Slapd` (``crl_url(pki, ca_name, delta=True)``)."""
+    from cps.testing.slapd import Slapd
+
+    with Slapd.for_test_pki(cps_pki, tmp_path_factory.mktemp("cps-pki-ldap")) as server:
+        yield server

@@ -13,8 +13,10 @@ Bounded in time and size, because CRL servers may be slow, broken or hostile:
   it expires, so a server dripping one byte per second cannot hold us forever.
 * the body is read in chunks and abandoned beyond ``max_bytes`` (checked
   against ``Content-Length`` first, then while reading).
-* only ``http`` and ``https`` are spoken, also after redirects (no ``ldap://``,
-  ``file://``, ``ftp://``).
+* only ``http`` and ``https`` are spoken, also after redirects (no
+  ``file://``, ``ftp://``); CRLs may also come from ``ldap://`` URLs (an
+  anonymous base-object search, :mod:`cps.trust.ldap`: IGC-Santé publishes its
+  delta CRLs there only), under the same deadline, size cap and cache.
 
 Cache layout (``cache_dir``), one pair of files per URL, named by the SHA-256 of
 the URL::
@@ -664,7 +666,7 @@ class Fetcher:
     # -- public API -------------------------------------------------------------------
 
     def fetch_crl(self, url: str, *, force: bool = False) -> FetchResult:
-        """A CRL (complete or delta) from an ``http(s)`` distribution point.
+        """A CRL (complete or delta) from an ``http(s)`` or ``ldap`` distribution point.
 
         Served from the cache while it is current (see the module docstring),
         otherwise downloaded, conditionally when a cached copy exists. If the
@@ -758,7 +760,9 @@ class Fetcher:
 
     def _fetch(self, url: str, *, kind: str, force: bool, max_bytes: int,
                accept: str) -> FetchResult:
-        _check_url(url)
+        ldap = kind == "crl" and _is_ldap(url)
+        if not ldap:
+            _check_url(url)
         with self._lock_for(url):
             now = self._now()
             entry = self._cache.load(url) if self._cache is not None else None
@@ -775,9 +779,12 @@ class Fetcher:
                 if entry.last_modified:
                     headers["If-Modified-Since"] = entry.last_modified
             try:
-                response = self._request(url, method="GET", body=None, headers=headers,
-                                         max_bytes=max_bytes, deadline=self.deadline,
-                                         report=True)
+                if ldap:
+                    response = self._ldap_search(url, max_bytes)
+                else:
+                    response = self._request(url, method="GET", body=None, headers=headers,
+                                             max_bytes=max_bytes, deadline=self.deadline,
+                                             report=True)
             except RevocationUnavailable as exc:
                 if entry is None or force or exc.reason in ("unsupported-scheme", "bad-url"):
                     raise
@@ -868,6 +875,21 @@ class Fetcher:
                            path=path, this_update=this_update, next_update=next_update)
 
     # -- HTTP ------------------------------------------------------------------------------
+
+    def _ldap_search(self, url: str, max_bytes: int) -> _Response:
+        """The attribute an ``ldap://`` URL names (cps.trust.ldap), within the deadline.
+
+        LDAP has no conditional requests: the answer is always a full one.
+        """
+        from .ldap import fetch_attribute
+
+        limit = _Deadline(self.deadline)
+        try:
+            data = fetch_attribute(url, timeout=self.timeout, limit=limit, max_bytes=max_bytes,
+                                   progress=self.progress)
+        finally:
+            limit.cancel()
+        return _Response(200, data, None, None)
 
     def _request(self, url: str, *, method: str, body: bytes | None,
                  headers: Mapping[str, str], max_bytes: int, deadline: float,
@@ -970,6 +992,10 @@ class Fetcher:
     def _lock_for(self, url: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(url, threading.Lock())
+
+
+def _is_ldap(url: str) -> bool:
+    return isinstance(url, str) and url[:7].lower() == "ldap://"
 
 
 def _check_url(url: str) -> None:
