@@ -482,8 +482,11 @@ def test_redirects_are_followed_to_http_only(pki, server, fetcher):
 
 
 @pytest.mark.parametrize("url, reason", [
-    ("ldap://annuaire-igc.esante.gouv.fr/CN=AC,OU=IGC-SANTE?certificaterevocationlist",
-     "unsupported-scheme"),
+    # ldap:// serves CRLs (tests/test_trust_ldap.py); a URL it cannot follow is refused
+    # before any connection
+    ("ldap://annuaire-igc.esante.gouv.fr/CN=AC,OU=IGC-SANTE", "bad-url"),
+    ("ldap://annuaire-igc.esante.gouv.fr/CN=AC?certificaterevocationlist?sub", "bad-url"),
+    ("ldaps://annuaire-igc.esante.gouv.fr/CN=AC?certificaterevocationlist", "unsupported-scheme"),
     ("file:///etc/passwd", "unsupported-scheme"),
     ("ftp://127.0.0.1/crl.crl", "unsupported-scheme"),
     ("data:application/pkix-crl;base64,AAAA", "unsupported-scheme"),
@@ -496,6 +499,16 @@ def test_only_http_and_https_urls(fetcher, server, url, reason):
         fetcher.fetch_crl(url)
     assert err.value.reason == reason
     assert server.requests == []
+
+
+def test_ldap_is_for_crls_only(fetcher, server):
+    # a CA certificate (AIA caIssuers) or an OCSP answer never comes from LDAP
+    url = "ldap://127.0.0.1/CN=AC?cACertificate;binary"
+    for fetch in (fetcher.fetch_bytes, lambda u: fetcher.get(u),
+                  lambda u: fetcher.post(u, b"", "application/ocsp-request")):
+        with pytest.raises(RevocationUnavailable) as err:
+            fetch(url)
+        assert err.value.reason == "unsupported-scheme"
 
 
 # --------------------------------------------------------------------------- cache integrity
