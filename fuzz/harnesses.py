@@ -610,7 +610,7 @@ class X509FastParser(Harness):
     name = "x509-fast-parser"
     targets = ("cps.trust.certs.parse_cert", "cps.trust.certs.ParsedCert.*",
                "cps.trust.certs.names_match", "cps.trust.certs.name_str",
-               "cps.info.certificate_summary")
+               "cps.info.certificate_summary", "cps.trust.validate._certificates_in")
     max_len = 8192
 
     def setup(self, ctx: Context) -> None:
@@ -621,7 +621,9 @@ class X509FastParser(Harness):
 
     def one(self, data: bytes) -> None:
         from cps.trust import certs
+        from cps.trust.validate import _certificates_in
 
+        _certificates_in(data)  # the same bytes as a caIssuers answer: never raises
         parsed = certs.parse_cert(data)
         for accessor in (parsed.key_usage, parsed.basic_constraints, parsed.ext_key_usage,
                          parsed.policies, parsed.policy_mappings, parsed.policy_constraints,

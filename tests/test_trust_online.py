@@ -82,3 +82,68 @@ def test_garbage_from_the_server_is_not_accepted(online, tmp_path):
             Validator(store, fetcher=fetcher).validate(pki.issue_card("cps3-revoked").auth_cert)
     finally:
         server.faults.garbage = False
+
+
+# --------------------------------------------------------------------------- AIA caIssuers
+def test_missing_intermediate_fetched_from_ca_issuers(online):
+    """A store with the roots only: the issuing CA comes from the leaf's caIssuers URL."""
+    pki, server, _, fetcher = online
+    roots_only = TrustStore.from_certificates(pki.anchors(), [])
+    leaf = pki.issue_card("cps3-medecin").auth_cert
+    with pytest.raises(errors.UntrustedCertificate):
+        Validator(roots_only).validate(leaf)             # offline: no way to find it
+    server.clear_requests()
+    v = Validator(roots_only, fetcher=fetcher)
+    result = v.validate(leaf, purpose=KeyRole.AUTH)
+    assert len(result.path) == 3 and result.revocation[0].status == "good"
+    assert [r.path for r in server.requests if r.path.startswith("/ca/")] == \
+        ["/ca/ACI-FO-PP-TEST.cer"]
+    before = len(server.requests)
+    v.validate(pki.issue_card("cps3-pharmacien").auth_cert)  # same CA: nothing fetched again
+    assert not [r for r in server.requests[before:] if r.path.startswith("/ca/")]
+
+
+def test_ca_issuers_answers_that_do_not_help(online, tmp_path):
+    pki, server, _, _ = online
+    roots_only = TrustStore.from_certificates(pki.anchors(), [])
+    leaf = pki.issue_card("cps3-medecin").auth_cert
+    try:
+        server.faults.match = "/ca/"
+        server.faults.garbage = True                    # not a certificate
+        fetcher = Fetcher(cache_dir=tmp_path / "garbage", timeout=2)
+        with pytest.raises(errors.UntrustedCertificate) as info:
+            Validator(roots_only, fetcher=fetcher).validate(leaf)
+        assert "caIssuers" in str(info.value) and "no certificate" in str(info.value)
+        server.faults.garbage = False
+        server.faults.status = 404                      # not there
+        fetcher = Fetcher(cache_dir=tmp_path / "missing", timeout=2)
+        with pytest.raises(errors.UntrustedCertificate) as info:
+            Validator(roots_only, fetcher=fetcher).validate(leaf)
+        assert "404" in str(info.value)
+    finally:
+        server.faults.match = None
+        server.faults.garbage = False
+        server.faults.status = None
+    # another CA's certificate at the URL: not the issuer, not used
+    other = TrustStore.from_certificates([pki.ca("STANDARD").cert], [])
+    with pytest.raises(errors.UntrustedCertificate):
+        Validator(other, fetcher=Fetcher(timeout=2)).validate(leaf)
+
+
+def test_ca_issuers_answer_formats(cps_pki):
+    """DER (IGC-Santé's .cer), PEM, a PKCS#7 certs-only bundle (RFC 5280 4.2.2.1)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+    from cps.trust.validate import _certificates_in
+
+    ca = cps_pki.ca("FORT PERSONNES").cert
+    root = cps_pki.ca("FORT").cert
+    der = ca.public_bytes(Encoding.DER)
+    assert [c.der for c in _certificates_in(der)] == [der]
+    pem = ca.public_bytes(Encoding.PEM) + root.public_bytes(Encoding.PEM)
+    assert [c.der for c in _certificates_in(pem)] == [der, root.public_bytes(Encoding.DER)]
+    bundle = pkcs7.serialize_certificates([ca, root], Encoding.DER)
+    assert {c.der for c in _certificates_in(bundle)} == {der, root.public_bytes(Encoding.DER)}
+    for junk in (b"", b"\x30\x03\x02\x01\x01", b"-----BEGIN CERTIFICATE-----\n!!\n"
+                 b"-----END CERTIFICATE-----", bundle[:-5]):
+        assert _certificates_in(junk) == []

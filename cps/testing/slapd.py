@@ -13,7 +13,8 @@ intermediates, ``deltaRevocationList;binary``::
 
     with Slapd.for_test_pki(pki, directory) as slapd:
         url = slapd.crl_url(pki, "FORT PERSONNES", delta=True)
-        # ldap://127.0.0.1:<port>/CN=TEST%20AC%20...?deltaRevocationList;binary?base?objectClass=pkiCA
+        # ldap://127.0.0.1:<port>/CN=TEST%20AC%20...?deltaRevocationList;binary?base?
+        #     objectClass=pkiCA
 """
 
 from __future__ import annotations

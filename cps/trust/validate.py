@@ -40,6 +40,8 @@ __all__ = ["Validator", "ValidationResult", "RevocationStatus", "REVOCATION_MODE
 
 REVOCATION_MODES = ("hard-fail", "soft-fail", "off")
 MAX_PATH = 8
+#: caIssuers URLs one validation may fetch when the store lacks an issuer
+MAX_AIA_FETCHES = 4
 ALL_REASONS = (1 << 9) - 2  # reasons 1..8 of ReasonFlags (bit 0 "unused" excluded)
 _HASH_BY_SIG_OID = {
     "1.2.840.113549.1.1.5": "SHA1", "1.2.840.113549.1.1.14": "SHA224",
@@ -124,6 +126,39 @@ class _Prefix:
                         Tuple[bool, FrozenSet[str]]] = field(default_factory=dict)
 
 
+def _certificates_in(data: bytes) -> List[ParsedCert]:
+    """The certificates of a caIssuers answer: DER, PEM, or a PKCS#7 "certs-only" bundle
+    (RFC 5280 4.2.2.1). Undecodable parts are left out; at most 16 certificates."""
+    out: List[ParsedCert] = []
+    blobs: List[bytes] = []
+    if data.lstrip().startswith(b"-----BEGIN"):
+        import base64
+        import re
+
+        for body in re.findall(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----",
+                               data, re.DOTALL)[:16]:
+            try:
+                blobs.append(base64.b64decode(b"".join(body.split()), validate=True))
+            except ValueError:
+                continue
+    else:
+        blobs.append(data)
+    for blob in blobs:
+        try:
+            out.append(parse_cert(blob))
+            continue
+        except CertificateParseError:
+            pass
+        try:
+            from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+            bundle = pkcs7.load_der_pkcs7_certificates(blob)[:16]
+            out += [parse_cert(c.public_bytes(Encoding.DER)) for c in bundle]
+        except (ValueError, TypeError, CertificateParseError):
+            continue
+    return out[:16]
+
+
 def _subject(cert: ParsedCert) -> str:
     return cert.subject_str()
 
@@ -180,6 +215,7 @@ class Validator:
         self._local = threading.local()
         self._selection: Dict[Tuple, Tuple] = {}
         self._fetched: Dict[str, Any] = {}
+        self._aia: Dict[str, List[ParsedCert]] = {}   # caIssuers URL -> what it served
         self._generation = 0
         self._last_time: Tuple[Any, bytes] = (None, b"")
         self._prefixes: Dict[Tuple, _Prefix] = {}
@@ -232,11 +268,21 @@ class Validator:
         leaf = cert if isinstance(cert, ParsedCert) else parse_cert(to_der(cert))
         extra = [parse_cert(to_der(c)) for c in intermediates]
         candidates = self._candidate_prefixes(leaf, extra)
+        failures: List[str] = []
+        if not candidates and self.fetcher is not None:
+            # The issuers this store lacks, from the caIssuers URLs (AIA) of the
+            # certificates: untrusted helpers, the path must still end at a
+            # pinned anchor with every signature checked.
+            fetched = self._chase_issuers(leaf, extra, failures)
+            if fetched:
+                extra = extra + fetched
+                candidates = self._candidate_prefixes(leaf, extra)
         if not candidates:
             raise UntrustedCertificate(
                 "no path to a trust anchor of the store "
-                f"({self.store.name}): issuer unknown", position=0, subject=_subject(leaf),
-                reason="untrusted")
+                f"({self.store.name}): issuer unknown"
+                + (f" ({'; '.join(failures)})" if failures else ""), position=0,
+                subject=_subject(leaf), reason="untrusted")
         error: Optional[CpsError] = None
         for cas, anchor in candidates:
             try:
@@ -279,6 +325,54 @@ class Validator:
                 self._paths.clear()
             self._paths[key] = out  # type: ignore[index]
         return out
+
+    def _chase_issuers(self, leaf: ParsedCert, extra: List[ParsedCert],
+                       failures: List[str]) -> List[ParsedCert]:
+        """CA certificates found at the caIssuers URLs, up the chain from ``leaf``.
+
+        Bounded: at most :data:`MAX_AIA_FETCHES` URLs per validation, a path no
+        longer than :data:`MAX_PATH`; what a URL served is remembered for the
+        validator's life (and cached on disk by the fetcher).
+        """
+        found: List[ParsedCert] = []
+        current = leaf
+        fetches = 0
+        for _ in range(MAX_PATH):
+            if self.store.anchor_for(current) or self.store.issuers_of(current, extra + found):
+                break
+            issuers: List[ParsedCert] = []
+            for url in current.access_urls(OID.AD_CA_ISSUERS):
+                if fetches >= MAX_AIA_FETCHES:
+                    failures.append("caIssuers: too many certificates to fetch")
+                    break
+                fetches += 1
+                issuers = [c for c in self._issuers_at(url, failures)
+                           if names_match(c.subject, current.issuer) and c.basic_constraints()[0]
+                           and c not in found]
+                if issuers:
+                    break
+            if not issuers:
+                break
+            found += issuers
+            current = issuers[0]
+        return found
+
+    def _issuers_at(self, url: str, failures: List[str]) -> List[ParsedCert]:
+        cached = self._aia.get(url)
+        if cached is not None:
+            return cached
+        try:
+            certs = _certificates_in(self.fetcher.fetch_bytes(url).der)
+        except (RevocationError, CpsError) as exc:
+            failures.append(f"caIssuers {url}: {exc}")
+            return []
+        if not certs:
+            failures.append(f"caIssuers {url}: no certificate in the answer")
+        with self._lock:
+            if len(self._aia) >= 256:
+                self._aia.clear()
+            self._aia[url] = certs
+        return certs
 
     # ------------------------------------------------------------------ 6.1, CA part
     def _prefix(self, cas: Tuple[ParsedCert, ...], anchor: ParsedCert, at: dt.datetime,
