@@ -205,6 +205,10 @@ class Cps3Card(Card):
         object's header after the first read, and every later read asks exactly
         what is left. Otherwise the end is found by a short answer (T=0 cards
         answer ``6Cxx``, which the channel follows).
+
+        A short answer, ``62 82`` or ``6B 00`` says the file ends there (``6Cxx``
+        too: "only xx bytes"). For a DER object that ends before the length its
+        header announces, that is an error, never a shorter certificate.
         """
         expected: Optional[int] = None
         out = bytearray()
@@ -226,6 +230,11 @@ class Cps3Card(Card):
                 break
         else:
             raise CardProtocolError(f"file longer than {MAX_FILE} bytes")
+        if der and (expected is None or len(out) < expected):
+            raise CardProtocolError(
+                f"the file ends after {len(out)} bytes"
+                + (f", before the {expected} its DER header announces" if expected else
+                   ", before a complete DER header"))
         return bytes(out[:expected] if expected is not None else out)
 
     @staticmethod
@@ -342,7 +351,13 @@ class Cps3Card(Card):
                                    "the technical certificate exists on the contactless "
                                    "interface only")
             entry = self._certificate_entry(role)
-            self._cert_der[role] = self._read_file(entry.path, der=True)
+            der = self._read_file(entry.path, der=True)
+            # Whole and well-formed before it is kept: a card answering junk
+            # with 90 00 must not leave a broken certificate in the session.
+            from .trust.certs import parse_cert
+
+            parse_cert(der)  # CertificateParseError
+            self._cert_der[role] = der
         return self._cert_der[role]
 
     def certificate(self, role: KeyRole = KeyRole.AUTH) -> "x509.Certificate":

@@ -513,3 +513,30 @@ def test_bug12_a_slow_drip_card_cannot_hold_a_read_for_minutes(cps_card_factory)
     used = conn.mark() - mark
     print(f"one certificate read from a slow-drip card: {used} APDUs")
     assert used <= 2000   # a real CPS3 certificate takes about 10
+
+
+# --------------------------------------------------------------------------- BUG-15
+# Found by this file's sweep (a random garbage answer ended in 6Cxx once in a few
+# dozen runs): a READ BINARY answered short -- a shorter 90 00 answer, 62 82,
+# 6B 00, or a 6Cxx that makes the channel ask again for fewer bytes -- ended the
+# certificate there, and certificate_der() returned a truncated certificate.
+@pytest.mark.parametrize("ending", ["9000", "6282", "6b00", "6cff", "6c10", "6110"])
+def test_certificate_is_read_whole_or_not_at_all(cps_card_factory, monkeypatch, ending):
+    from cps.emulator import faults
+
+    answer = bytes(range(7)) + bytes.fromhex(ending)   # 7 bytes where 256 were asked
+    monkeypatch.setattr(faults.Faults, "garbage_bytes", staticmethod(lambda max_len=300: answer))
+    right = None
+    for k in range(_apdu_count(cps_card_factory, "certificate")):
+        emu, conn, card = _session(cps_card_factory)
+        right = emu.credentials.auth_cert.public_bytes(Encoding.DER)
+        card._cert_der.clear()  # noqa: SLF001 - read it again, as a new session does
+        conn.arm(k, _fault("garbage"))
+        try:
+            der = card.certificate_der(KeyRole.AUTH)
+        except errors.CpsError:
+            continue
+        finally:
+            conn.disarm()
+        assert der == right, f"garbage ending {ending} before READ #{k}: {len(der)} bytes"
+    assert right is not None
