@@ -614,7 +614,14 @@ class X509FastParser(Harness):
     max_len = 8192
 
     def setup(self, ctx: Context) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
         self._seeds = _card_certificates(ctx) + _igc_sante_certificates()
+        pair = [x509.load_der_x509_certificate(d) for d in self._seeds[:2]]
+        # what a caIssuers URL may serve besides DER: a PKCS#7 bundle, PEM
+        self._seeds += [pkcs7.serialize_certificates(pair, Encoding.DER),
+                        b"".join(c.public_bytes(Encoding.PEM) for c in pair)]
 
     def seeds(self) -> List[bytes]:
         return self._seeds

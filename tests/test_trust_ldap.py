@@ -58,6 +58,8 @@ def test_the_igc_sante_url_shape():
     "ldap://h/cn=x?a?base?(&(a=b)(c=d))",   # compound filter
     "ldap://h/cn=x?a?base?cn=a*b",          # substrings
     "ldap://h/cn=x?a?base?cn=\\zz",         # bad escape
+    "ldap://h/cn=x?a?base?cn=\\ 1",         # not two hex digits
+    "ldap://h/cn=x?a?base?cn=a\\1",         # cut short
     "ldap://h/cn=x?a?base??!bindname=x",    # critical extension
     "ldap://h:99999/cn=x?a",                # port out of range
 ])
@@ -207,3 +209,12 @@ def test_answers_that_are_not_what_was_asked(answer, reason):
     with pytest.raises(errors.RevocationUnavailable) as info:
         Fetcher(timeout=2).fetch_crl(_server(reply))
     assert info.value.reason == reason
+
+
+def test_a_host_name_that_cannot_exist():
+    # a 64-character label makes the IDNA codec raise UnicodeError inside the socket
+    # module: still a typed error, as over HTTP
+    with pytest.raises(errors.RevocationUnavailable) as info:
+        Fetcher(timeout=1).fetch_crl(
+            "ldap://" + "a" * 64 + ".example/cn=x?certificateRevocationList;binary")
+    assert info.value.reason == "unreachable"

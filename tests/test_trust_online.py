@@ -92,8 +92,14 @@ def test_missing_intermediate_fetched_from_ca_issuers(online):
     leaf = pki.issue_card("cps3-medecin").auth_cert
     with pytest.raises(errors.UntrustedCertificate):
         Validator(roots_only).validate(leaf)             # offline: no way to find it
+    with pytest.raises(errors.UntrustedCertificate):    # no host allowed: nothing fetched
+        Validator(roots_only, fetcher=fetcher).validate(leaf)
+    with pytest.raises(errors.UntrustedCertificate) as info:   # another host allowed
+        Validator(roots_only, fetcher=fetcher, issuer_hosts=["igc-sante.esante.gouv.fr"]
+                  ).validate(leaf)
+    assert "host not in issuer_hosts" in str(info.value)
     server.clear_requests()
-    v = Validator(roots_only, fetcher=fetcher)
+    v = Validator(roots_only, fetcher=fetcher, issuer_hosts=["127.0.0.1"])
     result = v.validate(leaf, purpose=KeyRole.AUTH)
     assert len(result.path) == 3 and result.revocation[0].status == "good"
     assert [r.path for r in server.requests if r.path.startswith("/ca/")] == \
@@ -111,14 +117,19 @@ def test_ca_issuers_answers_that_do_not_help(online, tmp_path):
         server.faults.match = "/ca/"
         server.faults.garbage = True                    # not a certificate
         fetcher = Fetcher(cache_dir=tmp_path / "garbage", timeout=2)
+        validator = Validator(roots_only, fetcher=fetcher, issuer_hosts=["127.0.0.1"])
         with pytest.raises(errors.UntrustedCertificate) as info:
-            Validator(roots_only, fetcher=fetcher).validate(leaf)
+            validator.validate(leaf)
         assert "caIssuers" in str(info.value) and "no certificate" in str(info.value)
+        before = len(server.requests)                   # a failure is remembered a while
+        with pytest.raises(errors.UntrustedCertificate) as info:
+            validator.validate(leaf)
+        assert "no certificate" in str(info.value) and len(server.requests) == before
         server.faults.garbage = False
         server.faults.status = 404                      # not there
         fetcher = Fetcher(cache_dir=tmp_path / "missing", timeout=2)
         with pytest.raises(errors.UntrustedCertificate) as info:
-            Validator(roots_only, fetcher=fetcher).validate(leaf)
+            Validator(roots_only, fetcher=fetcher, issuer_hosts=["127.0.0.1"]).validate(leaf)
         assert "404" in str(info.value)
     finally:
         server.faults.match = None
@@ -127,7 +138,7 @@ def test_ca_issuers_answers_that_do_not_help(online, tmp_path):
     # another CA's certificate at the URL: not the issuer, not used
     other = TrustStore.from_certificates([pki.ca("STANDARD").cert], [])
     with pytest.raises(errors.UntrustedCertificate):
-        Validator(other, fetcher=Fetcher(timeout=2)).validate(leaf)
+        Validator(other, fetcher=Fetcher(timeout=2), issuer_hosts=["127.0.0.1"]).validate(leaf)
 
 
 def test_ca_issuers_answer_formats(cps_pki):
@@ -144,6 +155,8 @@ def test_ca_issuers_answer_formats(cps_pki):
     assert [c.der for c in _certificates_in(pem)] == [der, root.public_bytes(Encoding.DER)]
     bundle = pkcs7.serialize_certificates([ca, root], Encoding.DER)
     assert {c.der for c in _certificates_in(bundle)} == {der, root.public_bytes(Encoding.DER)}
+    data_content = bytes.fromhex("3012" "06092a864886f70d010701" "a0030401" "78")  # PKCS#7 data
     for junk in (b"", b"\x30\x03\x02\x01\x01", b"-----BEGIN CERTIFICATE-----\n!!\n"
-                 b"-----END CERTIFICATE-----", bundle[:-5]):
+                 b"-----END CERTIFICATE-----", bundle[:-5], data_content,
+                 b"-----BEGIN CERTIFICATE-----" * 20000):   # unterminated: linear, not quadratic
         assert _certificates_in(junk) == []

@@ -131,11 +131,11 @@ def _unescape(url: str, value: str) -> bytes:
     raw = value.encode("utf-8")
     i = 0
     while i < len(raw):
-        if raw[i] == 0x5C:  # backslash
-            try:
-                out.append(int(raw[i + 1:i + 3], 16))
-            except ValueError:
-                raise _bad_url(url, "bad '\\XX' escape in the filter") from None
+        if raw[i] == 0x5C:  # backslash, then exactly two hex digits
+            pair = raw[i + 1:i + 3]
+            if len(pair) != 2 or not all(c in b"0123456789abcdefABCDEF" for c in pair):
+                raise _bad_url(url, "bad '\\XX' escape in the filter")
+            out.append(int(pair, 16))
             i += 3
         else:
             out.append(raw[i])
@@ -311,7 +311,7 @@ def fetch_attribute(url: str, *, timeout: float, limit: Any, max_bytes: int,
     try:
         sock = socket.create_connection((query.host, query.port),
                                         timeout=limit.clamp(timeout))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeError of an impossible name
         raise _network(url, exc, limit) from None
     try:
         limit.attach(sock)

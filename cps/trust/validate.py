@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -42,6 +44,8 @@ REVOCATION_MODES = ("hard-fail", "soft-fail", "off")
 MAX_PATH = 8
 #: caIssuers URLs one validation may fetch when the store lacks an issuer
 MAX_AIA_FETCHES = 4
+#: seconds before a caIssuers URL that failed is asked again
+AIA_RETRY = 300.0
 ALL_REASONS = (1 << 9) - 2  # reasons 1..8 of ReasonFlags (bit 0 "unused" excluded)
 _HASH_BY_SIG_OID = {
     "1.2.840.113549.1.1.5": "SHA1", "1.2.840.113549.1.1.14": "SHA224",
@@ -133,14 +137,21 @@ def _certificates_in(data: bytes) -> List[ParsedCert]:
     blobs: List[bytes] = []
     if data.lstrip().startswith(b"-----BEGIN"):
         import base64
-        import re
 
-        for body in re.findall(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----",
-                               data, re.DOTALL)[:16]:
+        # find() from where the last block ended: linear in the answer's size
+        begin, end = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
+        pos = 0
+        while len(blobs) < 16:
+            start = data.find(begin, pos)
+            stop = data.find(end, start + len(begin)) if start >= 0 else -1
+            if stop < 0:
+                break
             try:
-                blobs.append(base64.b64decode(b"".join(body.split()), validate=True))
+                blobs.append(base64.b64decode(b"".join(data[start + len(begin):stop].split()),
+                                              validate=True))
             except ValueError:
-                continue
+                pass
+            pos = stop + len(end)
     else:
         blobs.append(data)
     for blob in blobs:
@@ -150,13 +161,24 @@ def _certificates_in(data: bytes) -> List[ParsedCert]:
         except CertificateParseError:
             pass
         try:
+            import warnings
+
             from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
-            bundle = pkcs7.load_der_pkcs7_certificates(blob)[:16]
+            with warnings.catch_warnings():  # its "falling back to BER" warning: our input
+                warnings.simplefilter("ignore")
+                bundle = pkcs7.load_der_pkcs7_certificates(blob)[:16]
             out += [parse_cert(c.public_bytes(Encoding.DER)) for c in bundle]
-        except (ValueError, TypeError, CertificateParseError):
-            continue
+        except Exception:  # noqa: BLE001 - cryptography's PKCS#7 reader raises
+            continue       # ValueError, UnsupportedAlgorithm, InvalidVersion...: not ours
     return out[:16]
+
+
+def _is_ca(cert: ParsedCert) -> bool:
+    try:
+        return cert.basic_constraints()[0]
+    except CertificateParseError:  # a helper certificate that does not decode: not used
+        return False
 
 
 def _subject(cert: ParsedCert) -> str:
@@ -188,13 +210,20 @@ class Validator:
     :param ocsp: a :class:`cps.trust.ocsp.OcspClient` consulted when no CRL
         gives an answer; ``None``: no OCSP.
     :param use_delta_crls: apply delta CRLs (freshestCRL) on top of complete ones.
+    :param issuer_hosts: hosts whose caIssuers URLs (AIA) may be fetched, with the
+        ``fetcher``, when neither the certificates given nor the store hold an
+        issuer (e.g. ``["igc-sante.esante.gouv.fr"]``). Empty (the default): none.
+        Opt-in, and by host, because these URLs are read from a certificate
+        whose signature is not checked yet: a login server that fetched any URL
+        a client's certificate names would make requests on the client's behalf.
     """
 
     def __init__(self, store: TrustStore, crls: Iterable[Any] = (), revocation: str = "hard-fail",
                  initial_policies: Optional[Iterable[str]] = None, explicit_policy: bool = False,
                  inhibit_policy_mapping: bool = False, inhibit_any_policy: bool = False, *,
                  fetcher: Any = None, ocsp: Any = None, use_delta_crls: bool = True,
-                 clock_skew: dt.timedelta = dt.timedelta(0)) -> None:
+                 clock_skew: dt.timedelta = dt.timedelta(0),
+                 issuer_hosts: Iterable[str] = ()) -> None:
         if revocation not in REVOCATION_MODES:
             raise CpsError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
         self.store = store
@@ -208,6 +237,7 @@ class Validator:
         self.ocsp = ocsp
         self.use_delta_crls = use_delta_crls
         self.clock_skew = clock_skew
+        self.issuer_hosts = frozenset(h.lower().rstrip(".") for h in issuer_hosts)
         self._lock = threading.RLock()
         self._crls: Dict[bytes, List[Any]] = {}     # issuer Name DER -> CrlIndex list
         self._crl_checked: Dict[Tuple[int, bytes], bool] = {}
@@ -215,7 +245,8 @@ class Validator:
         self._local = threading.local()
         self._selection: Dict[Tuple, Tuple] = {}
         self._fetched: Dict[str, Any] = {}
-        self._aia: Dict[str, List[ParsedCert]] = {}   # caIssuers URL -> what it served
+        # caIssuers URL -> (retry after, failure or None, the certificates it served)
+        self._aia: Dict[str, Tuple[float, Optional[str], List[ParsedCert]]] = {}
         self._generation = 0
         self._last_time: Tuple[Any, bytes] = (None, b"")
         self._prefixes: Dict[Tuple, _Prefix] = {}
@@ -269,7 +300,7 @@ class Validator:
         extra = [parse_cert(to_der(c)) for c in intermediates]
         candidates = self._candidate_prefixes(leaf, extra)
         failures: List[str] = []
-        if not candidates and self.fetcher is not None:
+        if not candidates and self.fetcher is not None and self.issuer_hosts:
             # The issuers this store lacks, from the caIssuers URLs (AIA) of the
             # certificates: untrusted helpers, the path must still end at a
             # pinned anchor with every signature checked.
@@ -342,12 +373,15 @@ class Validator:
                 break
             issuers: List[ParsedCert] = []
             for url in current.access_urls(OID.AD_CA_ISSUERS):
+                if not self._issuer_host_allowed(url):
+                    failures.append(f"caIssuers {url}: host not in issuer_hosts")
+                    continue
                 if fetches >= MAX_AIA_FETCHES:
                     failures.append("caIssuers: too many certificates to fetch")
                     break
                 fetches += 1
                 issuers = [c for c in self._issuers_at(url, failures)
-                           if names_match(c.subject, current.issuer) and c.basic_constraints()[0]
+                           if names_match(c.subject, current.issuer) and _is_ca(c)
                            and c not in found]
                 if issuers:
                     break
@@ -357,21 +391,36 @@ class Validator:
             current = issuers[0]
         return found
 
+    def _issuer_host_allowed(self, url: str) -> bool:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = (parts.hostname or "").rstrip(".")
+        except ValueError:
+            return False
+        return parts.scheme.lower() in ("http", "https") and host in self.issuer_hosts
+
     def _issuers_at(self, url: str, failures: List[str]) -> List[ParsedCert]:
+        """What a caIssuers URL serves, remembered: answers for the validator's life,
+        failures for :data:`AIA_RETRY` seconds (a failing URL is not asked at every login)."""
         cached = self._aia.get(url)
-        if cached is not None:
-            return cached
+        if cached is not None and (cached[1] is None or time.monotonic() < cached[0]):
+            if cached[1] is not None:
+                failures.append(cached[1])
+            return cached[2]
+        failure: Optional[str] = None
+        certs: List[ParsedCert] = []
         try:
             certs = _certificates_in(self.fetcher.fetch_bytes(url).der)
+            if not certs:
+                failure = f"caIssuers {url}: no certificate in the answer"
         except (RevocationError, CpsError) as exc:
-            failures.append(f"caIssuers {url}: {exc}")
-            return []
-        if not certs:
-            failures.append(f"caIssuers {url}: no certificate in the answer")
+            failure = f"caIssuers {url}: {exc}"
+        if failure is not None:
+            failures.append(failure)
         with self._lock:
             if len(self._aia) >= 256:
                 self._aia.clear()
-            self._aia[url] = certs
+            self._aia[url] = (time.monotonic() + AIA_RETRY, failure, certs)
         return certs
 
     # ------------------------------------------------------------------ 6.1, CA part
