@@ -228,6 +228,16 @@ def parse_idnat(value: str) -> IdNat:
     """
     if not isinstance(value, str):
         raise TypeError(f"an idNat_PS is a str, not {type(value).__name__}")
+    if len(value) == 12 and value[0] == "8" and value.isascii() and value.isdigit():
+        # "8" + 11 digits, what nearly every practitioner's CN holds: the checks
+        # below would all pass, Luhn aside
+        head = value[1:]
+        luhn = luhn_valid(head)
+        return IdNat(value, IdType.RPPS, head, None, luhn, () if luhn else (_luhn_remark(head),))
+    return _parse_any_idnat(value)
+
+
+def _parse_any_idnat(value: str) -> IdNat:
     if not value:
         return _unknown_idnat(value, "empty identifier")
     id_type = _ID_PREFIXES.get(value[0])
@@ -249,12 +259,16 @@ def parse_idnat(value: str) -> IdNat:
             return _unknown_idnat(value, f"an RPPS number has 11 digits, not {head!r}")
         luhn = luhn_valid(head)
         if not luhn:
-            problems.append(f"RPPS {head}: the Luhn check digit does not verify "
-                            "(not a confirmed rule: informational only)")
+            problems.append(_luhn_remark(head))
     shape = _EXPECTED_SHAPE.get(id_type)
     if shape is not None and not shape[0].fullmatch(head):
         problems.append(f"{id_type.name} {head!r}: expected {shape[1]}")
     return IdNat(value, id_type, head, internal if slash else None, luhn, tuple(problems))
+
+
+def _luhn_remark(rpps: str) -> str:
+    return (f"RPPS {rpps}: the Luhn check digit does not verify "
+            "(not a confirmed rule: informational only)")
 
 
 def _unknown_idnat(value: str, why: str) -> IdNat:
@@ -835,12 +849,15 @@ class Practitioner:
         raw_type = parsed.extensions.get(OID_CARD_TYPE)
         if raw_type is not None:
             number = None
-            try:
-                tlv = _read(raw_type, 0, len(raw_type))
-                if tlv.tag == _INTEGER and tlv.end == len(raw_type):
-                    number = _decode_integer(raw_type[tlv.start:tlv.end])
-            except _Malformed:
-                pass
+            if len(raw_type) == 3 and raw_type[0] == _INTEGER and raw_type[1] == 1:
+                number = raw_type[2] - 256 if raw_type[2] & 0x80 else raw_type[2]  # 02 01 nn
+            else:
+                try:
+                    tlv = _read(raw_type, 0, len(raw_type))
+                    if tlv.tag == _INTEGER and tlv.end == len(raw_type):
+                        number = _decode_integer(raw_type[tlv.start:tlv.end])
+                except _Malformed:
+                    pass
             if number is not None and number in CARD_TYPE_CODES:
                 card_type = CARD_TYPE_CODES[number]
             else:

@@ -180,3 +180,30 @@ def test_certificate_times_accept_exactly_the_real_dates():
         assert (ours[0] == "ok") == real, raw
         if real:
             assert ours[1] == raw[:14]
+
+
+def test_rpps_fast_path_matches_the_general_reader():
+    rng = random.Random(17)
+    values = ["8" + "".join(rng.choice("0123456789") for _ in range(11)) for _ in range(5000)]
+    values += ["810002813839", "810003461033", "8" + "١" * 11, "8" + "1" * 10, "8" + "1" * 12]
+    for value in values:
+        general = identity._parse_any_idnat(value)  # noqa: SLF001
+        assert identity.parse_idnat(value) == general, value
+
+
+def test_card_type_fast_path_matches_the_general_reader(card_certificates):
+    """``02 01 nn`` is read inline; the same number in two content bytes (``02 02 00 nn``,
+    ``02 02 ff nn``) goes through the general reader: same card type, same warnings."""
+    parsed = certs.parse_cert(card_certificates[0])
+    tlv = identity._read(parsed.subject, 0, len(parsed.subject))  # noqa: SLF001
+    subject = identity._parse_name(parsed.subject, tlv)  # noqa: SLF001
+
+    def read(raw: bytes):
+        who = identity.Practitioner._from_parsed(  # noqa: SLF001
+            identity._Parsed(subject, {identity.OID_CARD_TYPE: raw}, []))  # noqa: SLF001
+        return who.card_type, who.card_type_inferred, who.warnings
+
+    for number in range(-128, 128):
+        short = bytes([0x02, 0x01, number & 0xFF])
+        long = bytes([0x02, 0x02, 0xFF if number < 0 else 0x00, number & 0xFF])
+        assert read(short) == read(long), number
