@@ -113,6 +113,18 @@ def test_online_fetch_status_validate(cli, cps_pki_server, tmp_path):
     assert down.returncode == 11, down.stderr
 
 
+def test_crl_fetch_over_ldap(cli, cps_pki, cps_pki_ldap, tmp_path):
+    """`cps crl fetch ldap://...`: a delta CRL from a directory, as IGC-Santé publishes them."""
+    url = cps_pki_ldap.crl_url(cps_pki, "FORT PERSONNES", delta=True)
+    cache = str(tmp_path / "ldap-cache")
+    first = cli.json("crl", "fetch", url, "--cache-dir", cache)["crls"][0]
+    assert first["url"] == url and first["delta"] is True and not first["from_cache"]
+    assert "FORT PERSONNES" in first["issuer"]
+    missing = cli("crl", "fetch", cps_pki_ldap.url("CN=NOBODY,C=FR", "deltaRevocationList;binary"),
+                  "--cache-dir", cache)
+    assert missing.returncode == 11 and "noSuchObject" in missing.stderr  # revocation unavailable
+
+
 def test_auth_test(cli, serve, crl_dir):
     with serve(pin=PIN) as emu:
         data = cli.json("auth", "test", "-r", emu.reader, "--anchors", "test", "--crl", crl_dir,
