@@ -207,3 +207,27 @@ def test_card_type_fast_path_matches_the_general_reader(card_certificates):
         short = bytes([0x02, 0x01, number & 0xFF])
         long = bytes([0x02, 0x02, 0xFF if number < 0 else 0x00, number & 0xFF])
         assert read(short) == read(long), number
+
+
+def test_time_key_remembered_per_second_is_exact():
+    """certs.time_key keeps the digits of the last second: the same digits as formatting
+    every time, across zones, microseconds, second boundaries and 1969."""
+    import datetime as dt
+
+    def reference(moment):
+        return moment.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M%S").encode()
+
+    rng = random.Random(18)
+    zones = [dt.timezone.utc, dt.timezone(dt.timedelta(hours=1)),
+             dt.timezone(dt.timedelta(hours=-5, minutes=-30))]
+    base = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
+    moments = [dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc),
+               dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)]
+    for _ in range(5000):
+        moment = base + dt.timedelta(microseconds=rng.randrange(-10**13, 10**13))
+        moments += [moment.astimezone(rng.choice(zones)),
+                    moment + dt.timedelta(microseconds=rng.randrange(0, 2_000_000))]
+    for moment in moments:
+        assert certs.time_key(moment) == reference(moment), moment
+    with pytest.raises(CertificateParseError):
+        certs.time_key(dt.datetime(2026, 1, 1))  # naive

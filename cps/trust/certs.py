@@ -178,13 +178,28 @@ def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
+_LAST_TIME_KEY: Tuple[Optional[int], bytes] = (None, b"")
+
+
 def time_key(moment) -> bytes:
-    """A datetime as the comparable 14 digits :func:`_time` produces (UTC)."""
+    """A datetime as the comparable 14 digits :func:`_time` produces (UTC).
+
+    The digits of the last second asked for are kept: a server validating
+    many certificates "now" formats the time once a second, not once each.
+    """
+    global _LAST_TIME_KEY
     import datetime as _dt
+    import math
 
     if moment.tzinfo is None:
         raise CertificateParseError("validation times must be timezone-aware")
-    return moment.astimezone(_dt.timezone.utc).strftime("%Y%m%d%H%M%S").encode()
+    second = math.floor(moment.timestamp())
+    last = _LAST_TIME_KEY
+    if last[0] == second:
+        return last[1]
+    key = moment.astimezone(_dt.timezone.utc).strftime("%Y%m%d%H%M%S").encode()
+    _LAST_TIME_KEY = (second, key)
+    return key
 
 
 def time_from_key(key: bytes):
