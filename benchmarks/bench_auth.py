@@ -45,7 +45,7 @@ from cps.auth import ChallengeIssuer, MemoryNonceStore, Verifier
 from cps.auth.token import TOKEN_FORMAT, signed_data
 from cps.emulator.keys import cached_rsa_key
 from cps.emulator.pki import TestPKI
-from cps.identity import OID_MS_UPN, UPN_DOMAIN
+from cps.identity import OID_MS_UPN, UPN_DOMAIN, luhn_valid
 from cps.trust import TrustStore, Validator
 from cps.trust.crlindex import CrlIndex
 
@@ -62,16 +62,6 @@ _FIRST = ["ÉLODIE", "JEAN", "MARIE", "LUC", "CHLOÉ", "HÉLÈNE", "PAUL", "INÈ
 _TITLES = ["Médecin", "Pharmacien", "Infirmier", "Chirurgien-Dentiste", "Sage-Femme"]
 
 
-def _luhn_digit(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        n = int(ch)
-        if i % 2 == 0:  # doubled: every second digit from the right of the full number
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return str((10 - total % 10) % 10)
-
-
 def _practitioners(pki: TestPKI, template: x509.Certificate) -> List[Tuple[bytes, int]]:
     """(certificate DER, key index) of 3,000 card-like authentication certificates."""
     path = CACHE_DIR / f"auth-leaves-{N_PRACTITIONERS}-{template.serial_number:x}.pickle"
@@ -83,7 +73,7 @@ def _practitioners(pki: TestPKI, template: x509.Certificate) -> List[Tuple[bytes
     out = []
     for i in range(N_PRACTITIONERS):
         body = f"1{100000000 + i:09d}"   # RPPS: 10 digits and a Luhn digit
-        idnat = "8" + body + _luhn_digit(body)
+        idnat = "8" + next(body + d for d in "0123456789" if luhn_valid(body + d))
         name = x509.Name([
             x509.RelativeDistinguishedName([
                 x509.NameAttribute(x509.NameOID.GIVEN_NAME, rng.choice(_FIRST)),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 import threading
@@ -30,7 +29,7 @@ from ..card import KeyRole
 from ..errors import (InvalidSignature, NonceExpired, NonceIssuerMismatch,
                       NonceReplayed, OriginMismatch, OriginNotAllowed, UnknownNonce)
 from .nonces import MemoryNonceStore, NonceStore, TakeResult
-from .token import ALGORITHMS, parse_token, signed_data
+from .token import ALGORITHMS, parse_token, text_digest
 
 __all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult"]
 
@@ -38,14 +37,13 @@ __all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult"]
 # (``import cps`` itself does not import cps.auth).
 from cryptography.exceptions import InvalidSignature as _Bad  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 from ..identity import Practitioner  # noqa: E402
 from ..trust.certs import parse_cert  # noqa: E402
-from ..trust.validate import _check_purpose  # noqa: E402
+from ..trust.validate import _check_purpose, _is_rsa_key  # noqa: E402
 
 _PKCS1 = padding.PKCS1v15()
-_RSA_KEY_TYPES: set = set()  # concrete classes seen to be RSA public keys
 _HASHES = {"sha256": hashes.SHA256()}
 
 NONCE_BYTES = 32
@@ -143,10 +141,10 @@ class Verifier:
         # the allow-list get here, spelt a handful of ways at most.
         digest = self._origin_digests.get(origin)
         if digest is None:
-            digest = signed_data(origin, "")[:32]
+            digest = text_digest(origin)
             if len(self._origin_digests) < 256:
                 self._origin_digests[origin] = digest
-        return digest + hashlib.sha256(nonce.encode("utf-8")).digest()
+        return digest + text_digest(nonce)
 
     def verify(self, token: Union[str, bytes, Mapping[str, Any]], origin: str,
                at: Optional[dt.datetime] = None) -> AuthResult:
@@ -178,10 +176,8 @@ class Verifier:
         else:
             leaf, practitioner = known
         key = leaf.public_key()
-        if type(key) not in _RSA_KEY_TYPES:  # an ABC isinstance check costs a microsecond
-            if not isinstance(key, rsa.RSAPublicKey):
-                raise InvalidSignature("the certificate's key is not RSA")
-            _RSA_KEY_TYPES.add(type(key))
+        if not _is_rsa_key(key):
+            raise InvalidSignature("the certificate's key is not RSA")
         algorithm = _HASHES[ALGORITHMS[parsed.algorithm]]
         try:                                                          # signature
             key.verify(parsed.signature, self._signed_data(parsed.origin, parsed.nonce),

@@ -48,10 +48,14 @@ _LIMITS = tuple(LIMITS[n] * 4 // 3 + 4 if n in ("certificate", "signature") else
                 for n in _ALL)
 
 
+def text_digest(text: str) -> bytes:
+    """SHA-256 of a string's UTF-8 bytes: each half of :func:`signed_data`."""
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
 def signed_data(origin: str, nonce: str) -> bytes:
     """What the card signs: SHA-256(origin) || SHA-256(nonce)."""
-    return (hashlib.sha256(origin.encode("utf-8")).digest()
-            + hashlib.sha256(nonce.encode("utf-8")).digest())
+    return text_digest(origin) + text_digest(nonce)
 
 
 def make_token(card: "Card", nonce: str, origin: str) -> Dict[str, str]:

@@ -548,12 +548,10 @@ class Validator:
         prefix = self._prefix(cas, anchor, at, now)
         n = len(cas) + 1
         issuer = cas[0] if cas else anchor
-        if leaf._decoded.get("signed_by") is prefix.working_key:
-            # This very ParsedCert (a server keeps those of returning
-            # practitioners) was already found to chain to this issuer name
-            # and to carry its signature: only the time has changed since.
-            self._check_validity(leaf, now, 0)
-        else:
+        # This very ParsedCert (a server keeps those of returning practitioners)
+        # may already be known to chain to this issuer and carry its signature;
+        # its validity at `now` was checked at the top of this method.
+        if leaf._decoded.get("signed_by") is not prefix.working_key:
             self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
             leaf._decoded["signed_by"] = prefix.working_key
         status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor)
@@ -1066,6 +1064,19 @@ _HASH_OBJECTS: Dict[str, Any] = {}
 _RSA_TYPES: Set[type] = set()
 _PKCS1V15: List[Any] = []
 _INVALID_SIGNATURE: List[Any] = []
+
+
+def _is_rsa_key(key: Any) -> bool:
+    """isinstance(key, RSAPublicKey), remembered per concrete class (the ABC check
+    costs a microsecond on every login)."""
+    if type(key) in _RSA_TYPES:
+        return True
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    if isinstance(key, rsa.RSAPublicKey):
+        _RSA_TYPES.add(type(key))
+        return True
+    return False
 _SIG_OIDS: Dict[bytes, str] = {}
 _OID_STRINGS: Dict[bytes, str] = {}
 
@@ -1110,11 +1121,10 @@ def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
         if len(_SIG_OIDS) < 256:
             _SIG_OIDS[sig_alg] = oid
     try:
-        if oid in _HASH_BY_SIG_OID and isinstance(key, rsa.RSAPublicKey):
+        if oid in _HASH_BY_SIG_OID and _is_rsa_key(key):
             algorithm = _HASH_OBJECTS.get(oid)
             if algorithm is None:
                 algorithm = _HASH_OBJECTS[oid] = getattr(hashes, _HASH_BY_SIG_OID[oid])()
-            _RSA_TYPES.add(type(key))
             key.verify(signature, tbs, _PKCS1V15[0], algorithm)
             return True
         if oid in _ECDSA_BY_SIG_OID and isinstance(key, ec.EllipticCurvePublicKey):
