@@ -1,4 +1,11 @@
-"""Run every benchmark; write benchmarks/results/latest.json and docs/performance.md."""
+"""Run every benchmark; write benchmarks/results/latest.json and docs/performance.md.
+
+``python -m benchmarks`` runs them all (``make bench``). Naming modules runs only
+those, with or without the ``bench_`` prefix: ``python -m benchmarks trust auth``
+(the other modules' figures are kept from the last run). Paths are relative to
+this package's own checkout, so a copy of ``benchmarks/`` in another work tree
+writes into that tree.
+"""
 
 from __future__ import annotations
 
@@ -23,16 +30,27 @@ def _fmt(value) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    only = set(argv)
     package = importlib.import_module("benchmarks")
+    available = sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                       if m.name.startswith("bench_"))
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"usage: python -m benchmarks [NAME ...]\n{__doc__}\nmodules: "
+              + " ".join(m[len("bench_"):] for m in available), file=sys.stderr)
+        return 0
+    only = {a if a.startswith("bench_") else f"bench_{a}" for a in argv}
+    unknown = sorted(only - set(available))
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: "
+              + " ".join(m[len("bench_"):] for m in available), file=sys.stderr)
+        return 2
     figures = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not info.name.startswith("bench_") or (only and info.name not in only):
+    for name in available:
+        if only and name not in only:
             continue
-        module = importlib.import_module(f"benchmarks.{info.name}")
-        print(f"running {info.name}...", file=sys.stderr)
+        module = importlib.import_module(f"benchmarks.{name}")
+        print(f"running {name}...", file=sys.stderr)
         for fig in module.run():
-            figures.append((info.name, fig))
+            figures.append((name, fig))
             print(f"  {fig.name}: {_fmt(fig.ours)} {fig.unit}  anchors: "
                   + ", ".join(f"{k}={_fmt(v)}" for k, v in fig.anchors.items()), file=sys.stderr)
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography import x509
+
+    from cps.emulator.pki import TestPKI
+
+#: The CA key sizes the trust and auth benchmarks measure side by side: the test
+#: PKI's default (RSA-2048) and production IGC-Santé's (RSA-4096).
+CA_KEY_BITS = (2048, 4096)
 
 
 @dataclass
@@ -46,3 +56,31 @@ def per_call(fn: Callable[[], object], number: int, repeat: int = 7) -> float:
             fn()
         runs.append((time.perf_counter() - start) / number)
     return statistics.median(runs)
+
+
+def bench_pki(ca_key_bits: int = 2048) -> "TestPKI":
+    """The benchmarks' test PKI (seed 1) with CA keys of ``ca_key_bits``, kept on disk.
+
+    Each key size has its own directory under the benchmark cache (the manifest
+    records the size, so one shared directory would regenerate the CAs at every
+    switch): ``pki`` for RSA-2048 (as before), ``pki-4096`` for RSA-4096. A
+    4096-bit PKI costs ~20 s the first time, then loads in well under a second.
+    """
+    from cps.emulator.pki import TestPKI
+
+    from .crlgen import CACHE_DIR
+
+    folder = CACHE_DIR / ("pki" if ca_key_bits == 2048 else f"pki-{ca_key_bits}")
+    return TestPKI.generate(folder, seed=1, ca_key_bits=ca_key_bits)
+
+
+def cert_tag(*certs: "x509.Certificate") -> str:
+    """A short hash of certificates' DER, to name cache files after what they derive from
+    (the template leaf *and* the CA that signs: leaves of the RSA-2048 and RSA-4096
+    PKIs share serials and names, not signatures)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    digest = hashlib.sha256()
+    for cert in certs:
+        digest.update(cert.public_bytes(Encoding.DER))
+    return digest.hexdigest()[:12]

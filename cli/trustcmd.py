@@ -248,10 +248,17 @@ def crl_show(file: str, entries: int, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Download even when the cached copy is current.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Also write the CRL to this file (one URL only).")
+@click.option("--anchors", multiple=True, metavar="igc-sante|test|FILE",
+              help="Only CRLs signed by a CA of these anchors (and their known "
+                   "intermediates) are cached: igc-sante (default), test, or files.")
 @json_option
 def crl_fetch(urls: Sequence[str], cert: Optional[str], cache_dir: Optional[str], force: bool,
-              output: Optional[str], as_json: bool) -> None:
-    """download CRLs into the cache (progress bar on a terminal)"""
+              output: Optional[str], anchors: Sequence[str], as_json: bool) -> None:
+    """download CRLs into the cache (progress bar on a terminal)
+
+    A CRL is cached only once its signature verified under a CA of the trust
+    anchors: on plain HTTP anyone may answer, and a forged CRL must never
+    stand in the cache for the real one."""
     from cps.info import (
         certificate_summary,
         crl_summary,
@@ -272,7 +279,8 @@ def crl_fetch(urls: Sequence[str], cert: Optional[str], cache_dir: Optional[str]
         raise click.UsageError(f"-o takes one CRL; {len(wanted)} URLs to fetch")
     directory = cache_dir or str(default_crl_cache_dir())
     progress = DownloadProgress()
-    fetcher = Fetcher(cache_dir=directory, progress=progress)
+    checker = validator_from(anchors, (), "off", False, None)
+    fetcher = Fetcher(cache_dir=directory, progress=progress, verify_crl=checker.verify_crl)
     results = []
     try:
         for url in wanted:

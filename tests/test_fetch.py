@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from cps.errors import RevocationUnavailable
 from cps.testing.pkiserver import PkiServer, serve_test_pki
+from cps.trust import TrustStore, Validator
 from cps.trust.fetch import Fetcher, crl_update_times, latest_publication
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -82,9 +83,16 @@ def clock(day) -> FakeClock:
     return FakeClock(day + timedelta(hours=8, minutes=5))
 
 
+def pki_crl_check(pki):
+    """A ``verify_crl`` accepting the test PKI's CRLs (signed by one of its CAs)."""
+    store = TrustStore.from_certificates(pki.anchors(), pki.intermediates.values())
+    return Validator(store, revocation="off").verify_crl
+
+
 @pytest.fixture
-def fetcher(tmp_path, clock) -> Fetcher:
-    return Fetcher(cache_dir=tmp_path / "cache", clock=clock, proxies={}, timeout=5)
+def fetcher(tmp_path, clock, pki) -> Fetcher:
+    return Fetcher(cache_dir=tmp_path / "cache", clock=clock, proxies={}, timeout=5,
+                   verify_crl=pki_crl_check(pki))
 
 
 def crl_urls(cert: x509.Certificate) -> tuple[str, str]:
@@ -327,6 +335,7 @@ def test_concurrent_calls_download_once(pki, server, fetcher):
 def test_progress_is_reported_per_chunk(pki, server, tmp_path, clock):
     calls = []
     fetcher = Fetcher(cache_dir=tmp_path, clock=clock, proxies={}, chunk_size=128,
+                      verify_crl=pki_crl_check(pki),
                       progress=lambda url, received, total: calls.append((url, received, total)))
     url = medecin_crl_url(pki)
     result = fetcher.fetch_crl(url)
@@ -457,15 +466,20 @@ def test_network_failure_falls_back_to_a_cache_within_next_update_only(pki, serv
     assert [f.reason for f in err.value.failures] == ["unreachable"]
 
 
-def test_garbage_is_returned_but_not_cached(pki, server, fetcher):
+def test_garbage_is_returned_but_not_cached(pki, server, fetcher, tmp_path, clock):
     server.faults.garbage = True
     url = medecin_crl_url(pki)
-    result = fetcher.fetch_crl(url)
+    plain = Fetcher(cache_dir=tmp_path / "plain", clock=clock, proxies={}, timeout=5)
+    result = plain.fetch_crl(url)  # no check: a transport, the bytes as they came
     assert result.der != server.resource("/crl/ACI-FO-PP-TEST.crl")
     assert len(result.der) == len(server.resource("/crl/ACI-FO-PP-TEST.crl"))
-    assert result.path is None and result.next_update is None
-    fetcher.fetch_crl(url)
-    assert len(gets(server, url)) == 2
+    assert result.path is None and result.next_update is None and result.accepted is None
+    assert not any(p.exists() for p in plain.cache_paths(url))
+    for _ in range(2):  # with a check: refused, a typed error, nothing cached
+        with pytest.raises(RevocationUnavailable) as refused:
+            fetcher.fetch_crl(url)
+        assert refused.value.reason == "rejected"
+    assert len(gets(server, url)) == 3
     assert not any(p.exists() for p in fetcher.cache_paths(url))
 
 
@@ -590,7 +604,8 @@ _CRASHING_WRITER = textwrap.dedent("""
         real_fsync(fd)
 
     os.fsync = fsync
-    Fetcher(cache_dir=cache_dir, proxies={}).fetch_crl(url, force=True)
+    # the cache is written once the caller's check accepts the CRL: accept it
+    Fetcher(cache_dir=cache_dir, proxies={}).fetch_crl(url, force=True, verify=bytes)
 """)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import logging
+import threading
 import time
 import urllib.parse
 from datetime import datetime, timedelta, timezone
@@ -240,12 +242,25 @@ def test_nonce_is_sent_and_echoed(pki, server):
     assert [len(n) for n in nonces] == [NONCE_SIZE, NONCE_SIZE] and nonces[0] != nonces[1]
 
 
-def test_missing_nonce_refused_unless_not_required(pki, server):
+def test_missing_nonce_refused_unless_not_required(pki, server, caplog):
     card = pki.issue_card("cps3-medecin")
     server.ocsp_hook = lambda request: pki.ocsp_response(without_nonce(request))
-    with pytest.raises(OcspError) as err:
-        client().check(card.auth_cert, card.chain[0])
-    assert err.value.reason == "nonce-mismatch" and err.value.source == server.ocsp_url
+    strict = client()
+    with caplog.at_level(logging.WARNING, logger="cps.trust.ocsp"):
+        for _ in range(3):
+            with pytest.raises(OcspError) as err:
+                strict.check(card.auth_cert, card.chain[0])
+            # A reason of its own (not "nonce-mismatch"), and a message saying what to do.
+            assert err.value.reason == "nonce-not-echoed"
+            assert err.value.source == server.ocsp_url
+            message = str(err.value)
+            assert "did not echo" in message and "pre-computed" in message
+            assert "require_nonce=False" in message and "max_age" in message
+    # Visible in a long-running server's log, but once per responder URL, not per request.
+    warnings = [r for r in caplog.records
+                if r.levelno == logging.WARNING and server.ocsp_url in r.getMessage()]
+    assert len(warnings) == 1 and "require_nonce=False" in warnings[0].getMessage()
+    assert len(server.requests_for("/ocsp")) == 3  # a refusal is never cached either
     lenient = client(require_nonce=False).check(card.auth_cert, card.chain[0])
     assert lenient.status == "good" and lenient.nonce_echoed is False
     assert any("nonce" in note for note in lenient.notes)
@@ -263,7 +278,7 @@ def test_wrong_nonce_always_refused(pki, server):
 def test_no_nonce_when_disabled(pki, server):
     card = pki.issue_card("cps3-medecin")
     status = client(use_nonce=False).check(card.auth_cert, card.chain[0])
-    assert status.nonce_echoed is None
+    assert status.nonce_echoed is False
     assert len(ocsp.load_der_ocsp_request(server.requests[0].body).extensions) == 0
 
 
@@ -382,6 +397,314 @@ def test_max_age_applies_without_next_update(pki, server):
     with pytest.raises(OcspError) as err:
         client().check(card.auth_cert, card.chain[0], max_age=timedelta(days=2))
     assert err.value.reason == "stale"
+
+
+def test_far_next_update_does_not_extend_max_age(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    fort = pki.ca("FORT PERSONNES")
+    signer, key = make_responder(fort.cert.subject, fort.key)
+    decade = timedelta(days=3652)
+
+    def serve(this_update, next_update):
+        server.ocsp_hook = lambda request: forged_answer(
+            request, card.auth_cert, card.chain[0], signer, key,
+            this_update=this_update, next_update=next_update)
+
+    # thisUpdate ten years ago, nextUpdate ten years ahead: not current.
+    serve(now() - decade, now() + decade)
+    with pytest.raises(OcspError) as err:
+        client().check(card.auth_cert, card.chain[0])
+    assert err.value.reason == "stale" and "max_age" in str(err.value)
+    # Eight days old with a far nextUpdate: past the default max_age (7 days)...
+    serve(now() - timedelta(days=8), now() + decade)
+    with pytest.raises(OcspError) as err:
+        client().check(card.auth_cert, card.chain[0])
+    assert err.value.reason == "stale"
+    # ...and accepted when the client's or the check's max_age allows it.
+    for status in (client(max_age=timedelta(days=9)).check(card.auth_cert, card.chain[0]),
+                   client().check(card.auth_cert, card.chain[0], max_age=timedelta(days=9))):
+        assert status.status == "good"
+        assert status.usable_until == status.this_update + timedelta(days=9)
+        assert status.usable_until < status.next_update
+    # validate_response (answers obtained elsewhere) applies the same bound.
+    request = build_request(card.auth_cert, card.chain[0], nonce=None)
+    answer = forged_answer(request, card.auth_cert, card.chain[0], signer, key,
+                           this_update=now() - timedelta(days=8), next_update=now() + decade)
+    with pytest.raises(OcspError) as err:
+        validate_response(answer, card.auth_cert, card.chain[0], at=now())
+    assert err.value.reason == "stale"
+
+
+def test_usable_until(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    status = client().check(card.auth_cert, card.chain[0])       # nextUpdate: +1 day
+    assert status.usable_until == status.next_update == status.this_update + timedelta(days=1)
+    status = client(max_age=timedelta(hours=1)).check(card.auth_cert, card.chain[0])
+    assert status.usable_until == status.this_update + timedelta(hours=1)
+    fort = pki.ca("FORT PERSONNES")
+    signer, key = make_responder(fort.cert.subject, fort.key)
+    server.ocsp_hook = lambda request: forged_answer(request, card.auth_cert, card.chain[0],
+                                                     signer, key, next_update=None)
+    status = client(max_age=timedelta(days=2)).check(card.auth_cert, card.chain[0])
+    assert status.next_update is None
+    assert status.usable_until == status.this_update + timedelta(days=2)
+
+
+def test_client_max_age_is_the_default_of_check(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    fort = pki.ca("FORT PERSONNES")
+    signer, key = make_responder(fort.cert.subject, fort.key)
+    server.ocsp_hook = lambda request: forged_answer(
+        request, card.auth_cert, card.chain[0], signer, key,
+        this_update=now() - timedelta(days=3), next_update=None)
+    two_days = client(max_age=timedelta(days=2))
+    with pytest.raises(OcspError) as err:
+        two_days.check(card.auth_cert, card.chain[0])
+    assert err.value.reason == "stale"
+    assert two_days.check(card.auth_cert, card.chain[0],
+                          max_age=timedelta(days=4)).status == "good"
+
+
+@pytest.mark.parametrize("bad", [{"max_age": timedelta(0)}, {"max_age": timedelta(days=-1)},
+                                 {"max_age": 3600}, {"cache_size": -1}, {"cache_size": 1.5}])
+def test_constructor_refuses_bad_settings(bad):
+    with pytest.raises(ValueError):
+        OcspClient(Fetcher(proxies={}), **bad)
+
+
+# --------------------------------------------------------------------------- answer cache
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+def ocsp_requests(server) -> int:
+    return len(server.requests_for("/ocsp"))
+
+
+def test_ignored_nonce_accepted_and_cached_when_not_required(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    server.ocsp_hook = lambda request: pki.ocsp_response(without_nonce(request))
+    lenient = client(require_nonce=False, max_age=timedelta(hours=1))
+    first = lenient.check(card.auth_cert, card.chain[0])
+    assert first.status == "good" and first.nonce_echoed is False
+    assert first.usable_until == first.this_update + timedelta(hours=1)
+    second = lenient.check(card.auth_cert, card.chain[0])
+    assert second == first
+    assert ocsp_requests(server) == 1  # the second check made no HTTP request
+
+
+def test_answers_without_nonce_are_cached_and_revoked_stays_revoked(pki, server):
+    card, revoked = pki.issue_card("cps3-medecin"), pki.issue_card("cps3-revoked")
+    ocsp_client = client(use_nonce=False)
+    good = ocsp_client.check(card.auth_cert, card.chain[0])
+    first = ocsp_client.check(revoked.auth_cert, revoked.chain[0])
+    assert ocsp_requests(server) == 2
+    assert ocsp_client.check(card.auth_cert, card.chain[0]) == good
+    again = ocsp_client.check(revoked.auth_cert, revoked.chain[0])
+    assert ocsp_requests(server) == 2
+    assert again == first and again.status == "revoked"
+    assert again.revocation_reason == "keyCompromise"
+    assert again.revocation_time == pki.reference_time - timedelta(days=30)
+
+
+def test_answers_echoing_the_nonce_are_never_reused(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    for options in ({}, {"require_nonce": False}):
+        server.clear_requests()
+        ocsp_client = client(**options)
+        first = ocsp_client.check(card.auth_cert, card.chain[0])
+        second = ocsp_client.check(card.auth_cert, card.chain[0])
+        assert first.nonce_echoed and second.nonce_echoed
+        assert ocsp_requests(server) == 2, options
+
+
+def test_cached_answer_not_used_past_usable_until(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    clock = Clock(now())
+    t0 = clock.moment
+    # Genuine answers, dated by the test's clock (nextUpdate = thisUpdate + 1 day).
+    server.ocsp_hook = lambda request: pki.ocsp_response(request, at=clock())
+    hourly = client(use_nonce=False, max_age=timedelta(hours=1), clock=clock)
+    first = hourly.check(card.auth_cert, card.chain[0])
+    assert first.this_update == t0 and first.usable_until == t0 + timedelta(hours=1)
+    clock.moment = t0 + timedelta(hours=1)                  # the bound itself is included
+    assert hourly.check(card.auth_cert, card.chain[0]) == first
+    assert ocsp_requests(server) == 1
+    # A check with a smaller max_age does not take the older answer.
+    fresh = hourly.check(card.auth_cert, card.chain[0], max_age=timedelta(minutes=30))
+    assert ocsp_requests(server) == 2 and fresh.this_update == clock.moment
+    clock.moment = t0 + timedelta(hours=2, seconds=1)       # past thisUpdate + max_age
+    later = hourly.check(card.auth_cert, card.chain[0])
+    assert ocsp_requests(server) == 3 and later.this_update == clock.moment
+    # nextUpdate bounds it too, when it comes before thisUpdate + max_age.
+    weekly = client(use_nonce=False, clock=clock)           # max_age 7 days
+    start = clock.moment
+    first = weekly.check(card.auth_cert, card.chain[0])
+    assert first.usable_until == first.next_update == start + timedelta(days=1)
+    clock.moment = start + timedelta(hours=23)
+    assert weekly.check(card.auth_cert, card.chain[0]) == first
+    assert ocsp_requests(server) == 4
+    clock.moment = start + timedelta(days=1, seconds=1)
+    assert weekly.check(card.auth_cert, card.chain[0]).this_update == clock.moment
+    assert ocsp_requests(server) == 5
+    # Nor before its thisUpdate (minus the clock skew): asked again, and refused.
+    with pytest.raises(OcspError) as err:
+        weekly.check(card.auth_cert, card.chain[0], at=clock.moment - timedelta(hours=1))
+    assert err.value.reason == "not-yet-valid" and ocsp_requests(server) == 6
+
+
+def test_forged_answers_are_never_cached(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    clock = Clock(now())
+    fort = pki.ca("FORT PERSONNES")
+    rogue, rogue_key = make_responder(fort.cert.subject, None)   # not signed by the CA
+    forgeries = {
+        "bad-signature": lambda request: tamper(pki.ocsp_response(request, at=clock()),
+                                                flip_signature_bit),
+        "unauthorized-responder": lambda request: forged_answer(
+            request, card.auth_cert, card.chain[0], rogue, rogue_key, this_update=clock()),
+    }
+    ocsp_client = client(use_nonce=False, max_age=timedelta(hours=1), clock=clock)
+    for reason, forge in forgeries.items():
+        server.ocsp_hook = forge
+        for _ in range(2):
+            with pytest.raises(OcspError) as err:
+                ocsp_client.check(card.auth_cert, card.chain[0])
+            assert err.value.reason == reason
+    assert ocsp_requests(server) == 4        # every check asked: nothing was cached
+    server.ocsp_hook = lambda request: pki.ocsp_response(request, at=clock())
+    good = ocsp_client.check(card.auth_cert, card.chain[0])
+    assert ocsp_client.check(card.auth_cert, card.chain[0]) == good
+    assert ocsp_requests(server) == 5        # a verified answer is
+    # Once it is stale, forged answers neither replace it nor let it be used longer.
+    clock.moment += timedelta(hours=2)
+    for reason, forge in forgeries.items():
+        server.ocsp_hook = forge
+        with pytest.raises(OcspError) as err:
+            ocsp_client.check(card.auth_cert, card.chain[0])
+        assert err.value.reason == reason
+    assert ocsp_requests(server) == 7
+
+
+def test_cache_keyed_by_content_not_identity(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    ocsp_client = client(use_nonce=False)
+    first = ocsp_client.check(card.auth_cert, card.chain[0])
+    # The same certificates as other objects: the same entry.
+    same_cert = x509.load_der_x509_certificate(card.auth_cert.public_bytes(DER))
+    same_issuer = x509.load_der_x509_certificate(card.chain[0].public_bytes(DER))
+    assert same_cert is not card.auth_cert
+    assert ocsp_client.check(same_cert, same_issuer) == first
+    assert ocsp_requests(server) == 1
+    # Another serial of the same issuer, or another responder URL: other entries.
+    other = pki.issue_card("cps3-pharmacien")
+    assert other.chain[0] == card.chain[0]
+    ocsp_client.check(other.auth_cert, other.chain[0])
+    assert ocsp_requests(server) == 2
+    alternate = ocsp_client.check(card.auth_cert, card.chain[0], url=server.ocsp_url + "?alt")
+    assert alternate.source.endswith("?alt") and ocsp_requests(server) == 3
+
+
+def test_cache_is_a_bounded_lru(pki, server):
+    a, b, c = (pki.issue_card(p) for p in ("cps3-medecin", "cps3-pharmacien", "cps3-cpe"))
+
+    def check(ocsp_client, card):
+        return ocsp_client.check(card.auth_cert, card.chain[0]).status
+
+    small = client(use_nonce=False, cache_size=2)
+    for card in (a, b, c):
+        check(small, card)                    # a is dropped when c comes in
+    assert ocsp_requests(server) == 3
+    check(small, c), check(small, b)
+    assert ocsp_requests(server) == 3
+    check(small, a)                           # asked again; c, least recently used, goes
+    assert ocsp_requests(server) == 4
+    check(small, b)
+    assert ocsp_requests(server) == 4
+    check(small, c)
+    assert ocsp_requests(server) == 5
+    server.clear_requests()
+    disabled = client(use_nonce=False, cache_size=0)
+    for _ in range(3):
+        check(disabled, a)
+    assert ocsp_requests(server) == 3
+
+
+def test_cached_answer_of_a_trusted_responder_needs_that_trust(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    signer, key = make_responder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                               "TEST OCSP PINNED")]), None)
+    server.ocsp_hook = lambda request: forged_answer(request, card.auth_cert, card.chain[0],
+                                                     signer, key, include=False)
+    ocsp_client = client(use_nonce=False)
+    first = ocsp_client.check(card.auth_cert, card.chain[0], trusted_responders=[signer])
+    assert first.authorized_by == "trusted"
+    assert ocsp_client.check(card.auth_cert, card.chain[0], trusted_responders=[signer]) == first
+    assert ocsp_requests(server) == 1
+    with pytest.raises(OcspError) as err:     # not served to a check that does not trust it
+        ocsp_client.check(card.auth_cert, card.chain[0])
+    assert err.value.reason == "unauthorized-responder" and ocsp_requests(server) == 2
+
+
+def test_cached_revocation_is_final(pki, server, caplog):
+    revoked = pki.issue_card("cps3-revoked")
+    ca = next(pki.ca(name) for name in pki.intermediates
+              if pki.ca(name).cert == revoked.chain[0])
+    clock = Clock(now())
+    server.ocsp_hook = lambda request: pki.ocsp_response(request, at=clock())
+    ocsp_client = client(use_nonce=False, max_age=timedelta(hours=1), clock=clock)
+    first = ocsp_client.check(revoked.auth_cert, revoked.chain[0])
+    assert first.status == "revoked" and first.revocation_reason == "keyCompromise"
+    # Later, a properly delegated responder says "good": the certificate stays revoked.
+    signer, key = make_responder(ca.cert.subject, ca.key)
+    server.ocsp_hook = lambda request: forged_answer(
+        request, revoked.auth_cert, revoked.chain[0], signer, key, this_update=clock())
+    clock.moment += timedelta(hours=2)
+    with caplog.at_level(logging.WARNING, logger="cps.trust.ocsp"):
+        later = ocsp_client.check(revoked.auth_cert, revoked.chain[0])
+    assert ocsp_requests(server) == 2
+    assert later.status == "revoked" and later.revocation_time == first.revocation_time
+    assert "stays revoked" in later.notes[-1]
+    assert any("stays revoked" in r.getMessage() for r in caplog.records)
+    # (a client that never saw the revocation takes that answer)
+    assert client(use_nonce=False, clock=clock).check(
+        revoked.auth_cert, revoked.chain[0]).status == "good"
+    # Nor does the responder going away undo it.
+    server.faults.down = True
+    clock.moment += timedelta(hours=2)
+    gone = ocsp_client.check(revoked.auth_cert, revoked.chain[0])
+    assert gone.status == "revoked" and "no usable answer" in gone.notes[-1]
+    with pytest.raises(RevocationUnavailable):  # (without the remembered revocation: an error)
+        client(use_nonce=False, clock=clock).check(revoked.auth_cert, revoked.chain[0])
+
+
+def test_concurrent_checks_share_the_cache(pki, server):
+    card = pki.issue_card("cps3-medecin")
+    ocsp_client = client(use_nonce=False)
+    statuses, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                statuses.append(ocsp_client.check(card.auth_cert, card.chain[0]).status)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and statuses == ["good"] * 40
+    assert 1 <= ocsp_requests(server) <= 8
 
 
 # --------------------------------------------------------------------------- hostile responders

@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from ..card import KeyRole
 from ..errors import (InvalidSignature, NonceExpired, NonceIssuerMismatch,
@@ -64,17 +64,22 @@ class ChallengeIssuer:
         share a :class:`RedisNonceStore` between server instances.
     :param ttl: time to live (default five minutes).
     :param issuer_id: tells issuers apart when they share a store.
+    :param clock: returns the current aware datetime (default: the system's);
+        tests inject one to simulate time.
     """
 
     def __init__(self, store: Optional[NonceStore] = None,
-                 ttl: dt.timedelta = dt.timedelta(minutes=5), issuer_id: str = "default") -> None:
+                 ttl: dt.timedelta = dt.timedelta(minutes=5), issuer_id: str = "default",
+                 *, clock: Optional[Callable[[], dt.datetime]] = None) -> None:
         self.store = store if store is not None else MemoryNonceStore()
         self.ttl = ttl
         self.issuer_id = issuer_id
+        self.clock = clock
 
     def issue(self) -> Challenge:
         nonce = base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode()
-        expires = time.time() + self.ttl.total_seconds()
+        now = self.clock().timestamp() if self.clock is not None else time.time()
+        expires = now + self.ttl.total_seconds()
         self.store.put(nonce, self.issuer_id, expires)
         return Challenge(nonce, dt.datetime.fromtimestamp(expires, dt.timezone.utc))
 
@@ -114,12 +119,16 @@ class Verifier:
         it names. Everything that depends on time or on the CA's answers is
         checked again on every token: the token's own signature, the validity
         dates, revocation, the CA part of the path. Oldest out first.
+    :param clock: returns the current aware datetime, for nonce expiry and as the
+        validation time (default: the validator's clock, else the system's).
     """
 
     def __init__(self, validator: Any, store: NonceStore, allowed_origins: Iterable[str],
                  clock_skew: dt.timedelta = dt.timedelta(seconds=5),
-                 issuer_id: str = "default", known_certificates: int = 4096) -> None:
+                 issuer_id: str = "default", known_certificates: int = 4096, *,
+                 clock: Optional[Callable[[], dt.datetime]] = None) -> None:
         self.validator = validator
+        self.clock = clock if clock is not None else getattr(validator, "clock", None)
         self.store = store
         self.allowed_origins = frozenset(_origin(o) for o in allowed_origins)
         self.clock_skew = clock_skew
@@ -154,7 +163,13 @@ class Verifier:
             certificate and revocation errors of :mod:`cps.trust` as they are.
         """
         parsed = parse_token(token)                                   # format, algorithm
-        now = time.time()
+        if self.clock is not None:
+            moment = self.clock()
+            now = moment.timestamp()
+            if at is None:
+                at = moment
+        else:
+            now = time.time()
         result = self.store.take(parsed.nonce, self.issuer_id,        # nonce, atomically
                                  now - self.clock_skew.total_seconds())
         if result is not TakeResult.OK:

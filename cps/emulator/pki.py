@@ -38,12 +38,21 @@ Design decisions (details in ``docs/emulator.md``):
 * Serial numbers: CAs ``0x1120`` + 16 bytes (the production prefix), cards 16
   bytes (like the real TEST card), all HMAC-DRBG output keyed by the seed, the
   card number and the certificate role.
-* Revocation: complete CRLs at time ``at`` list every revocation dated at or
-  before ``at``; delta CRLs are based on the complete CRL of
-  ``reference - 1 day`` (:attr:`TestPKI.delta_base_time`) and list the
-  revocations after it. CRL numbers are the issue time in Unix seconds, one
-  sequence shared by complete and delta CRLs (RFC 5280 5.2.3). OCSP answers
-  come from a delegated responder per intermediate CA (roots sign their own).
+* Revocation: each CA keeps a *timeline* per serial number: the revocation
+  of a revoked profile (``revoked_days_ago``), plus the events recorded by
+  :meth:`TestPKI.revoke`, :meth:`TestPKI.hold` and :meth:`TestPKI.release`.
+  A CRL or OCSP answer issued at ``at`` reflects exactly the events dated at
+  or before ``at``, so recording an event never changes what was issued
+  before it. Complete CRLs list every certificate revoked or on hold at
+  ``at``; delta CRLs list what changed since their base complete CRL (by
+  default the one of ``reference - 1 day``, :attr:`TestPKI.delta_base_time`),
+  including ``removeFromCRL`` entries for holds lifted since then (RFC 5280
+  5.3.1). OCSP answers come from a delegated responder per intermediate CA
+  (roots sign their own) and follow the same timeline.
+* CRL numbers (:func:`crl_number`): complete and delta CRLs share one
+  increasing sequence (RFC 5280 5.2.3, 5.2.4): ``2 * t`` for a complete CRL
+  issued at Unix time ``t`` (seconds), ``2 * t + 1`` for a delta, so that a
+  delta issued at the same instant as a complete CRL has the higher number.
 """
 
 from __future__ import annotations
@@ -68,7 +77,14 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .keys import cached_rsa_key, seed_bytes, write_atomic
-from .profiles import CardProfile, load_profile, profile_names
+from .profiles import (
+    CardProfile,
+    CertificateSpec,
+    Holder,
+    load_profile,
+    luhn_check_digit,
+    profile_names,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -85,6 +101,7 @@ __all__ = [
     "CardCredentials",
     "CertificateAuthority",
     "TestPKI",
+    "crl_number",
     "default_reference_time",
 ]
 
@@ -195,6 +212,75 @@ class _Issued:
     reason: x509.ReasonFlags | None
 
 
+@dataclass(frozen=True)
+class _Event:
+    """One change in the revocation status of a serial number, from ``at`` on."""
+
+    at: datetime
+    #: "revoke" (permanent), "hold" (certificateHold) or "release" (hold lifted)
+    kind: str
+    #: the CRLReason of a "revoke"
+    reason: x509.ReasonFlags | None = None
+
+
+#: (revocationDate, reason) of a CRL entry
+_Entry = tuple[datetime, x509.ReasonFlags]
+
+
+def _replay(events: Iterable[_Event], until: datetime | None = None, *, strict: bool = False
+            ) -> tuple[_Entry | None, datetime | None]:
+    """Play a serial's events up to ``until`` (included; ``None``: all of them).
+
+    :returns: the CRL entry in force then (``None``: not revoked, not on hold)
+        and the time of the last release of a hold (``None``: none).
+    :raises ValueError: with ``strict``, an event that cannot happen in the
+        state it finds (revoking twice, holding a revoked or held certificate,
+        releasing one that is not on hold); otherwise such events are ignored.
+    """
+    state: _Entry | None = None
+    permanent = False
+    released: datetime | None = None
+    for event in sorted(events, key=lambda e: e.at):  # stable: same instant, recording order
+        if until is not None and event.at > until:
+            break
+        if event.kind == "revoke":
+            if not permanent:
+                state = (event.at, event.reason or x509.ReasonFlags.unspecified)
+                permanent = True
+                continue
+            problem = f"already revoked on {state[0].isoformat()}" if state else "revoked"
+        elif event.kind == "hold":
+            if state is None:
+                state = (event.at, x509.ReasonFlags.certificate_hold)
+                continue
+            problem = ("already revoked" if permanent else "already on hold") + \
+                f" since {state[0].isoformat()}"
+        else:
+            if state is not None and not permanent:
+                state, released = None, event.at
+                continue
+            problem = "revoked for good, a hold cannot be lifted" if permanent \
+                else "not on hold"
+        if strict:
+            raise ValueError(f"cannot {event.kind} at {event.at.isoformat()}: {problem}")
+    return state, released
+
+
+def crl_number(moment: datetime, delta: bool = False) -> int:
+    """cRLNumber of the test PKI's CRL issued at ``moment``.
+
+    ``2 * t`` for a complete CRL, ``2 * t + 1`` for a delta CRL, ``t`` being
+    the Unix time in whole seconds: one increasing sequence shared by complete
+    and delta CRLs (RFC 5280 5.2.3), in which a delta issued at the same second
+    as a complete CRL comes after it (5.2.4). A delta's deltaCRLIndicator is
+    ``crl_number(base)`` of its base complete CRL.
+
+    :param moment: the CRL's thisUpdate (aware datetime).
+    :param delta: number a delta CRL.
+    """
+    return 2 * int(_utc(moment).timestamp()) + (1 if delta else 0)
+
+
 def default_reference_time() -> datetime:
     """1 January 00:00:00 UTC of the current year: stable all year long."""
     return datetime(datetime.now(timezone.utc).year, 1, 1, tzinfo=timezone.utc)
@@ -268,6 +354,20 @@ class TestPKI:
     (all bundled profiles by default, plus any profile given to
     :meth:`issue_card`), so CRLs and OCSP answers cover cards that were never
     issued in this process.
+
+    Revocation is a timeline: besides the revoked profiles, :meth:`revoke`,
+    :meth:`hold` and :meth:`release` record dated events, and a CRL or OCSP
+    answer issued at ``at`` reflects exactly the events dated at or before
+    ``at``. :meth:`issue_leaf` issues many cheap card-like certificates to
+    revoke, e.g. to simulate months of a CA's life::
+
+        leaf, _ = pki.issue_leaf("FORT PERSONNES", 7)
+        pki.revoke("FORT PERSONNES", leaf.serial_number, day(3), x509.ReasonFlags.superseded)
+        pki.hold("FORT PERSONNES", other.serial_number, day(5))
+        pki.release("FORT PERSONNES", other.serial_number, day(9))
+        pki.revoke("FORT", pki.ca("FORT PERSONNES").cert.serial_number, day(20),
+                   x509.ReasonFlags.ca_compromise)
+        pki.crl("FORT PERSONNES", day(10), delta=True, base=day(4))  # removeFromCRL
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -295,6 +395,9 @@ class TestPKI:
         self._registry: dict[str, dict[int, _Issued]] = {name: {} for name in self._cas}
         self._issued: dict[tuple[object, ...], CardCredentials] = {}
         self._responders: dict[str, tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
+        #: revoke / hold / release events by CA name, then serial, in recording order
+        self._events: dict[str, dict[int, list[_Event]]] = {name: {} for name in self._cas}
+        self._leaves: dict[tuple[str, int, str], tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
         for profile in profiles:
             self._register(profile)
 
@@ -457,12 +560,131 @@ class TestPKI:
         """
         if role not in _ROLES:
             raise ValueError(f"unknown certificate role {role!r}")
-        raw = bytearray(self._derive(f"serial/card/{profile.card_number}/{role}", 16))
-        # Positive INTEGER of exactly 16 octets, like the real TEST card serial.
-        raw[0] = (raw[0] & 0x7F) or 0x01
-        return int.from_bytes(raw, "big")
+        return self._serial(f"serial/card/{profile.card_number}/{role}")
+
+    def issue_leaf(self, ca_name: str, index: int, role: str = "auth"
+                   ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """Issue (or return) the ``index``-th simulated card certificate of an intermediate CA.
+
+        For simulations that need many revocable certificates: the leaf is
+        built like a card certificate of ``role`` (same extensions, policies,
+        URLs and validity as :meth:`issue_card`'s), for a synthetic holder
+        whose card number and idNat derive from the CA and ``index``
+        (practitioner "Médecin" cards under FORT and ELEMENTAIRE, staff
+        cards under STANDARD). Deterministic: same seed, same DER. Each
+        (CA, index, role) has its own serial number and subject card number;
+        the CA knows the serial (OCSP answers ``good``, and :meth:`revoke`,
+        :meth:`hold` and :meth:`release` accept it).
+
+        .. note::
+           For speed, every leaf of the PKI shares ONE TEST-ONLY RSA-2048 key
+           pair (derived once, then cached): the certificates are distinct,
+           their keys are not, so a signature made for one leaf verifies under
+           any other. Use :meth:`issue_card` when each card needs its own key.
+
+        :param ca_name: short name of an intermediate CA, e.g. ``"FORT PERSONNES"``.
+        :param index: 0 to 99,999,999.
+        :param role: ``"auth"``, ``"sign"`` or ``"tech"``.
+        :returns: ``(certificate, private key)``.
+        :raises ValueError: a root CA, an index out of range or an unknown role.
+        """
+        ca = self.ca(ca_name)
+        if ca.is_root:
+            raise ValueError(f"{ca.name} is a root: card certificates come from intermediates")
+        if role not in _ROLES:
+            raise ValueError(f"unknown certificate role {role!r}")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 10 ** 8:
+            raise ValueError("leaf index must be an integer in [0, 10**8)")
+        with self._lock:
+            made = self._leaves.get((ca.name, index, role))
+            if made is None:
+                profile = self._leaf_profile(ca, index)
+                serial = self._serial(f"serial/leaf/{profile.card_number}/{role}")
+                key = self._key("leaf/shared", 2048)
+                cert = self._card_certificate(profile, role, key, ca, serial=serial)
+                made = self._leaves[(ca.name, index, role)] = (cert, key)
+                self._registry[ca.name][serial] = _Issued(
+                    serial, f"leaf:{profile.card_number}", role, None, None)
+            return made
 
     # -- revocation --------------------------------------------------------------
+
+    def revoke(self, ca_name: str, serial: int, at: datetime,
+               reason: x509.ReasonFlags = x509.ReasonFlags.unspecified) -> None:
+        """Revoke a certificate for good, from ``at`` on.
+
+        CRLs and OCSP answers issued at or after ``at`` say it is revoked on
+        ``at`` for ``reason`` (the CRL entry omits the reason when it is
+        "unspecified"); those issued before are unchanged. The certificate may
+        be on hold at ``at``: the hold then becomes a revocation (its CRL entry
+        takes the date ``at`` and the new reason).
+
+        :param ca_name: short name of the issuing CA.
+        :param serial: serial number of a certificate the CA issued: a card
+            certificate of a registered profile, a leaf of :meth:`issue_leaf`,
+            one of its child CAs (a root revoking an intermediate) or its OCSP
+            responder.
+        :param at: revocation time (aware datetime; whole seconds are kept).
+        :param reason: the CRLReason; not certificateHold (use :meth:`hold`)
+            nor removeFromCRL.
+        :raises KeyError: a serial the CA did not issue.
+        :raises ValueError: the certificate is already revoked at ``at`` or
+            later events contradict this one, an unusable reason, a naive time.
+        """
+        reason = x509.ReasonFlags(reason)
+        if reason in (x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl):
+            raise ValueError(f"reason {reason.value} is not a revocation: use hold() / release()")
+        self._record(ca_name, serial, _Event(_utc(at), "revoke", reason))
+
+    def hold(self, ca_name: str, serial: int, at: datetime) -> None:
+        """Put a certificate on hold (reason certificateHold) from ``at`` on.
+
+        CRLs issued while it is held list it with reason certificateHold and
+        date ``at``; OCSP answers say ``revoked`` with that reason. See
+        :meth:`release` and :meth:`revoke`.
+
+        :param ca_name: short name of the issuing CA.
+        :param serial: serial number of a certificate the CA issued (see :meth:`revoke`).
+        :param at: start of the hold (aware datetime).
+        :raises KeyError: a serial the CA did not issue.
+        :raises ValueError: already revoked or on hold at ``at``, or later
+            events contradict this one.
+        """
+        self._record(ca_name, serial, _Event(_utc(at), "hold"))
+
+    def release(self, ca_name: str, serial: int, at: datetime) -> None:
+        """Lift the hold of a certificate at ``at``.
+
+        Complete CRLs issued at or after ``at`` no longer list it, OCSP answers
+        say ``good`` again, and a delta CRL issued at or after ``at`` whose base
+        CRL (issued before ``at``) listed the hold lists the serial with reason
+        removeFromCRL and date ``at`` (RFC 5280 5.3.1). The certificate may be
+        held again, or revoked, later.
+
+        :param ca_name: short name of the issuing CA.
+        :param serial: serial number of a certificate the CA issued (see :meth:`revoke`).
+        :param at: end of the hold (aware datetime).
+        :raises KeyError: a serial the CA did not issue.
+        :raises ValueError: not on hold at ``at``, or later events contradict this one.
+        """
+        self._record(ca_name, serial, _Event(_utc(at), "release"))
+
+    def revocation_status(self, ca_name: str, serial: int, at: datetime | None = None
+                          ) -> tuple[datetime, x509.ReasonFlags] | None:
+        """The CRL entry of a serial at ``at``: ``(date, reason)``, or ``None`` if not listed.
+
+        What a complete CRL issued at ``at`` says about the serial (holds show
+        as reason certificateHold; "unspecified" stays explicit here).
+
+        :param ca_name: short name of the issuing CA.
+        :param serial: any serial number.
+        :param at: the time (default now).
+        """
+        ca = self.ca(ca_name)
+        moment = _utc(at)
+        with self._lock:
+            events = self._timeline(ca.name, serial)
+        return _replay(events, moment)[0]
 
     def crl(
         self,
@@ -471,15 +693,19 @@ class TestPKI:
         delta: bool = False,
         next_update: timedelta = DEFAULT_NEXT_UPDATE,
         freshest_crl_url: str | None = None,
+        base: datetime | None = None,
     ) -> bytes:
         """Issue a CRL (DER) of a CA.
 
-        A complete CRL lists every certificate of the registered profiles that
-        the CA revoked at or before ``at``; a delta CRL lists those revoked
-        after :attr:`delta_base_time` and carries a critical
-        ``deltaCRLIndicator`` pointing at the CRL number of the complete CRL
-        issued then. Entries carry their revocation date and, unless
-        "unspecified", a reason code.
+        A complete CRL lists every certificate the CA revoked (profiles with
+        ``revoked_days_ago``, :meth:`revoke`) or put on hold (:meth:`hold`,
+        not yet released) at or before ``at``. A delta CRL lists what changed
+        between its base complete CRL (issued at ``base``) and ``at``: the
+        entries that are new or different (a hold turned into a revocation),
+        and a removeFromCRL entry, dated at the release, for each hold lifted
+        since (RFC 5280 5.3.1); it carries a critical ``deltaCRLIndicator``
+        with the base's CRL number. Entries carry their revocation date and,
+        unless "unspecified", a reason code. CRL numbers: :func:`crl_number`.
 
         :param ca_name: short name of the issuing CA.
         :param at: issue time (thisUpdate); default now.
@@ -488,44 +714,62 @@ class TestPKI:
         :param freshest_crl_url: where a complete CRL's freshestCRL extension says
             the delta CRLs are (default: the CA's HTTP delta URL), e.g. an
             ``ldap://`` URL, as IGC-Santé publishes its deltas.
+        :param base: issue time of the delta's base complete CRL (at or before
+            ``at``); default ``min(delta_base_time, at)``. Deltas only.
+        :raises ValueError: ``base`` after ``at``, or given for a complete CRL.
         """
         ca = self.ca(ca_name)
         at = _utc(at)
-        base = min(self.delta_base_time, at)
+        if base is None:
+            base = min(self.delta_base_time, at)
+        elif not delta:
+            raise ValueError("base is the base CRL of a delta CRL: give delta=True")
+        else:
+            base = _utc(base)
+            if base > at:
+                raise ValueError(f"the base CRL ({base.isoformat()}) must not be issued "
+                                 f"after the delta ({at.isoformat()})")
         with self._lock:
-            issued = sorted(self._registry[ca.name].values(), key=lambda i: i.serial)
+            timelines = {serial: self._timeline(ca.name, serial)
+                         for serial in self._serials_with_events(ca.name)}
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(ca.cert.subject)
             .last_update(at)
             .next_update(at + next_update)
         )
-        for item in issued:
-            if item.revoked_at is None or item.revoked_at > at:
+        for serial in sorted(timelines):
+            current, released = _replay(timelines[serial], at)
+            if delta:
+                before = _replay(timelines[serial], base)[0]
+                if current == before:
+                    continue
+                if current is None:  # lifted hold (released is after base)
+                    current = (released or at, x509.ReasonFlags.remove_from_crl)
+            elif current is None:
                 continue
-            if delta and item.revoked_at <= base:
-                continue
+            date, reason = current
             entry = (x509.RevokedCertificateBuilder()
-                     .serial_number(item.serial)
-                     .revocation_date(item.revoked_at))
-            if item.reason not in (None, x509.ReasonFlags.unspecified):
-                entry = entry.add_extension(x509.CRLReason(item.reason), critical=False)
+                     .serial_number(serial)
+                     .revocation_date(date))
+            if reason != x509.ReasonFlags.unspecified:
+                entry = entry.add_extension(x509.CRLReason(reason), critical=False)
             builder = builder.add_revoked_certificate(entry.build())
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(ca.cert)),
             critical=False,
-        ).add_extension(x509.CRLNumber(_crl_number(at)), critical=False)
+        ).add_extension(x509.CRLNumber(crl_number(at, delta)), critical=False)
         if delta:
-            builder = builder.add_extension(x509.DeltaCRLIndicator(_crl_number(base)),
+            builder = builder.add_extension(x509.DeltaCRLIndicator(crl_number(base)),
                                             critical=True)
-        elif freshest_crl_url or ca.delta_crl_url:
-            builder = builder.add_extension(
-                x509.FreshestCRL(_uri_points(freshest_crl_url or ca.delta_crl_url)),
-                critical=False)
+        elif freshest := freshest_crl_url or ca.delta_crl_url:
+            builder = builder.add_extension(x509.FreshestCRL(_uri_points(freshest)),
+                                            critical=False)
         crl = builder.sign(ca.key, hashes.SHA256())
         return crl.public_bytes(serialization.Encoding.DER)
 
-    def http_resources(self, at: datetime | None = None) -> dict[str, bytes]:
+    def http_resources(self, at: datetime | None = None, *,
+                       delta_base: datetime | None = None) -> dict[str, bytes]:
         """Everything the certificates point to over HTTP, by URL path.
 
         ``/ca/<stem>.cer`` (DER certificates), ``/crl/<stem>.crl`` (complete
@@ -534,6 +778,8 @@ class TestPKI:
         :meth:`ocsp_response`.
 
         :param at: CRL issue time; default now.
+        :param delta_base: issue time of the complete CRLs the deltas are based
+            on (see :meth:`crl`); default ``min(delta_base_time, at)``.
         """
         at = _utc(at)
         out: dict[str, bytes] = {}
@@ -541,19 +787,22 @@ class TestPKI:
             out[f"/ca/{ca.stem}.cer"] = ca.cert.public_bytes(serialization.Encoding.DER)
             out[f"/crl/{ca.stem}.crl"] = self.crl(ca.name, at)
             if ca.delta_crl_url:
-                out[f"/crl/{ca.stem}-delta.crl"] = self.crl(ca.name, at, delta=True)
+                out[f"/crl/{ca.stem}-delta.crl"] = self.crl(ca.name, at, delta=True,
+                                                            base=delta_base)
         return out
 
-    def publish(self, directory: str | os.PathLike[str], at: datetime | None = None) -> list[Path]:
+    def publish(self, directory: str | os.PathLike[str], at: datetime | None = None, *,
+                delta_base: datetime | None = None) -> list[Path]:
         """Write :meth:`http_resources` under ``directory`` (``ca/…``, ``crl/…``).
 
         :param directory: root of a static HTTP server serving ``base_url``.
         :param at: CRL issue time; default now.
+        :param delta_base: base time of the delta CRLs (see :meth:`http_resources`).
         :returns: the files written.
         """
         root = Path(directory)
         written = []
-        for url_path, data in self.http_resources(at).items():
+        for url_path, data in self.http_resources(at, delta_base=delta_base).items():
             target = root / url_path.lstrip("/")
             write_atomic(target, data)
             written.append(target)
@@ -566,8 +815,10 @@ class TestPKI:
         Certificates issued by an intermediate CA are answered by its delegated
         responder (EKU OCSPSigning, id-pkix-ocsp-nocheck), those issued by a
         root by the root itself. Status is ``good`` for known certificates,
-        ``revoked`` (time and reason) once their revocation date is reached,
-        ``unknown`` for any other serial; the nonce, if any, is echoed.
+        ``revoked`` (time and reason) while the revocation timeline at ``at``
+        lists them (see :meth:`revoke`; a hold is ``revoked`` with reason
+        certificateHold until :meth:`release`), ``unknown`` for any other
+        serial; the nonce, if any, is echoed.
         Requests about another issuer get ``unauthorized``, garbage gets
         ``malformedRequest``.
 
@@ -608,6 +859,65 @@ class TestPKI:
     def _key(self, label: str, bits: int) -> rsa.RSAPrivateKey:
         return cached_rsa_key(self._key_directory, self.seed, label, bits)
 
+    def _serial(self, label: str) -> int:
+        """A positive INTEGER of exactly 16 octets, like the real TEST card serial."""
+        raw = bytearray(self._derive(label, 16))
+        raw[0] = (raw[0] & 0x7F) or 0x01
+        return int.from_bytes(raw, "big")
+
+    def _leaf_profile(self, ca: CertificateAuthority, index: int) -> CardProfile:
+        """The synthetic card behind :meth:`issue_leaf` (never registered as a profile)."""
+        slot = list(self.intermediates).index(ca.name)
+        number = f"9{slot}{index:08d}"
+        if ca.parent == "STANDARD":
+            card_type = "CPE"
+            holder = Holder(idnat=f"30B0012345/SIM{number}", last_name=f"SIMULATION-{index}",
+                            first_name="AGENT", profession_label="Personnel santé ou social",
+                            structure_id="10B0012345", structure_name="HÔPITAL SIMULÉ",
+                            locality="Paris (75)")
+        else:
+            card_type = "CPS"
+            rpps = number + luhn_check_digit(number)
+            holder = Holder(idnat=f"8{rpps}", last_name=f"SIMULATION-{index}",
+                            first_name="CAMILLE", profession_label="Médecin",
+                            profession_code="10")
+        return CardProfile(name=f"leaf-{number}", description="simulated card (issue_leaf)",
+                           interface="contact", card_type=card_type, card_number=number,
+                           holder=holder, certificates=CertificateSpec(issuer=ca.name))
+
+    def _known(self, ca: CertificateAuthority, serial: int) -> bool:
+        """Whether ``ca`` issued ``serial``: a card or leaf, a child CA, its OCSP responder."""
+        with self._lock:
+            if serial in self._registry[ca.name]:
+                return True
+        if any(c.parent == ca.name and c.cert.serial_number == serial
+               for c in self._cas.values()):
+            return True
+        return serial == (ca.cert.serial_number if ca.is_root else self._responder_serial(ca))
+
+    def _record(self, ca_name: str, serial: int, event: _Event) -> None:
+        """Add ``event`` to the timeline of ``serial``, after checking it fits."""
+        ca = self.ca(ca_name)
+        if not self._known(ca, serial) or (ca.is_root and serial == ca.cert.serial_number):
+            raise KeyError(f"{ca.name} issued no certificate with serial {serial:#x}")
+        with self._lock:
+            _replay([*self._timeline(ca.name, serial), event], strict=True)
+            self._events[ca.name].setdefault(serial, []).append(event)
+
+    def _timeline(self, ca_name: str, serial: int) -> list[_Event]:
+        """Every event of ``serial`` (the profile's revocation first), in recording order."""
+        out = []
+        item = self._registry[ca_name].get(serial)
+        if item is not None and item.revoked_at is not None:
+            kind = "hold" if item.reason == x509.ReasonFlags.certificate_hold else "revoke"
+            out.append(_Event(item.revoked_at, kind, item.reason))
+        out.extend(self._events[ca_name].get(serial, ()))
+        return out
+
+    def _serials_with_events(self, ca_name: str) -> set[int]:
+        revoked = {s for s, i in self._registry[ca_name].items() if i.revoked_at is not None}
+        return revoked | set(self._events[ca_name])
+
     def _register(self, profile: CardProfile) -> None:
         with self._lock:
             previous = self._profiles.get(profile.card_number)
@@ -632,14 +942,15 @@ class TestPKI:
                 table[serial] = _Issued(serial, profile.card_number, role, revoked_at, reason)
 
     def _card_certificate(self, profile: CardProfile, role: str, key: rsa.RSAPrivateKey,
-                          ca: CertificateAuthority) -> x509.Certificate:
+                          ca: CertificateAuthority, serial: int | None = None
+                          ) -> x509.Certificate:
         not_before, not_after = self.card_validity(profile)
         upn = asn1.UTF8String(f"{profile.holder.idnat}@{UPN_DOMAIN}").dump()
         policy = {"auth": POLICY_TEST_AUTH, "sign": POLICY_TEST_SIGN,
                   "tech": POLICY_TEST_TECH}[role]
         builder = (
             x509.CertificateBuilder()
-            .serial_number(self.card_serial(profile, role))
+            .serial_number(serial if serial is not None else self.card_serial(profile, role))
             .issuer_name(ca.cert.subject)
             .subject_name(_holder_name(profile))
             .public_key(key.public_key())
@@ -696,19 +1007,15 @@ class TestPKI:
     def _status(self, ca: CertificateAuthority, serial: int, at: datetime
                 ) -> tuple[ocsp.OCSPCertStatus, datetime | None, x509.ReasonFlags | None]:
         with self._lock:
-            item = self._registry[ca.name].get(serial)
-        if item is not None:
-            if item.revoked_at is not None and item.revoked_at <= at:
-                return ocsp.OCSPCertStatus.REVOKED, item.revoked_at, item.reason
-            return ocsp.OCSPCertStatus.GOOD, None, None
-        known = {c.cert.serial_number for c in self._cas.values() if c.parent == ca.name}
-        if ca.is_root:
-            known.add(ca.cert.serial_number)
-        else:
-            known.add(self._responder(ca)[0].serial_number)
-        if serial in known:
+            entry = _replay(self._timeline(ca.name, serial), at)[0]
+        if entry is not None:
+            return ocsp.OCSPCertStatus.REVOKED, entry[0], entry[1]
+        if self._known(ca, serial):
             return ocsp.OCSPCertStatus.GOOD, None, None
         return ocsp.OCSPCertStatus.UNKNOWN, None, None
+
+    def _responder_serial(self, ca: CertificateAuthority) -> int:
+        return self._serial(f"serial/ocsp/{ca.name}")
 
     def _responder(self, ca: CertificateAuthority) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
         """Delegated OCSP responder of an intermediate CA (a root answers itself)."""
@@ -718,11 +1025,9 @@ class TestPKI:
             if ca.name not in self._responders:
                 key = self._key(f"ocsp/{ca.name}", 2048)
                 ref = self.reference_time
-                serial = bytearray(self._derive(f"serial/ocsp/{ca.name}", 16))
-                serial[0] = (serial[0] & 0x7F) or 0x01
                 cert = (
                     x509.CertificateBuilder()
-                    .serial_number(int.from_bytes(serial, "big"))
+                    .serial_number(self._responder_serial(ca))
                     .issuer_name(ca.cert.subject)
                     .subject_name(_ca_name(f"TEST OCSP IGC-SANTE {ca.name}"))
                     .public_key(key.public_key())
@@ -758,10 +1063,6 @@ def _derive_bytes(seed: int | bytes, label: str, length: int) -> bytes:
                         hashlib.sha256).digest()
         counter += 1
     return out[:length]
-
-
-def _crl_number(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 def _hash(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:

@@ -14,9 +14,15 @@ What it serves (the URLs the test PKI writes into its certificates):
   ``GET /ocsp/<url-encoded base64 of the DER request>`` (RFC 6960 appendix A).
 
 Resources are *published* like a real CA publishes: :meth:`PkiServer.publish`
-issues every CRL at a given time and the server keeps serving those bytes (so
-ETags stay stable and 304s happen) until the next publication. It publishes
-once when it starts; ``per_request=True`` re-issues on every request instead.
+issues every CRL at a given time (the deltas on a chosen base) and the server
+keeps serving those bytes (so ETags stay stable and 304s happen) until the
+next publication. It publishes once when it starts; ``per_request=True``
+re-issues on every request instead.
+
+:meth:`PkiServer.override` makes the server answer given bytes at a path (a
+forged, planted or future-dated CRL, see :mod:`cps.testing.forge`) until the
+override is cleared, whatever is published meanwhile; validators are computed
+from the served bytes, so conditional requests behave as on a real server.
 
 Misbehaviour for tests lives in :attr:`PkiServer.faults` (:class:`Faults`);
 every request is logged in :attr:`PkiServer.requests` (:class:`RequestRecord`).
@@ -51,7 +57,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -134,6 +140,23 @@ class _Published:
     etags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Override:
+    data: bytes
+    etag: str
+    last_modified: datetime
+
+
+def _etag(data: bytes) -> str:
+    """Strong ETag of a body: the same bytes always get the same tag."""
+    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    """UTC, whole seconds (HTTP dates and CRL times carry no fraction)."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0)
+
+
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     # Tests start and stop servers quickly on fixed ports.
@@ -186,6 +209,7 @@ class PkiServer:
         self.ocsp_time: datetime | None = None
         self._lock = threading.Lock()
         self._published: _Published | None = None
+        self._overrides: dict[str, _Override] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._httpd = self._bind(host, port)
@@ -296,18 +320,24 @@ class PkiServer:
 
     # -- content --------------------------------------------------------------------------------
 
-    def publish(self, at: datetime | None = None) -> datetime:
+    def publish(self, at: datetime | None = None, *,
+                delta_base: datetime | None = None) -> datetime:
         """Issue every CRL at ``at`` (default :attr:`clock`) and serve them from now on.
 
+        Paths under an :meth:`override` keep serving the override.
+
         :param at: thisUpdate of the CRLs (aware datetime).
+        :param delta_base: issue time of the complete CRLs the delta CRLs are
+            based on (their deltaCRLIndicator; they list the changes since);
+            default the PKI's ``min(delta_base_time, at)``
+            (see :meth:`TestPKI.crl <cps.emulator.pki.TestPKI.crl>`).
         :returns: the publication time (whole seconds, as in the CRLs).
         """
         if self.pki is None:
             raise RuntimeError("no PKI to publish: set server.pki first")
-        moment = (at or self.clock()).astimezone(timezone.utc).replace(microsecond=0)
-        resources = self.pki.http_resources(at=moment)
-        etags = {path: '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-                 for path, data in resources.items()}
+        moment = _whole_seconds(at or self.clock())
+        resources = self.pki.http_resources(at=moment, delta_base=delta_base)
+        etags = {path: _etag(data) for path, data in resources.items()}
         with self._lock:
             self._published = _Published(resources, moment, etags)
         return moment
@@ -318,9 +348,74 @@ class PkiServer:
         return self._published.at if self._published else None
 
     def resource(self, path: str) -> bytes | None:
-        """The bytes currently served at ``path`` (``None`` if nothing is)."""
+        """The bytes currently served at ``path`` (``None`` if nothing is).
+
+        An :meth:`override` wins over the published resource.
+        """
+        with self._lock:
+            override = self._overrides.get(path)
+        if override is not None:
+            return override.data
         published = self._current()
         return published.resources.get(path) if published else None
+
+    def published_resource(self, path: str) -> bytes | None:
+        """The bytes the current publication has at ``path``, overrides aside."""
+        published = self._current()
+        return published.resources.get(path) if published else None
+
+    def override(self, path: str, data: bytes | None, *,
+                 last_modified: datetime | None = None) -> None:
+        """Serve exactly ``data`` at ``path`` from now on; ``None`` clears the override.
+
+        The override survives :meth:`publish` (and ``per_request``) until it is
+        cleared, here or by :meth:`clear_overrides`; any path may be overridden,
+        published or not (not ``/ocsp``: see :attr:`ocsp_hook`). Faults still
+        apply. The ``ETag`` is computed from ``data`` (same bytes, same tag, as
+        for published resources), so a client revalidating what it fetched
+        before gets ``200`` with the new bytes, and ``304`` once it holds them.
+
+        :param path: URL path, e.g. ``"/crl/ACI-FO-PP-TEST.crl"``.
+        :param data: the body to serve, or ``None`` to serve the publication again.
+        :param last_modified: the ``Last-Modified`` to send; default the
+            :attr:`clock`, moved to one second after whatever ``Last-Modified``
+            the path had so far if the clock is not past it (so that clients
+            that only send ``If-Modified-Since`` see the change too).
+        :raises ValueError: a path not starting with ``/``, or ``/ocsp``.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/': {path!r}")
+        if path == "/ocsp" or path.startswith("/ocsp/"):
+            raise ValueError("OCSP answers are dynamic: use ocsp_hook")
+        if data is None:
+            with self._lock:
+                self._overrides.pop(path, None)
+            return
+        data = bytes(data)
+        with self._lock:
+            previous = self._overrides.get(path)
+            published = self._published
+        if last_modified is not None:
+            moment = _whole_seconds(last_modified)
+        else:
+            moment = _whole_seconds(self.clock())
+            before = previous.last_modified if previous is not None else \
+                published.at if published is not None and path in published.resources else None
+            if before is not None and moment <= before:
+                moment = before + timedelta(seconds=1)
+        with self._lock:
+            self._overrides[path] = _Override(data, _etag(data), moment)
+
+    def clear_overrides(self) -> None:
+        """Clear every :meth:`override`: the published resources are served again."""
+        with self._lock:
+            self._overrides.clear()
+
+    @property
+    def overrides(self) -> dict[str, bytes]:
+        """The current overrides, by path (a copy)."""
+        with self._lock:
+            return {path: o.data for path, o in self._overrides.items()}
 
     def requests_for(self, path: str, method: str | None = None) -> list[RequestRecord]:
         """Logged requests whose path starts with ``path`` (and of ``method``, if given)."""
@@ -332,6 +427,17 @@ class PkiServer:
         """Forget the request log."""
         with self._lock:
             self.requests.clear()
+
+    def _served(self, path: str) -> tuple[bytes, str, datetime] | None:
+        """(body, ETag, Last-Modified) served at ``path``, or ``None`` (404)."""
+        with self._lock:
+            override = self._overrides.get(path)
+        if override is not None:
+            return override.data, override.etag, override.last_modified
+        published = self._current()
+        if published is None or path not in published.resources:
+            return None
+        return published.resources[path], published.etags[path], published.at
 
     def _current(self) -> _Published | None:
         if self.pki is None:
@@ -425,22 +531,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command not in ("GET", "HEAD"):
             self._finish(HTTPStatus.METHOD_NOT_ALLOWED, b"", "text/plain", body)
             return
-        published = owner._current()
-        if published is None:
-            self._finish(HTTPStatus.SERVICE_UNAVAILABLE, b"", "text/plain", body)
+        served = owner._served(path)
+        if served is None:
+            unavailable = owner.pki is None or owner._published is None
+            self._finish(HTTPStatus.SERVICE_UNAVAILABLE if unavailable else HTTPStatus.NOT_FOUND,
+                         b"", "text/plain", body)
             return
-        data = published.resources.get(path)
-        if data is None:
-            self._finish(HTTPStatus.NOT_FOUND, b"", "text/plain", body)
-            return
-        etag = published.etags[path]
-        modified = email.utils.format_datetime(published.at, usegmt=True)
+        data, etag, last_modified = served
+        modified = email.utils.format_datetime(last_modified, usegmt=True)
         validators = {}
         if owner.send_etag:
             validators["ETag"] = etag
         if owner.send_last_modified:
             validators["Last-Modified"] = modified
-        if self._not_modified(etag, published.at):
+        if self._not_modified(etag, last_modified):
             self.send_response(HTTPStatus.NOT_MODIFIED)
             for name, value in validators.items():
                 self.send_header(name, value)

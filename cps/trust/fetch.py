@@ -2,9 +2,19 @@
 
 :class:`Fetcher` downloads what certificates point to (CRL distribution points,
 freshest-CRL, AIA caIssuers) and POSTs OCSP requests for :mod:`cps.trust.ocsp`.
-It only *transports*: it never decides whether a CRL is valid (that is the
-validator's job), but it refuses to hand back a cached CRL past its nextUpdate
-when the network fails.
+It *transports*; whether a CRL counts is the caller's decision, made by the
+``verify`` callable given to :meth:`Fetcher.fetch_crl` (a
+:class:`~cps.trust.validate.Validator` checks the issuer and the signature
+under the issuer's validated key). The cache follows that decision: a CRL is
+written to disk, and becomes the reference of the "never roll back" rule, only
+once ``verify`` accepted it; bytes that were fetched but refused never reach
+the disk and never replace, block or outrank an accepted CRL (an attacker who
+answers plain-HTTP requests can serve anything). A refused answer counts as a
+failed download: the accepted copy is used while it is current, otherwise the
+error is raised. Without ``verify`` the fetcher is a plain transport: it
+returns the bytes and caches nothing. It refuses to hand back a cached CRL past
+its nextUpdate when the network fails; :meth:`Fetcher.cached_crl` gives the
+last accepted one whatever its age (revocations it lists stay revocations).
 
 Bounded in time and size, because CRL servers may be slow, broken or hostile:
 
@@ -21,9 +31,12 @@ Bounded in time and size, because CRL servers may be slow, broken or hostile:
 Cache layout (``cache_dir``), one pair of files per URL, named by the SHA-256 of
 the URL::
 
-    <sha256(url)>.bin    the bytes as received (DER)
-    <sha256(url)>.json   {"url", "sha256", "size", "etag", "last_modified",
+    <sha256(url)>.bin    the bytes as received (DER), CRLs only once accepted
+    <sha256(url)>.json   {"format", "url", "sha256", "size", "etag", "last_modified",
                           "fetched_at", "this_update", "next_update", "kind"}
+
+Cache entries of an earlier format (format 1 cached CRLs before any check) are
+discarded and fetched again.
 
 Both are written atomically (temporary file in the same directory, fsync,
 :func:`os.replace`), content first. The sidecar records the content's SHA-256:
@@ -57,7 +70,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from datetime import time as dtime
 from pathlib import Path
@@ -91,10 +104,14 @@ CHUNK_SIZE = 64 * 1024
 MAX_REDIRECTS = 5
 #: Temporary files older than this in the cache directory are leftovers of a crash.
 _STALE_TEMP_AGE = 3600.0
-_CACHE_FORMAT = 1
+#: 2: CRLs are cached only once accepted by the caller's check (format 1 cached any bytes)
+_CACHE_FORMAT = 2
 _SCHEMES = ("http", "https")
 
 Clock = Callable[[], datetime]
+#: ``verify(der) -> anything``: accepts a CRL (returns, e.g., its parsed form) or
+#: raises a :class:`~cps.errors.CpsError` saying why it does not count.
+CrlCheck = Callable[[bytes], Any]
 Progress = Callable[[str, int, "int | None"], None]
 
 
@@ -116,8 +133,11 @@ class FetchResult:
     :ivar this_update: thisUpdate of the CRL (``None`` if unparsable or not a CRL).
     :ivar next_update: nextUpdate of the CRL (``None`` if absent, unparsable or not a CRL).
     :ivar revalidated: the server answered ``304 Not Modified`` to a conditional request.
-    :ivar network_error: set when a refresh failed and the (still current) cached
-        copy was returned instead: what went wrong, for diagnostics.
+    :ivar network_error: set when a refresh failed (or its answer was refused by
+        ``verify``) and the (still current) cached copy was returned instead: what
+        went wrong, for diagnostics.
+    :ivar accepted: what the ``verify`` callable returned for these bytes (``None``
+        when no check was given).
     """
 
     der: bytes
@@ -131,6 +151,7 @@ class FetchResult:
     next_update: datetime | None = None
     revalidated: bool = False
     network_error: RevocationUnavailable | None = None
+    accepted: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -413,12 +434,14 @@ class _Entry:
     kind: str
 
     def result(self, *, from_cache: bool = True, revalidated: bool = False,
-               network_error: RevocationUnavailable | None = None) -> FetchResult:
+               network_error: RevocationUnavailable | None = None,
+               accepted: Any = None) -> FetchResult:
         return FetchResult(der=self.data, source=self.url, from_cache=from_cache,
                            fetched_at=self.fetched_at, etag=self.etag,
                            last_modified=self.last_modified, path=self.path,
                            this_update=self.this_update, next_update=self.next_update,
-                           revalidated=revalidated, network_error=network_error)
+                           revalidated=revalidated, network_error=network_error,
+                           accepted=accepted)
 
 
 class _DiskCache:
@@ -619,6 +642,8 @@ class Fetcher:
         (``http_proxy``, ``no_proxy``...), ``{}`` disables proxies.
     :param ssl_context: TLS settings for https URLs (default: system trust store).
     :param chunk_size: read size (bytes) of the download loop.
+    :param verify_crl: the default ``verify`` of :meth:`fetch_crl`: only CRLs it
+        accepts are cached (e.g. :meth:`cps.trust.Validator.verify_crl`).
     """
 
     def __init__(
@@ -639,6 +664,7 @@ class Fetcher:
         proxies: Mapping[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         chunk_size: int = CHUNK_SIZE,
+        verify_crl: CrlCheck | None = None,
     ) -> None:
         if timeout <= 0 or deadline <= 0:
             raise ValueError("timeout and deadline must be positive")
@@ -659,34 +685,90 @@ class Fetcher:
         self.proxies = None if proxies is None else dict(proxies)
         self.ssl_context = ssl_context
         self.chunk_size = max(int(chunk_size), 1)
+        self.verify_crl = verify_crl
         self._cache = _DiskCache(self.cache_dir) if self.cache_dir is not None else None
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     # -- public API -------------------------------------------------------------------
 
-    def fetch_crl(self, url: str, *, force: bool = False) -> FetchResult:
+    def fetch_crl(self, url: str, *, force: bool = False,
+                  verify: CrlCheck | None = None) -> FetchResult:
         """A CRL (complete or delta) from an ``http(s)`` or ``ldap`` distribution point.
 
         Served from the cache while it is current (see the module docstring),
         otherwise downloaded, conditionally when a cached copy exists. If the
         network fails, a cached copy is returned only while ``now < nextUpdate``.
-        The bytes are not validated (signature, scope: the validator's job); bytes
-        that are not a well-formed CRL are returned but not cached.
+
+        ``verify`` decides whether the bytes count (default :attr:`verify_crl`):
+        it is called on whatever is returned, cached or downloaded, and what it
+        returns is :attr:`FetchResult.accepted`. Only accepted bytes are cached
+        and compared by the "never roll back" rule; an answer it refuses is
+        logged and handled like a failed download. Without any check the bytes
+        are returned as they came and nothing is cached.
 
         :param url: the distribution point URL.
         :param force: ignore the cached copy and download unconditionally (also
             asks proxies not to answer from their cache); a failure then raises
             even if a cached copy exists.
+        :param verify: ``verify(der)`` accepts the CRL (returns anything) or raises
+            a :class:`~cps.errors.CpsError`.
         :raises RevocationUnavailable: ``reason`` is ``"unsupported-scheme"``,
             ``"bad-url"``, ``"unreachable"``, ``"timeout"``, ``"too-large"``,
-            ``"http-error:<status>"``, or ``"expired"`` (network failed and the cached
-            copy is past its nextUpdate; ``next_update`` is set and ``failures``
-            holds the network error).
+            ``"http-error:<status>"``, ``"rejected"`` (the answer was refused by
+            ``verify`` and no current accepted copy is cached), or ``"expired"``
+            (network failed and the cached copy is past its nextUpdate;
+            ``next_update`` is set and ``failures`` holds the network error).
         """
         return self._fetch(url, kind="crl", force=force, max_bytes=self.max_bytes,
                            accept="application/pkix-crl, application/octet-stream;q=0.8, "
-                                  "*/*;q=0.5")
+                                  "*/*;q=0.5", verify=verify or self.verify_crl)
+
+    def cached_crl(self, url: str, *, verify: CrlCheck | None = None) -> FetchResult | None:
+        """The last accepted CRL of ``url`` in the cache, whatever its age; no network.
+
+        A CRL past its nextUpdate says nothing about certificates it does not
+        list, but a certificate it lists as revoked stays revoked: a validator
+        uses this to remember revocations across restarts while the CA is
+        unreachable.
+
+        :param url: the distribution point URL.
+        :param verify: as in :meth:`fetch_crl`; ``None`` if it refuses the bytes.
+        :returns: the cached CRL, or ``None`` (no cache, nothing cached).
+        """
+        if self._cache is None:
+            return None
+        entry = self._cache.load(url)
+        if entry is None or entry.kind != "crl":
+            return None
+        check = verify or self.verify_crl
+        if check is None:
+            return entry.result()
+        accepted = self._accept(entry.data, url, check)
+        return None if isinstance(accepted, Exception) else entry.result(accepted=accepted)
+
+    def refresh_at(self, result: FetchResult) -> datetime:
+        """When :meth:`fetch_crl` would next ask the server for this CRL (refresh policy).
+
+        The earliest of: its nextUpdate; the first daily publication after it was
+        fetched; when its publication is late, ``fetched_at + recheck_interval``.
+        A CRL without nextUpdate is due at once.
+
+        :param result: what :meth:`fetch_crl` returned.
+        """
+        if result.next_update is None:
+            return result.fetched_at
+        due = result.next_update
+        published = latest_publication(result.fetched_at, self.publication_hour,
+                                       self.publication_tz)
+        local = published.astimezone(self.publication_tz)
+        following = datetime.combine(local.date() + timedelta(days=1),
+                                     dtime(self.publication_hour),
+                                     tzinfo=self.publication_tz).astimezone(timezone.utc)
+        due = min(due, following)
+        if result.this_update is not None and result.this_update < published:
+            due = min(due, result.fetched_at + self.recheck_interval)
+        return due
 
     def fetch_bytes(self, url: str, *, force: bool = False,
                     max_bytes: int = DEFAULT_CERT_MAX_BYTES) -> FetchResult:
@@ -759,16 +841,23 @@ class Fetcher:
     # -- fetch with cache --------------------------------------------------------------
 
     def _fetch(self, url: str, *, kind: str, force: bool, max_bytes: int,
-               accept: str) -> FetchResult:
+               accept: str, verify: CrlCheck | None = None) -> FetchResult:
         ldap = kind == "crl" and _is_ldap(url)
         if not ldap:
             _check_url(url)
         with self._lock_for(url):
             now = self._now()
             entry = self._cache.load(url) if self._cache is not None else None
+            accepted: Any = None
+            if entry is not None and verify is not None:
+                # What the cache holds was accepted once, maybe under another trust
+                # configuration: it counts only if this check accepts it too.
+                accepted = self._accept(entry.data, url, verify)
+                if isinstance(accepted, Exception):
+                    entry, accepted = None, None
             if entry is not None and not force and not self._entry_needs_refresh(entry, now):
                 log.debug("%s: cached copy is current", url)
-                return entry.result()
+                return entry.result(accepted=accepted)
             headers = {"Accept": accept}
             if force:
                 headers["Cache-Control"] = "no-cache"
@@ -788,14 +877,31 @@ class Fetcher:
             except RevocationUnavailable as exc:
                 if entry is None or force or exc.reason in ("unsupported-scheme", "bad-url"):
                     raise
-                return self._fallback(entry, exc, now)
+                return self._fallback(entry, exc, now, accepted)
             if response.status == 304:
                 if entry is None or force:
                     raise RevocationUnavailable(
                         f"{url}: 304 Not Modified to an unconditional request",
                         source=url, reason="http-error:304")
-                return self._revalidated(entry, response, now)
-            return self._downloaded(url, kind, response, entry, now)
+                return self._revalidated(entry, response, now, accepted)
+            return self._downloaded(url, kind, response, entry, now, verify, accepted)
+
+    @staticmethod
+    def _accept(data: bytes, url: str, verify: CrlCheck) -> Any:
+        """What ``verify`` returns for ``data``, or the error it raised (logged)."""
+        from ..errors import CpsError
+
+        try:
+            return verify(data)
+        except CpsError as exc:
+            # Neither the log record nor the error keeps the traceback: its frames
+            # hold the refused CRL, which must not outlive this call.
+            exc.__traceback__ = None
+            text = str(exc)
+            log.warning("%s: CRL refused (%s); not cached", url,
+                        text[len(url) + 2:] if text.startswith(f"{url}: ") else text)
+            return RevocationUnavailable(f"{url}: the CRL served was refused: {text}",
+                                         source=url, reason="rejected", failures=[exc])
 
     def _entry_needs_refresh(self, entry: _Entry, now: datetime) -> bool:
         if entry.kind == "crl":
@@ -818,34 +924,37 @@ class Fetcher:
             return now - fetched_at >= self.recheck_interval
         return False
 
-    def _fallback(self, entry: _Entry, error: RevocationUnavailable, now: datetime
-                  ) -> FetchResult:
-        """The network failed: the cached copy, if it is still usable."""
+    def _fallback(self, entry: _Entry, error: RevocationUnavailable, now: datetime,
+                  accepted: Any = None) -> FetchResult:
+        """The network failed (or its answer was refused): the cached copy, if still usable."""
         if entry.kind != "crl":
             log.warning("%s; using the cached copy from %s", error, entry.fetched_at.isoformat())
             return entry.result(network_error=error)
         if entry.next_update is not None and now < entry.next_update:
             log.warning("%s; using the cached CRL (valid until %s)", error,
                         entry.next_update.isoformat())
-            return entry.result(network_error=error)
+            return entry.result(network_error=error, accepted=accepted)
         when = entry.next_update.isoformat() if entry.next_update else "an unknown time"
         raise RevocationUnavailable(
             f"{error}; the cached CRL expired at {when}",
             source=entry.url, reason="expired", next_update=entry.next_update,
             failures=[error])
 
-    def _revalidated(self, entry: _Entry, response: _Response, now: datetime) -> FetchResult:
+    def _revalidated(self, entry: _Entry, response: _Response, now: datetime,
+                     accepted: Any = None) -> FetchResult:
         updated = replace(entry, fetched_at=now, etag=response.etag or entry.etag,
                           last_modified=response.last_modified or entry.last_modified)
         if self._cache is not None:
             self._cache.store(updated, content=False)
         log.debug("%s: not modified", entry.url)
-        return updated.result(revalidated=True)
+        return updated.result(revalidated=True, accepted=accepted)
 
     def _downloaded(self, url: str, kind: str, response: _Response, entry: _Entry | None,
-                    now: datetime) -> FetchResult:
+                    now: datetime, verify: CrlCheck | None = None,
+                    previous: Any = None) -> FetchResult:
         data = response.body
         this_update = next_update = None
+        accepted: Any = None
         if kind == "crl":
             this_update, next_update = crl_update_times(data)
             if self.next_update_of is not None:
@@ -857,22 +966,32 @@ class Fetcher:
             if (entry is not None and entry.this_update is not None and this_update is not None
                     and this_update < entry.this_update and entry.next_update is not None
                     and now < entry.next_update):
-                # A stale mirror or proxy must not roll us back to an older CRL.
+                # A stale mirror or proxy must not roll us back to an older CRL. The
+                # cached copy was accepted (only accepted CRLs are cached), so an
+                # unchecked answer dated in the future can never get here to block
+                # the genuine ones.
                 log.warning("%s: server sent a CRL older than the cached one; keeping the "
                             "cached CRL", url)
-                return entry.result()
+                return entry.result(accepted=previous)
+            if verify is not None:
+                accepted = self._accept(data, url, verify)
+                if isinstance(accepted, RevocationUnavailable):
+                    if entry is None:
+                        raise accepted
+                    return self._fallback(entry, accepted, now, previous)
         path = None
-        cacheable = kind != "crl" or next_update is not None
+        cacheable = kind != "crl" or (next_update is not None and verify is not None)
         if self._cache is not None and cacheable:
             new = _Entry(url, data, self._cache.paths(url)[0], hashlib.sha256(data).hexdigest(),
                          now, response.etag, response.last_modified, this_update, next_update,
                          kind)
             path = self._cache.store(new)
-        elif not cacheable:
+        elif kind == "crl" and next_update is None:
             log.warning("%s: the answer is not a well-formed CRL; not caching it", url)
         return FetchResult(der=data, source=url, from_cache=False, fetched_at=now,
                            etag=response.etag, last_modified=response.last_modified,
-                           path=path, this_update=this_update, next_update=next_update)
+                           path=path, this_update=this_update, next_update=next_update,
+                           accepted=accepted)
 
     # -- HTTP ------------------------------------------------------------------------------
 

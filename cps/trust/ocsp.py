@@ -18,13 +18,28 @@ requests), and accepts the answer only after these checks, in this order:
    (``"bad-signature"``);
 4. a single response carries our CertID: issuer name hash, issuer key hash and
    serial, in whatever hash algorithm the responder used (``"certid-mismatch"``);
-5. the nonce is echoed (``"nonce-mismatch"``): a different nonce is always
-   refused; a missing one only when ``require_nonce`` (default ``True``: our test
-   PKI echoes nonces; many production responders, which pre-compute answers,
-   do not, so set it to ``False`` for them);
+5. the nonce (RFC 8954): a different nonce is always refused
+   (``"nonce-mismatch"``); a missing one is refused when ``require_nonce``
+   (default ``True``) with its own reason, ``"nonce-not-echoed"``, whose message
+   says what to do: responders that serve pre-computed answers never echo
+   nonces, and are used with ``require_nonce=False`` and a freshness bound
+   (``max_age``) instead. :class:`OcspClient` logs that case at WARNING once per
+   responder URL;
 6. freshness, with ``clock_skew`` tolerance (``"not-yet-valid"``, ``"stale"``):
-   thisUpdate and producedAt not in the future, nextUpdate (when present) not
-   in the past, and without nextUpdate, thisUpdate no older than ``max_age``.
+   thisUpdate and producedAt not in the future, and the checking time not past
+   :attr:`OcspStatus.usable_until` = min(nextUpdate, thisUpdate + ``max_age``)
+   (thisUpdate + ``max_age`` without nextUpdate): a far nextUpdate does not make
+   an old answer current.
+
+:class:`OcspClient` reuses an answer across checks only when it carries no
+nonce (``use_nonce=False``, or ``require_nonce=False`` and the responder did
+not echo it): an answer that echoed our nonce was proof of freshness for that
+request only. The cache holds verified answers only, keyed by content (CertID
+hash algorithm, issuer name hash, issuer key hash, serial, responder URL), is a
+bounded LRU (``cache_size``), and serves an entry only while
+``thisUpdate - clock_skew <= at <= usable_until``. A cached ``revoked``
+status (other than certificateHold) is final: no later answer, or lack of one,
+turns it back into ``good``.
 
 Every refusal raises :class:`~cps.errors.OcspError` (``source`` = responder
 URL, ``reason`` as above); transport failures raise
@@ -40,9 +55,11 @@ import base64
 import hmac
 import logging
 import os
+import threading
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -73,6 +90,12 @@ log = logging.getLogger(__name__)
 NONCE_SIZE = 16
 #: RFC 6960 appendix A.1: GET is for requests whose encoding is under 255 bytes.
 MAX_GET_LENGTH = 255
+#: What :class:`OcspClient` does with a responder that ignores nonces (the
+#: message of ``OcspError(reason="nonce-not-echoed")``).
+NONCE_NOT_ECHOED_ADVICE = (
+    "the responder did not echo the request's nonce (it may serve pre-computed answers); "
+    "to use it, set OcspClient(require_nonce=False) and bound freshness with max_age "
+    "(OcspClient(max_age=...), default 7 days)")
 _RSASSA_PSS = x509.ObjectIdentifier("1.2.840.113549.1.1.10")
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
@@ -102,9 +125,13 @@ class OcspStatus:
         signer was accepted.
     :ivar responder_unchecked: a delegated responder certificate without
         ``id-pkix-ocsp-nocheck``: its own revocation was not checked.
-    :ivar nonce_echoed: ``True``/``False`` whether the nonce came back, ``None`` when
-        none was sent.
+    :ivar nonce_echoed: the answer echoed the nonce of our request (``False`` when
+        none was sent, or the responder ignored it). Only answers with
+        ``nonce_echoed=False`` are reused by :class:`OcspClient`'s cache.
     :ivar notes: human-readable remarks about accepted irregularities.
+    :ivar usable_until: the last moment the answer may be relied on:
+        min(nextUpdate, thisUpdate + max_age), thisUpdate + max_age when there is
+        no nextUpdate (``max_age`` of the check that accepted it).
     """
 
     status: str
@@ -117,8 +144,9 @@ class OcspStatus:
     source: str
     authorized_by: str = "issuer"
     responder_unchecked: bool = False
-    nonce_echoed: bool | None = None
+    nonce_echoed: bool = False
     notes: tuple[str, ...] = ()
+    usable_until: datetime = field(kw_only=True)
 
 
 # --------------------------------------------------------------------------- requests
@@ -173,10 +201,14 @@ def validate_response(*args: Any, **kwargs: Any) -> "OcspStatus":
     (or another cps error) comes out: cryptography's own exceptions on broken
     certificates inside the answer are turned into ``reason="malformed"``.
     """
-    from cryptography.exceptions import UnsupportedAlgorithm
+    return _verified(*args, **kwargs)[0]
 
+
+def _verified(*args: Any, **kwargs: Any) -> tuple["OcspStatus", x509.Certificate]:
+    """:func:`_verify_answer` with cryptography's exceptions turned into ``OcspError``."""
+    _check_max_age(kwargs.get("max_age", timedelta(days=7)))
     try:
-        return _validate_response(*args, **kwargs)
+        return _verify_answer(*args, **kwargs)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         source = kwargs.get("source", "")
         raise OcspError(f"{source}: malformed OCSP response ({exc})", source=source,
@@ -206,12 +238,33 @@ def _validate_response(
     :param at: the checking time (aware): freshness and responder validity.
     :param source: where the answer came from (for errors and the result).
     :param nonce: the nonce that was sent, if any.
-    :param require_nonce: refuse an answer that does not echo ``nonce``.
+    :param require_nonce: refuse (``"nonce-not-echoed"``) an answer that does not
+        echo ``nonce``.
     :param trusted_responders: responder certificates trusted locally.
-    :param max_age: oldest acceptable thisUpdate when nextUpdate is absent.
+    :param max_age: how long after its thisUpdate an answer stays usable, whatever
+        its nextUpdate says (:attr:`OcspStatus.usable_until`).
     :param clock_skew: tolerance between our clock and the responder's.
     :raises OcspError: the answer is unusable (``reason`` says why).
     """
+    return _verify_answer(der, cert, issuer, at=at, source=source, nonce=nonce,
+                          require_nonce=require_nonce, trusted_responders=trusted_responders,
+                          max_age=max_age, clock_skew=clock_skew)[0]
+
+
+def _verify_answer(
+    der: bytes,
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    *,
+    at: datetime,
+    source: str = "",
+    nonce: bytes | None = None,
+    require_nonce: bool = True,
+    trusted_responders: Sequence[x509.Certificate] = (),
+    max_age: timedelta = timedelta(days=7),
+    clock_skew: timedelta = timedelta(minutes=5),
+) -> tuple[OcspStatus, x509.Certificate]:
+    """:func:`_validate_response`, also returning the certificate whose key verified it."""
     at = _aware(at)
     response = _load(der, source)
     signer, authorized_by, unchecked, notes = _authorize(response, issuer, at,
@@ -230,6 +283,7 @@ def _validate_response(
         raise OcspError(f"{source}: malformed single response ({exc})", source=source,
                         reason="malformed") from exc
     assert this_update is not None and produced_at is not None  # noqa: S101 - mandatory fields
+    usable_until = _usable_until(this_update, next_update, max_age)
     _check_freshness(this_update, next_update, produced_at, at, max_age, clock_skew, source)
     return OcspStatus(
         status=status, revocation_time=revoked_at,
@@ -237,8 +291,8 @@ def _validate_response(
         this_update=this_update, next_update=next_update, produced_at=produced_at,
         responder=signer.subject.rfc4514_string(), source=source,
         authorized_by=authorized_by, responder_unchecked=unchecked,
-        nonce_echoed=echoed, notes=tuple(notes),
-    )
+        nonce_echoed=echoed, notes=tuple(notes), usable_until=usable_until,
+    ), signer
 
 
 def _load(der: bytes, source: str) -> ocsp.OCSPResponse:
@@ -390,15 +444,16 @@ def _matching_single(response: ocsp.OCSPResponse, cert: x509.Certificate,
 
 
 def _check_nonce(response: ocsp.OCSPResponse, nonce: bytes | None, required: bool,
-                 source: str, notes: list[str]) -> bool | None:
+                 source: str, notes: list[str]) -> bool:
+    """Whether the answer echoes ``nonce`` (``False`` when none was sent)."""
     if nonce is None:
-        return None
+        return False
     try:
         echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:
         if required:
-            raise OcspError(f"{source}: the responder did not echo the nonce", source=source,
-                            reason="nonce-mismatch") from None
+            raise OcspError(f"{source}: {NONCE_NOT_ECHOED_ADVICE}", source=source,
+                            reason="nonce-not-echoed") from None
         notes.append("the responder did not echo the nonce (replay protection relies on "
                      "freshness only)")
         return False
@@ -411,6 +466,18 @@ def _check_nonce(response: ocsp.OCSPResponse, nonce: bytes | None, required: boo
     return True
 
 
+def _check_max_age(max_age: timedelta) -> None:
+    if not isinstance(max_age, timedelta) or max_age <= timedelta(0):
+        raise ValueError(f"max_age must be a positive timedelta, not {max_age!r}")
+
+
+def _usable_until(this_update: datetime, next_update: datetime | None,
+                  max_age: timedelta) -> datetime:
+    """min(nextUpdate, thisUpdate + max_age); thisUpdate + max_age without nextUpdate."""
+    limit = this_update + max_age
+    return limit if next_update is None else min(next_update, limit)
+
+
 def _check_freshness(this_update: datetime, next_update: datetime | None,
                      produced_at: datetime, at: datetime, max_age: timedelta,
                      skew: timedelta, source: str) -> None:
@@ -418,13 +485,13 @@ def _check_freshness(this_update: datetime, next_update: datetime | None,
         raise OcspError(f"{source}: the answer is dated in the future (thisUpdate "
                         f"{this_update.isoformat()}, producedAt {produced_at.isoformat()}, "
                         f"now {at.isoformat()})", source=source, reason="not-yet-valid")
-    if next_update is not None:
-        if next_update < at - skew:
-            raise OcspError(f"{source}: stale answer (nextUpdate {next_update.isoformat()}, "
-                            f"now {at.isoformat()})", source=source, reason="stale")
-    elif this_update < at - max_age:
-        raise OcspError(f"{source}: stale answer (thisUpdate {this_update.isoformat()} older "
-                        f"than {max_age}, no nextUpdate)", source=source, reason="stale")
+    if next_update is not None and next_update < at - skew:
+        raise OcspError(f"{source}: stale answer (nextUpdate {next_update.isoformat()}, "
+                        f"now {at.isoformat()})", source=source, reason="stale")
+    if this_update + max_age < at - skew:
+        raise OcspError(f"{source}: stale answer (thisUpdate {this_update.isoformat()} is "
+                        f"more than max_age={max_age} before {at.isoformat()}, whatever its "
+                        f"nextUpdate)", source=source, reason="stale")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -462,6 +529,26 @@ def _utc(obj: object, name: str) -> datetime | None:
     return value
 
 
+def _authority_holds(entry: "_CacheEntry", at: datetime | None,
+                     trusted: Sequence[x509.Certificate]) -> bool:
+    """Whether a cached answer's signer would still be accepted (at ``at``, if given)."""
+    if entry.trusted_signer is not None and not any(
+            hmac.compare_digest(entry.trusted_signer, t.fingerprint(hashes.SHA256()))
+            for t in trusted):
+        return False
+    if at is not None and entry.signer_validity is not None:
+        return entry.signer_validity[0] <= at <= entry.signer_validity[1]
+    return True
+
+
+def _is_final_revocation(entry: "_CacheEntry", trusted: Sequence[x509.Certificate]) -> bool:
+    """A cached ``revoked`` answer that no later answer may undo (RFC 5280 5.3.1: only
+    certificateHold is reversible), signed by a responder this check still accepts."""
+    status = entry.status
+    return (status.status == "revoked" and status.revocation_reason not in _REVERSIBLE_REASONS
+            and _authority_holds(entry, None, trusted))
+
+
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise TypeError("naive datetime: give an aware (UTC) datetime")
@@ -471,6 +558,23 @@ def _aware(moment: datetime) -> datetime:
 # --------------------------------------------------------------------------- client
 
 
+@dataclass(frozen=True)
+class _CacheEntry:
+    """A verified answer without nonce, and what its acceptance depended on."""
+
+    status: OcspStatus
+    #: validity of the delegated responder certificate (``None``: issuer or trusted)
+    signer_validity: tuple[datetime, datetime] | None
+    #: SHA-256 of the locally trusted responder that signed (``authorized_by="trusted"``)
+    trusted_signer: bytes | None
+
+
+#: Revocation reasons after which a certificate may become good again (RFC 5280 5.3.1).
+_REVERSIBLE_REASONS = frozenset({"certificateHold", "removeFromCRL"})
+#: How many responder URLs :class:`OcspClient` remembers having warned about.
+_WARNED_URLS = 256
+
+
 class OcspClient:
     """Asks OCSP responders and verifies their answers.
 
@@ -478,25 +582,46 @@ class OcspClient:
         ``None`` creates a cache-less :class:`~cps.trust.fetch.Fetcher`.
     :param timeout: overall time limit of one exchange, in seconds.
     :param use_nonce: send a random nonce (RFC 8954) with each request.
-    :param require_nonce: refuse answers that do not echo the nonce; set ``False``
-        for responders serving pre-computed answers (the note then says so).
+    :param require_nonce: refuse answers that do not echo the nonce (``OcspError``,
+        reason ``"nonce-not-echoed"``, logged at WARNING once per responder URL).
+        Set ``False`` for responders serving pre-computed answers: their answers
+        are then accepted (a note says so), bounded by ``max_age``, and cached.
     :param hash_algorithm: CertID hash, ``"sha1"`` (default) or ``"sha256"``...
     :param method: ``"post"`` (default) or ``"get"`` (RFC 6960 A.1; used only for
         requests shorter than 255 bytes once base64-encoded, POST otherwise). A POST
         refused with ``405`` is retried as GET.
     :param max_bytes: largest answer accepted.
     :param clock: current time (default: the fetcher's clock).
+    :param max_age: default of :meth:`check`'s ``max_age``: an answer is usable
+        until min(nextUpdate, thisUpdate + max_age) (:attr:`OcspStatus.usable_until`).
+    :param cache_size: how many answers the cache keeps (least recently used
+        dropped first); ``0`` disables it. Only verified answers that carry no
+        nonce of ours (``nonce_echoed=False``) are cached: an echoed nonce proves
+        freshness to one request only. An entry is keyed by content (CertID hash
+        algorithm, issuer name and key hashes, serial, responder URL) and served
+        only while ``thisUpdate - clock_skew <= at <= usable_until`` (with the
+        ``max_age`` of the check asking). A cached ``revoked`` status stays revoked
+        (RFC 5280 5.3.1: only certificateHold is reversible): past its
+        ``usable_until`` a new answer is asked for, but if that answer says
+        ``good`` or ``unknown``, or none is usable, the revoked status is
+        returned (with a note saying why) rather than a success or an error. The
+        cache is thread-safe.
     """
 
     def __init__(self, fetcher: Fetcher | None = None, timeout: float = 10.0,
                  use_nonce: bool = True, *, require_nonce: bool = True,
                  hash_algorithm: str = "sha1", method: str = "post",
                  max_bytes: int = DEFAULT_POST_MAX_BYTES,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 max_age: timedelta = timedelta(days=7),
+                 cache_size: int = 1024) -> None:
         if hash_algorithm not in _HASHES:
             raise ValueError(f"unsupported CertID hash {hash_algorithm!r}")
         if method not in ("post", "get"):
             raise ValueError("method must be 'post' or 'get'")
+        _check_max_age(max_age)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be an integer >= 0, not {cache_size!r}")
         self.fetcher = fetcher if fetcher is not None else Fetcher(timeout=timeout)
         self.timeout = float(timeout)
         self.use_nonce = use_nonce
@@ -505,6 +630,11 @@ class OcspClient:
         self.method = method
         self.max_bytes = max_bytes
         self.clock = clock or self.fetcher.clock
+        self.max_age = max_age
+        self.cache_size = cache_size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, bytes, bytes, int, str], _CacheEntry] = OrderedDict()
+        self._warned: OrderedDict[str, None] = OrderedDict()
 
     def check(
         self,
@@ -514,10 +644,10 @@ class OcspClient:
         url: str | None = None,
         at: datetime | None = None,
         trusted_responders: Iterable[x509.Certificate] = (),
-        max_age: timedelta = timedelta(days=7),
+        max_age: timedelta | None = None,
         clock_skew: timedelta = timedelta(minutes=5),
     ) -> OcspStatus:
-        """Ask for the status of ``cert`` and verify the answer.
+        """Ask for the status of ``cert`` and verify the answer (or reuse a cached one).
 
         :param cert: the certificate to check.
         :param issuer: its issuer's certificate.
@@ -529,12 +659,15 @@ class OcspClient:
             carries ``revocation_time`` for callers that reason about earlier times.
         :param trusted_responders: responder certificates trusted locally (RFC 6960
             4.2.2.2 first case), e.g. a responder pinned by configuration.
-        :param max_age: oldest acceptable thisUpdate when nextUpdate is absent.
+        :param max_age: how long after its thisUpdate an answer stays usable, even
+            when its nextUpdate is later; default the client's ``max_age`` (7 days).
         :param clock_skew: tolerance between our clock and the responder's.
         :raises OcspError: an answer came but is unusable (see :func:`validate_response`).
         :raises RevocationUnavailable: no responder (``"no-responder"``) or no
             answer (transport reasons of :class:`~cps.trust.fetch.Fetcher`).
         """
+        max_age = self.max_age if max_age is None else max_age
+        _check_max_age(max_age)
         urls = [url] if url else ocsp_urls(cert)
         if not urls:
             raise RevocationUnavailable(
@@ -554,19 +687,113 @@ class OcspClient:
             f"no OCSP responder gave a usable answer ({'; '.join(map(str, failures))})",
             source=", ".join(urls), reason="unreachable", failures=failures)
 
+    def clear_cache(self) -> None:
+        """Forget every cached answer."""
+        with self._lock:
+            self._cache.clear()
+
     def _check_one(self, url: str, cert: x509.Certificate, issuer: x509.Certificate,
                    at: datetime | None, trusted: Sequence[x509.Certificate],
                    max_age: timedelta, clock_skew: timedelta) -> OcspStatus:
-        nonce = os.urandom(NONCE_SIZE) if self.use_nonce else None
         algorithm = _HASHES[self.hash_algorithm]()
+        key = None
+        if self.cache_size:
+            key = (self.hash_algorithm, _digest(algorithm, issuer.subject.public_bytes()),
+                   _key_hash(issuer, algorithm), cert.serial_number, url)
+            moment = _aware(at) if at is not None else _aware(self.clock())
+            cached = self._cached(key, moment, trusted, max_age, clock_skew)
+            if cached is not None:
+                return cached
+        nonce = os.urandom(NONCE_SIZE) if self.use_nonce else None
         request = build_request(cert, issuer, algorithm=algorithm, nonce=nonce)
-        answer = self._send(url, request)
-        # The checking time is taken after the exchange: a slow responder must not
-        # make a just-produced answer look like it comes from the future.
-        moment = _aware(at) if at is not None else _aware(self.clock())
-        return validate_response(answer, cert, issuer, at=moment, source=url, nonce=nonce,
-                                 require_nonce=self.require_nonce, trusted_responders=trusted,
-                                 max_age=max_age, clock_skew=clock_skew)
+        try:
+            answer = self._send(url, request)
+            # The checking time is taken after the exchange: a slow responder must not
+            # make a just-produced answer look like it comes from the future.
+            moment = _aware(at) if at is not None else _aware(self.clock())
+            status, signer = _verified(answer, cert, issuer, at=moment, source=url,
+                                       nonce=nonce, require_nonce=self.require_nonce,
+                                       trusted_responders=trusted, max_age=max_age,
+                                       clock_skew=clock_skew)
+        except (OcspError, RevocationUnavailable) as exc:
+            if isinstance(exc, OcspError) and exc.reason == "nonce-not-echoed":
+                self._warn_once(url, str(exc))
+            revoked = self._final_revocation(key, trusted) if key is not None else None
+            if revoked is None:
+                raise
+            log.info("OCSP %s: %s; an earlier verified answer said revoked", url, exc)
+            return replace(revoked, notes=revoked.notes + (
+                f"no usable answer now ({exc}); an earlier verified answer said revoked, "
+                f"and a revocation is final",))
+        if key is None or status.nonce_echoed:
+            return status
+        return self._remember(key, status, signer, trusted)
+
+    # -- the cache ---------------------------------------------------------------
+
+    def _cached(self, key: tuple[str, bytes, bytes, int, str], at: datetime,
+                trusted: Sequence[x509.Certificate], max_age: timedelta,
+                skew: timedelta) -> OcspStatus | None:
+        """The cached status for ``key`` if usable at ``at`` under this check's settings."""
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is None:
+                return None
+            self._cache.move_to_end(key)
+        status = entry.status
+        until = _usable_until(status.this_update, status.next_update, max_age)
+        if not (status.this_update - skew <= at and status.produced_at - skew <= at
+                and at <= until and _authority_holds(entry, at, trusted)):
+            return None
+        return status if until == status.usable_until else \
+            replace(status, usable_until=until)
+
+    def _remember(self, key: tuple[str, bytes, bytes, int, str], status: OcspStatus,
+                  signer: x509.Certificate, trusted: Sequence[x509.Certificate]) -> OcspStatus:
+        """Cache a verified nonce-less answer; what to return (a kept revocation wins)."""
+        entry = _CacheEntry(
+            status,
+            (signer.not_valid_before_utc, signer.not_valid_after_utc)
+            if status.authorized_by == "delegated" else None,
+            signer.fingerprint(hashes.SHA256()) if status.authorized_by == "trusted" else None)
+        with self._lock:
+            previous = self._cache.get(key)
+            if previous is not None and status.status != "revoked" \
+                    and _is_final_revocation(previous, trusted):
+                self._cache.move_to_end(key)
+                kept = previous.status
+            else:
+                if previous is None or previous.status.this_update <= status.this_update:
+                    self._cache[key] = entry
+                    self._cache.move_to_end(key)
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+                return status
+        log.warning("OCSP %s: answered %s (thisUpdate %s) for serial %x after a verified "
+                    "revoked answer (%s, thisUpdate %s); the certificate stays revoked",
+                    status.source, status.status, status.this_update.isoformat(), key[3],
+                    kept.revocation_reason, kept.this_update.isoformat())
+        return replace(kept, notes=kept.notes + (
+            f"a later answer (thisUpdate {status.this_update.isoformat()}) said "
+            f"{status.status}; a revocation is final, the certificate stays revoked",))
+
+    def _final_revocation(self, key: tuple[str, bytes, bytes, int, str],
+                          trusted: Sequence[x509.Certificate]) -> OcspStatus | None:
+        """A cached revoked status for ``key`` that nothing can undo, whatever its age."""
+        with self._lock:
+            entry = self._cache.get(key)
+        return entry.status if entry is not None and _is_final_revocation(entry, trusted) \
+            else None
+
+    def _warn_once(self, url: str, message: str) -> None:
+        with self._lock:
+            if url in self._warned:
+                self._warned.move_to_end(url)
+                return
+            self._warned[url] = None
+            while len(self._warned) > _WARNED_URLS:
+                self._warned.popitem(last=False)
+        log.warning("OCSP %s (logged once for this responder)", message)
 
     def _send(self, url: str, request: bytes) -> bytes:
         encoded = urllib.parse.quote(base64.b64encode(request).decode("ascii"), safe="")

@@ -21,7 +21,8 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set,
+                    Tuple)
 
 from ..card import KeyRole
 from ..errors import (CertificateExpired, CertificateInvalid, CertificateParseError,
@@ -75,6 +76,8 @@ class RevocationStatus:
     source: str = ""
     next_update: Optional[dt.datetime] = None
     failures: Tuple[str, ...] = ()
+    #: may be reused for later validations (False for an OCSP answer to our nonce)
+    reusable: bool = field(default=True, repr=False, compare=False)
 
     @property
     def subject(self) -> str:
@@ -128,6 +131,25 @@ class _Prefix:
     #: and policyConstraints: (acceptable, valid policies as dotted strings)
     leaf_outcomes: Dict[Tuple[Optional[bytes], Optional[bytes]],
                         Tuple[bool, FrozenSet[str]]] = field(default_factory=dict)
+
+
+@dataclass
+class _Held:
+    """What one CRL URL gave: the last CRL accepted from it (issuer and signature
+    verified), when to ask again, and the last failure, if any."""
+
+    index: Any                  # CrlIndex, or None when nothing was ever accepted
+    due: float                  # POSIX time from which the URL is asked again
+    failure: str = ""
+
+
+def _delta_applies(delta: Any, complete: Any) -> bool:
+    """RFC 5280 5.2.4: a delta CRL completes a complete CRL whose cRLNumber is at least
+    the delta's BaseCRLNumber and lower than the delta's own cRLNumber."""
+    base, number, own = delta.base_crl_number, complete.crl_number, delta.crl_number
+    if base is None or number is None or own is None:
+        return False
+    return base <= number < own
 
 
 def _certificates_in(data: bytes) -> List[ParsedCert]:
@@ -210,6 +232,17 @@ class Validator:
     :param ocsp: a :class:`cps.trust.ocsp.OcspClient` consulted when no CRL
         gives an answer; ``None``: no OCSP.
     :param use_delta_crls: apply delta CRLs (freshestCRL) on top of complete ones.
+    :param require_delta_crls: online (with a ``fetcher``) and in hard-fail, a
+        complete CRL that names delta CRLs (freshestCRL) is used only with a
+        current delta CRL that applies to it (RFC 5280 5.2.4); when none can be
+        obtained the status is unavailable (``RevocationUnavailable``, reason
+        ``"delta-unavailable"``). ``False`` uses the complete CRL alone then.
+        IGC-Santé publishes its deltas on LDAP only: port 389 must be reachable.
+    :param clock: returns the current aware datetime: the default validation
+        time, and when held CRLs are due (default: the fetcher's clock, else the
+        system's). Tests inject one to simulate months.
+    :param fetch_retry: how long a CRL URL that failed (unreachable, or its
+        answer refused) is left alone before it is asked again.
     :param issuer_hosts: hosts whose caIssuers URLs (AIA) may be fetched, with the
         ``fetcher``, when neither the certificates given nor the store hold an
         issuer (e.g. ``["igc-sante.esante.gouv.fr"]``). Empty (the default): none.
@@ -223,7 +256,9 @@ class Validator:
                  inhibit_policy_mapping: bool = False, inhibit_any_policy: bool = False, *,
                  fetcher: Any = None, ocsp: Any = None, use_delta_crls: bool = True,
                  clock_skew: dt.timedelta = dt.timedelta(0),
-                 issuer_hosts: Iterable[str] = ()) -> None:
+                 issuer_hosts: Iterable[str] = (), require_delta_crls: bool = True,
+                 clock: Optional[Callable[[], dt.datetime]] = None,
+                 fetch_retry: dt.timedelta = dt.timedelta(minutes=1)) -> None:
         if revocation not in REVOCATION_MODES:
             raise CpsError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
         self.store = store
@@ -238,13 +273,22 @@ class Validator:
         self.use_delta_crls = use_delta_crls
         self.clock_skew = clock_skew
         self.issuer_hosts = frozenset(h.lower().rstrip(".") for h in issuer_hosts)
+        self.require_delta_crls = require_delta_crls
+        self.fetch_retry = fetch_retry
+        if clock is None:
+            clock = getattr(fetcher, "clock", None) or (
+                lambda: dt.datetime.now(dt.timezone.utc))
+        self.clock: Callable[[], dt.datetime] = clock
         self._lock = threading.RLock()
-        self._crls: Dict[bytes, List[Any]] = {}     # issuer Name DER -> CrlIndex list
-        self._crl_checked: Dict[Tuple[int, bytes], bool] = {}
-        self._crl_times: Dict[int, Tuple[bytes, bytes]] = {}
+        self._crls: Dict[bytes, List[Any]] = {}     # issuer Name DER -> offline CrlIndex list
         self._local = threading.local()
         self._selection: Dict[Tuple, Tuple] = {}
-        self._fetched: Dict[str, Any] = {}
+        # CRL URL -> what it gave (online CRLs live here, by URL, never by issuer)
+        self._held: Dict[str, _Held] = {}
+        # the earliest time (POSIX) a held CRL is due: caches are dropped then
+        self._due: Optional[float] = None
+        # (issuer Name DER, serial) -> entry a superseded verified CRL listed
+        self._carried: Dict[Tuple[bytes, int], Any] = {}
         # caIssuers URL -> (retry after, failure or None, the certificates it served)
         self._aia: Dict[str, Tuple[float, Optional[str], List[ParsedCert]]] = {}
         self._generation = 0
@@ -268,9 +312,59 @@ class Validator:
         else:
             raise CrlError(f"not a CRL: {type(crl).__name__}", source=source, reason="malformed")
         with self._lock:
-            self._crls.setdefault(index.issuer_der, []).append(index)
+            held = self._crls.setdefault(index.issuer_der, [])
+            held.append(index)
+            if len(held) > 4:
+                self._prune(held)
             self._generation += 1
             self._prefixes.clear()
+        return index
+
+    def _prune(self, crls: List[Any]) -> None:
+        """Drop the offline CRLs a newer one of the same scope supersedes, once both
+        verified under the same key (unverified CRLs never replace anything)."""
+        def scope(c: Any) -> Tuple:
+            return (c.is_delta, c.issuing_distribution_point, c.authority_key_identifier)
+
+        def signers(c: Any) -> Set[bytes]:
+            return {fp for fp, ok in c.__dict__.get("_cps_signature_verdicts", {}).items()
+                    if ok}
+
+        for old in list(crls):
+            if any(new is not old and scope(new) == scope(old)
+                   and (new.crl_number or 0) > (old.crl_number or 0)
+                   and signers(new) & signers(old) for new in crls):
+                crls.remove(old)
+                self._carry(old, next(
+                    n for n in sorted(crls, key=lambda c: c.crl_number or 0, reverse=True)
+                    if scope(n) == scope(old)))
+
+    def verify_crl(self, crl: Any, source: str = "") -> Any:
+        """Check that a CRL is signed by a CA of the store (cRLSign, the CA itself
+        valid to an anchor now); returns its :class:`~cps.trust.crlindex.CrlIndex`.
+
+        Usable as a :class:`~cps.trust.fetch.Fetcher`'s ``verify_crl``: then only
+        CRLs of the store's CAs are cached. It says nothing of the CRL's scope or
+        currency (validation checks those for each certificate).
+
+        :raises CrlError: malformed (``"malformed"``) or not signed by a CA of the
+            store (``"bad-signature"``).
+        """
+        from .crlindex import CrlIndex
+
+        if isinstance(crl, CrlIndex):
+            index = crl
+        elif isinstance(crl, (bytes, bytearray, memoryview)):
+            index = CrlIndex.load(bytes(crl), source=source)
+        elif hasattr(crl, "public_bytes"):
+            index = CrlIndex.from_crypto(crl, source=source)
+        else:
+            raise TypeError(f"not a CRL: {type(crl).__name__}")
+        now = time_key(self.clock())
+        problems: List[str] = []
+        if self._signer(index, (), now, problems) is None:
+            raise CrlError(f"{source or 'CRL'}: {'; '.join(problems)}", source=source,
+                           reason="bad-signature")
         return index
 
     # ------------------------------------------------------------------ entry point
@@ -289,7 +383,16 @@ class Validator:
         :raises CertificateInvalid: any other RFC 5280 failure (``reason`` says which).
         :raises CertificateParseError: undecodable input.
         """
-        at = at or dt.datetime.now(dt.timezone.utc)
+        if at is None:
+            at = self.clock()
+        due = self._due
+        if due is not None and self.clock().timestamp() >= due:
+            # A held CRL is due: forget what was decided with it, so that the
+            # next look at its URL asks the fetcher again.
+            with self._lock:
+                self._due = None
+                self._generation += 1
+                self._prefixes.clear()
         cached = self._last_time
         if cached[0] is at:
             now = cached[1]
@@ -317,7 +420,8 @@ class Validator:
         error: Optional[CpsError] = None
         for cas, anchor in candidates:
             try:
-                return self._validate_path(leaf, cas, anchor, at, now, purpose)
+                return self._validate_path(leaf, cas, anchor, at, now, purpose,
+                                           tuple(extra))
             except (CertificateInvalid, RevocationError) as exc:
                 # Keep the most telling error: a bad signature on a wrong
                 # candidate path must not hide an expiry on the right one.
@@ -425,14 +529,15 @@ class Validator:
 
     # ------------------------------------------------------------------ 6.1, CA part
     def _prefix(self, cas: Tuple[ParsedCert, ...], anchor: ParsedCert, at: dt.datetime,
-                now: bytes) -> _Prefix:
-        key = (tuple(c.fingerprint for c in cas), anchor.fingerprint)
+                now: bytes, extra: Tuple[ParsedCert, ...] = ()) -> _Prefix:
+        key = (tuple(c.fingerprint for c in cas), anchor.fingerprint,
+               tuple(c.fingerprint for c in extra))
         prefix = self._prefixes.get(key)
         if prefix is not None and prefix.generation == self._generation \
                 and prefix.window[0] <= now <= prefix.window[1] \
                 and (prefix.revocation_until is None or now <= prefix.revocation_until):
             return prefix
-        prefix = self._process_cas(cas, anchor, at, now)
+        prefix = self._process_cas(cas, anchor, at, now, extra)
         with self._lock:
             if len(self._prefixes) > 1000:
                 self._prefixes.clear()
@@ -440,7 +545,7 @@ class Validator:
         return prefix
 
     def _process_cas(self, cas: Tuple[ParsedCert, ...], anchor: ParsedCert, at: dt.datetime,
-                     now: bytes) -> _Prefix:
+                     now: bytes, extra: Tuple[ParsedCert, ...] = ()) -> _Prefix:
         # The path in RFC order: certificate 1 is issued by the anchor, n is the leaf.
         path = list(reversed(cas))
         n = len(path) + 1
@@ -459,9 +564,11 @@ class Validator:
             self._basic_checks(cert, issuer, working_key, working_name, now, position)
             lo, hi = max(lo, cert.not_before), min(hi, cert.not_after)
             status = self._revocation_status(cert, issuer, position, at, now, path[:i - 1],
-                                             anchor)
+                                             anchor, extra)
             statuses.append(status)
-            if status.next_update is not None:
+            if not status.reusable:
+                until = b"0"  # sorts before every time key: never reused
+            elif status.next_update is not None:
                 key_ = time_key(status.next_update)
                 until = key_ if until is None else min(until, key_)
             self_issued = cert.self_issued
@@ -536,8 +643,8 @@ class Validator:
                 subject=_subject(cert), reason="expired" if expired else "not-yet-valid")
 
     def _validate_path(self, leaf: ParsedCert, cas: Tuple[ParsedCert, ...], anchor: ParsedCert,
-                       at: dt.datetime, now: bytes, purpose: Optional[KeyRole]
-                       ) -> ValidationResult:
+                       at: dt.datetime, now: bytes, purpose: Optional[KeyRole],
+                       extra: Tuple[ParsedCert, ...] = ()) -> ValidationResult:
         if not leaf.not_before <= now <= leaf.not_after:
             # Report an expired leaf before anything about the CAs (an old CRL
             # for the intermediate would otherwise speak first): same check as
@@ -545,7 +652,7 @@ class Validator:
             self._basic_checks(leaf, cas[0] if cas else anchor,
                                (cas[0] if cas else anchor).public_key(),
                                (cas[0] if cas else anchor).subject, now, 0)
-        prefix = self._prefix(cas, anchor, at, now)
+        prefix = self._prefix(cas, anchor, at, now, extra)
         n = len(cas) + 1
         issuer = cas[0] if cas else anchor
         # This very ParsedCert (a server keeps those of returning practitioners)
@@ -554,7 +661,8 @@ class Validator:
         if leaf._decoded.get("signed_by") is not prefix.working_key:
             self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
             leaf._decoded["signed_by"] = prefix.working_key
-        status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor)
+        status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor,
+                                         extra)
         prefix.constraints.check(leaf, 0)  # 6.1.3 (b)(c): always for the leaf
         if self.initial_policies is None and prefix.policy.n == n and not prefix.policy.mapped:
             # any-policy for the user: the leaf's outcome without copying the tree.
@@ -602,18 +710,25 @@ class Validator:
     # ------------------------------------------------------------------ 6.3 revocation
     def _revocation_status(self, cert: ParsedCert, issuer: ParsedCert, position: int,
                            at: dt.datetime, now: bytes, above: Sequence[ParsedCert],
-                           anchor: ParsedCert) -> RevocationStatus:
+                           anchor: ParsedCert, extra: Tuple[ParsedCert, ...] = ()
+                           ) -> RevocationStatus:
         if self.revocation == "off":
             return RevocationStatus(position, cert.subject, "not-checked", "revocation off")
+        if self._carried:
+            self._raise_carried(cert, position, now)
         failures: List[str] = []
         next_update: Optional[dt.datetime] = None
-        answer = self._crl_status(cert, issuer, position, at, now, failures, above, anchor)
+        path = self._signer_path(issuer, above, anchor)
+        answer = self._crl_status(cert, issuer, position, at, now, failures, path, extra)
         if answer is not None:
             return answer
         if self.ocsp is not None:
             answer = self._ocsp_status(cert, issuer, position, at, failures)
             if answer is not None:
                 return answer
+        # No current answer. What verified CRLs said before still holds: a revoked
+        # certificate never comes back, and a hold lasts until a newer CRL lifts it.
+        self._raise_remembered(cert, position, now, path, extra)
         message = ("no usable revocation information"
                    + (f": {'; '.join(failures)}" if failures else ": no CRL for this issuer"))
         stale = [c for c in self._crls.get(cert.issuer, []) if c.next_update is not None]
@@ -627,22 +742,119 @@ class Validator:
                                     position=position, failures=failures)
 
     @staticmethod
+    def _signer_path(issuer: ParsedCert, above: Sequence[ParsedCert],
+                     anchor: Optional[ParsedCert]) -> Tuple[ParsedCert, ...]:
+        """The certificates of the path being validated that may have signed a CRL:
+        the issuer, the CAs above it, the anchor (a CA that rolled its key over
+        appears twice)."""
+        return (issuer,) + tuple(reversed(list(above))) + ((anchor,) if anchor else ())
+
+    @staticmethod
     def _urls(cert: ParsedCert) -> List[str]:
         return [u for dp in cert.distribution_points() for u in dp.urls]
+
+    def _raise_if_revoked(self, entry: Any, cert: ParsedCert, position: int, now: bytes,
+                          how: str = "") -> None:
+        revoked_at = entry.revocation_date
+        # Validating at a time before the revocation (a signature made then)
+        # leaves the certificate valid, unless its key was compromised: that
+        # casts doubt on everything before too.
+        retroactive = entry.reason in ("keyCompromise", "cACompromise", "aACompromise")
+        if time_key(revoked_at) <= now or retroactive:
+            raise CertificateRevoked(
+                f"revoked on {revoked_at:%Y-%m-%d %H:%M} UTC"
+                + (f" ({entry.reason})" if entry.reason else "") + how,
+                revocation_date=revoked_at, revocation_reason=entry.reason,
+                position=position, subject=_subject(cert))
+
+    def _raise_carried(self, cert: ParsedCert, position: int, now: bytes) -> None:
+        """Revocations a verified CRL listed and a newer one of the same scope dropped."""
+        entry = self._carried.get((cert.issuer, cert.serial))
+        if entry is not None:
+            self._raise_if_revoked(entry, cert, position, now,
+                                   " (listed by an earlier CRL of its issuer)")
+
+    def _raise_remembered(self, cert: ParsedCert, position: int, now: bytes,
+                          path: Tuple[ParsedCert, ...], extra: Tuple[ParsedCert, ...]) -> None:
+        """Entries of the newest verified in-scope CRLs, however old: revocations stay.
+
+        Used when no current answer exists: a CRL past its nextUpdate cannot say
+        a certificate is good, but what it listed still stands (a hold until a
+        newer CRL lifts it).
+        """
+        is_ca = cert.basic_constraints()[0]
+        for dp in cert.distribution_points() or [None]:
+            crl_issuers = tuple(dp.crl_issuer) if dp is not None and dp.crl_issuer else \
+                (directory_name(cert.issuer),)
+            crls = [c for c in self._crls.get(cert.issuer, ()) if not c.is_delta]
+            for url in (dp.urls if dp is not None else ()):
+                held = self._held.get(url)
+                if held is not None:
+                    index = held.index
+                elif self.fetcher is not None:
+                    index = self._remembered(url, crl_issuers, path, extra, now)
+                else:
+                    index = None
+                if index is not None and not index.is_delta:
+                    crls.append(index)
+            crls.sort(key=lambda c: c.crl_number or 0, reverse=True)
+            for crl in crls:
+                if crl.unknown_critical_extensions or \
+                        self._scope(crl, cert, dp, is_ca, crl_issuers, []) is None:
+                    continue
+                signer = self._signer(crl, path, now, [], extra)
+                if signer is None:
+                    continue
+                if self.fetcher is not None and self.use_delta_crls:
+                    # the deltas published since may list what the complete CRL cannot
+                    self._delta_for(crl, signer, cert, now, [], path, extra)
+                entry = self._entry(crl, cert, crl_issuers)
+                for delta in self._remembered_deltas(crl, signer):
+                    change = self._entry(delta, cert, crl_issuers)
+                    if change is not None:
+                        entry = None if change.reason == "removeFromCRL" else change
+                        break
+                if entry is not None and entry.reason != "removeFromCRL":
+                    self._raise_if_revoked(entry, cert, position, now,
+                                           f" (per {crl.source or 'an offline CRL'}, "
+                                           "not current)")
+                break  # the newest verified CRL of this scope speaks
+
+    def _remembered_deltas(self, complete: Any, signer: ParsedCert) -> List[Any]:
+        found = [c for c in self._crls.get(complete.issuer_der, ()) if c.is_delta]
+        found += [h.index for h in self._held.values()
+                  if h.index is not None and h.index.is_delta
+                  and h.index.issuer_der == complete.issuer_der]
+        usable = [d for d in found if _delta_applies(d, complete)
+                  and not d.unknown_critical_extensions
+                  and d.issuing_distribution_point == complete.issuing_distribution_point
+                  and self._verified(d, signer)]
+        return sorted(usable, key=lambda d: d.crl_number or 0, reverse=True)
+
+    def _remembered(self, url: str, names: Tuple[bytes, ...], path: Tuple[ParsedCert, ...],
+                    extra: Tuple[ParsedCert, ...], now: bytes) -> Any:
+        """The last CRL of ``url`` the fetcher's cache accepted (after a restart)."""
+        check = self._check_fetched(url, None, names, False, path, extra, now)
+        try:
+            result = self.fetcher.cached_crl(url, verify=check)
+        except (RevocationError, CpsError):
+            return None
+        return result.accepted if result is not None else None
 
     # RFC 5280 6.3.3, for each distribution point of the certificate (an absent
     # extension counts as one point without names whose CRL issuer is the
     # certificate's issuer), every complete CRL in scope is used until all
     # reasons are covered; a delta CRL is applied on top of each.
     def _crl_status(self, cert: ParsedCert, issuer: ParsedCert, position: int, at: dt.datetime,
-                    now: bytes, failures: List[str], above: Sequence[ParsedCert] = (),
-                    anchor: Optional[ParsedCert] = None) -> Optional[RevocationStatus]:
-        plan = self._plan(cert, issuer, now, failures, above, anchor)
+                    now: bytes, failures: List[str], path: Tuple[ParsedCert, ...],
+                    extra: Tuple[ParsedCert, ...] = ()) -> Optional[RevocationStatus]:
+        plan = self._plan(cert, issuer, now, failures, path, extra)
         if plan is None:
             return None
         revoked = None
         sources: List[str] = []
         next_update: Optional[dt.datetime] = None
+        pending: Optional[dt.datetime] = None
         for complete, delta, issuer_names in plan:
             sources.append(complete.source or "offline CRL")
             nu = complete.next_update if delta is None else min(complete.next_update,
@@ -658,17 +870,11 @@ class Validator:
                 revoked = entry
                 break
         if revoked is not None:
-            revoked_at = revoked.revocation_date
-            # Validating at a time before the revocation (a signature made then)
-            # leaves the certificate valid, unless its key was compromised: that
-            # casts doubt on everything before too.
-            retroactive = revoked.reason in ("keyCompromise", "cACompromise", "aACompromise")
-            if time_key(revoked_at) <= now or retroactive:
-                raise CertificateRevoked(
-                    f"revoked on {revoked_at:%Y-%m-%d %H:%M} UTC"
-                    + (f" ({revoked.reason})" if revoked.reason else ""),
-                    revocation_date=revoked_at, revocation_reason=revoked.reason,
-                    position=position, subject=_subject(cert))
+            self._raise_if_revoked(revoked, cert, position, now)
+            # Revoked after the validation time: good at `at`, but this answer
+            # must not be reused for a time after the revocation.
+            pending = revoked.revocation_date - dt.timedelta(seconds=1)
+            next_update = pending if next_update is None else min(next_update, pending)
         return RevocationStatus(position, cert.subject, "good", ", ".join(sources), next_update)
 
     @staticmethod
@@ -693,14 +899,15 @@ class Validator:
         return None
 
     def _plan(self, cert: ParsedCert, issuer: ParsedCert, now: bytes, failures: List[str],
-              above: Sequence[ParsedCert], anchor: Optional[ParsedCert]
+              path: Tuple[ParsedCert, ...], extra: Tuple[ParsedCert, ...] = ()
               ) -> Optional[List[Tuple[Any, Any, Tuple[bytes, ...]]]]:
         """The (complete, delta, CRL issuer names) to consult, cached for a time window.
 
         None when the in-scope CRLs do not cover every revocation reason.
         """
-        key = (cert.issuer, issuer.fingerprint, cert.ext(OID.CRL_DP),
-               cert.ext(OID.BASIC_CONSTRAINTS))
+        key = (cert.issuer, tuple(c.fingerprint for c in path), cert.ext(OID.CRL_DP),
+               cert.ext(OID.BASIC_CONSTRAINTS), cert.ext(OID.FRESHEST_CRL),
+               tuple(c.fingerprint for c in extra))
         hit = self._selection.get(key)
         if hit is not None and hit[0] == self._generation and hit[1] <= now <= hit[2]:
             return hit[3]
@@ -712,7 +919,7 @@ class Validator:
         for dp in points:
             crl_issuers = tuple(dp.crl_issuer) if dp is not None and dp.crl_issuer else \
                 (directory_name(cert.issuer),)
-            for crl in self._candidates(cert, crl_issuers, failures):
+            for crl in self._candidates(cert, dp, crl_issuers, failures, path, extra, now):
                 if reasons == ALL_REASONS:
                     break
                 interim = self._scope(crl, cert, dp, is_ca, crl_issuers, failures)
@@ -720,13 +927,20 @@ class Validator:
                     continue  # 6.3.3 (b)/(d): out of scope or nothing new
                 if not self._current(crl, now, failures):
                     continue
-                signer = self._signer(crl, issuer, above, anchor, now, failures)
+                signer = self._signer(crl, path, now, failures, extra)
                 if signer is None:
                     continue
                 delta = None
                 if self.use_delta_crls:
-                    delta = self._delta_for(crl, signer, crl_issuers, cert, dp, is_ca, now,
-                                            failures)
+                    delta, named = self._delta_for(crl, signer, cert, now, failures, path,
+                                                   extra)
+                    if delta is None and named and self._delta_required():
+                        failures.append(
+                            f"{crl.source or 'offline CRL'}: its delta CRL "
+                            f"({', '.join(named)}) is unobtainable or not current; a "
+                            "complete CRL is not used without the delta CRL it names "
+                            "(Validator(require_delta_crls=False) relaxes this)")
+                        continue
                 plan.append((crl, delta, crl_issuers))
                 for used in (crl, delta):
                     if used is not None:
@@ -743,9 +957,17 @@ class Validator:
             self._selection[key] = (self._generation, lo, hi, plan)
         return plan
 
-    def _candidates(self, cert: ParsedCert, crl_issuers: Tuple[bytes, ...],
-                    failures: List[str]) -> List[Any]:
-        """Complete CRLs issued by one of ``crl_issuers`` (GeneralNames), newest first."""
+    def _delta_required(self) -> bool:
+        # Online, in hard-fail, the freshest CRL is part of the answer: without it
+        # today's revocations would be missed. Offline, the caller supplies deltas.
+        return self.require_delta_crls and self.revocation == "hard-fail" \
+            and self.fetcher is not None
+
+    def _candidates(self, cert: ParsedCert, dp: Any, crl_issuers: Tuple[bytes, ...],
+                    failures: List[str], path: Tuple[ParsedCert, ...],
+                    extra: Tuple[ParsedCert, ...], now: bytes) -> List[Any]:
+        """Complete CRLs issued by one of ``crl_issuers`` (GeneralNames), newest first:
+        those given offline, and those fetched from this distribution point's URLs."""
         out: List[Any] = []
         for name in crl_issuers:
             if name[:1] != b"\xa4":
@@ -756,23 +978,19 @@ class Validator:
             if not found:
                 found = [c for n, lst in self._crls.items() if names_match(n, dn) for c in lst]
             out += [c for c in found if not c.is_delta and c not in out]
-        if self.fetcher is not None and not out:
-            # Whatever a URL serves, only a CRL of the expected issuer may speak
-            # for this certificate: on plain HTTP anyone can answer instead.
-            for crl in self._fetch(self._urls(cert), failures):
-                if crl.is_delta:
-                    continue
-                if any(n[:1] == b"\xa4" and names_match(crl.issuer_der, _header_value(n))
-                       for n in crl_issuers):
+        if self.fetcher is not None:
+            # A URL speaks only for the certificates that name it, and only with a
+            # CRL of the expected issuer whose signature verified: on plain HTTP
+            # anyone can answer instead.
+            urls = list(dp.urls) if dp is not None else []
+            for url in urls:
+                crl = self._online(url, False, crl_issuers, path, extra, now, failures)
+                if crl is not None and crl not in out:
                     out.append(crl)
-                else:
-                    failures.append(f"{crl.source}: a CRL of another issuer "
-                                    f"({_name_str(crl.issuer_der)})")
         if not out:
             failures.append("no CRL for this issuer")
         out.sort(key=lambda c: (c.crl_number or 0, self._times(c)[0]), reverse=True)
         return out
-
     def _scope(self, crl: Any, cert: ParsedCert, dp: Any, is_ca: bool,
                crl_issuers: Tuple[bytes, ...], failures: List[str]) -> Optional[int]:
         """6.3.3 (b)-(c): the reasons this CRL covers for ``cert``, or None if out of scope."""
@@ -843,52 +1061,67 @@ class Validator:
             return False
         return True
 
-    def _signer(self, crl: Any, issuer: ParsedCert, above: Sequence[ParsedCert],
-                anchor: Optional[ParsedCert], now: bytes, failures: List[str]
-                ) -> Optional[ParsedCert]:
+    def _signer(self, crl: Any, path: Sequence[ParsedCert], now: bytes, failures: List[str],
+                extra: Tuple[ParsedCert, ...] = ()) -> Optional[ParsedCert]:
         """6.3.3 (f)-(g): the certificate whose key signed the CRL, with cRLSign.
 
-        First the certificates of the path being validated (the issuer, the CAs
-        above it, the anchor: a CA that rolled its key over appears twice),
-        then any certificate of the store with that name and key, validated to
-        an anchor of the store on its own.
+        First the certificates of the path being validated (``path``: the
+        issuer, the CAs above it, the anchor), then any other certificate with
+        that name and key, from the store or given by the caller
+        (``intermediates``), validated to an anchor of the store on its own.
         """
         source = crl.source or "offline CRL"
-        path = [issuer] + list(reversed(list(above))) + ([anchor] if anchor else [])
         candidates = [c for c in path if names_match(c.subject, crl.issuer_der)]
-        extra = [c for c in self.store.intermediates + self.store.anchors
-                 if names_match(c.subject, crl.issuer_der)
-                 and all(c.fingerprint != p.fingerprint for p in candidates)]
+        others = [c for c in tuple(extra) + tuple(self.store.intermediates)
+                  + tuple(self.store.anchors)
+                  if names_match(c.subject, crl.issuer_der)
+                  and all(c.fingerprint != p.fingerprint for p in candidates)]
         aki = crl.authority_key_identifier
-        for cert in candidates + extra:
+        seen: Set[bytes] = set()
+        for cert in candidates + others:
+            if cert.fingerprint in seen:
+                continue
+            seen.add(cert.fingerprint)
             ski = cert.ski
             if aki is not None and ski is not None and aki != ski:
                 continue
-            check = (id(crl), cert.fingerprint)
-            ok = self._crl_checked.get(check)
-            if ok is None:
-                ku = cert.key_usage()
-                try:
-                    ok = (ku is None or bool(ku & KU_CRL_SIGN)) and crl.verify_signature(
-                        cert.public_key())
-                except CrlError as exc:  # e.g. an algorithm we do not know
-                    failures.append(f"{source}: {exc}")
-                    ok = False
-                with self._lock:
-                    self._crl_checked[check] = ok
+            try:
+                ok = self._verified(crl, cert)
+            except CrlError as exc:  # e.g. an algorithm we do not know
+                failures.append(f"{source}: {exc}")
+                ok = False
             if not ok:
                 continue
-            if cert in extra and not self._signer_valid(cert, now, failures):
+            if cert in others and not self._signer_valid(cert, now, failures, extra):
                 continue
             return cert
         failures.append(f"{source}: no certificate of the CRL issuer with cRLSign verifies "
-                        "its signature" if candidates or extra else
+                        "its signature" if candidates or others else
                         f"{source}: its issuer is not in the path nor in the store")
-        if any(c for c in candidates + extra):
+        if candidates or others:
             failures.append(f"{source}: bad CRL signature")
         return None
 
-    def _signer_valid(self, cert: ParsedCert, now: bytes, failures: List[str]) -> bool:
+    @staticmethod
+    def _verified(crl: Any, signer: ParsedCert) -> bool:
+        """Whether ``signer`` (with cRLSign) signed ``crl``; remembered on the CRL object.
+
+        The verdict lives on the CRL object itself, keyed by the signer
+        certificate's fingerprint: it goes away with the object, so no other
+        CRL can ever inherit it (an ``id()``-keyed memory could, once the object
+        is freed and its address reused).
+        """
+        verdicts = crl.__dict__.setdefault("_cps_signature_verdicts", {})
+        ok = verdicts.get(signer.fingerprint)
+        if ok is None:
+            ku = signer.key_usage()
+            ok = (ku is None or bool(ku & KU_CRL_SIGN)) and \
+                crl.verify_signature(signer.public_key())
+            verdicts[signer.fingerprint] = ok
+        return bool(ok)
+
+    def _signer_valid(self, cert: ParsedCert, now: bytes, failures: List[str],
+                      extra: Tuple[ParsedCert, ...] = ()) -> bool:
         """A CRL signer outside the path must itself validate to an anchor (6.3.3 (f))."""
         if any(cert.fingerprint == a.fingerprint for a in self.store.anchors):
             return True
@@ -903,7 +1136,8 @@ class Validator:
             return False
         busy.add(cert.fingerprint)
         try:
-            self.validate(cert.der, at=time_from_key(now))
+            self.validate(cert, intermediates=[c for c in extra if c is not cert],
+                          at=time_from_key(now))
             return True
         except (CertificateInvalid, RevocationError) as exc:
             failures.append(f"the CRL signer is not valid: {exc}")
@@ -911,77 +1145,166 @@ class Validator:
         finally:
             busy.discard(cert.fingerprint)
 
-    def _delta_for(self, complete: Any, signer: ParsedCert, crl_issuers: Tuple[bytes, ...],
-                   cert: ParsedCert, dp: Any, is_ca: bool, now: bytes,
-                   failures: List[str]) -> Any:
-        """6.3.3 (c): the newest current delta CRL for ``complete`` (same issuer and scope)."""
+    def _delta_for(self, complete: Any, signer: ParsedCert, cert: ParsedCert, now: bytes,
+                   failures: List[str], path: Tuple[ParsedCert, ...],
+                   extra: Tuple[ParsedCert, ...]) -> Tuple[Any, List[str]]:
+        """6.3.3 (c): the newest current delta CRL for ``complete`` (same issuer and
+        scope, RFC 5280 5.2.4 numbers), and the delta URLs the certificate or the
+        complete CRL name."""
+        named = [u for p in cert.distribution_points(OID.FRESHEST_CRL) for u in p.urls]
+        named += list(getattr(complete, "freshest_crl_urls", ()) or ())
+        named = list(dict.fromkeys(named))
         found = [c for c in self._crls.get(complete.issuer_der, ()) if c.is_delta]
-        if not found and self.fetcher is not None:
-            urls = [u for p in cert.distribution_points(OID.FRESHEST_CRL) for u in p.urls]
-            urls += list(getattr(complete, "freshest_crl_urls", ()) or ())
-            found = [c for c in self._fetch(list(dict.fromkeys(urls)), failures)
-                     if c.is_delta and names_match(c.issuer_der, complete.issuer_der)]
+        if self.fetcher is not None:
+            issuers = (directory_name(complete.issuer_der),)
+            for url in named:
+                delta = self._online(url, True, issuers, path, extra, now, failures)
+                if delta is not None and delta not in found:
+                    found.append(delta)
         best = None
         for delta in found:
-            if (delta.base_crl_number or 0) > (complete.crl_number or 0):
-                continue  # based on a newer complete CRL than ours
+            if not _delta_applies(delta, complete):
+                continue
             if delta.issuing_distribution_point != complete.issuing_distribution_point:
                 continue
             if not self._current(delta, now, failures):
                 continue
-            check = (id(delta), signer.fingerprint)
-            ok = self._crl_checked.get(check)
-            if ok is None:
-                aki = delta.authority_key_identifier
-                try:
-                    ok = (aki is None or signer.ski is None or aki == signer.ski) and \
-                        delta.verify_signature(signer.public_key())
-                except CrlError:
-                    ok = False
-                with self._lock:
-                    self._crl_checked[check] = ok
+            aki = delta.authority_key_identifier
+            try:
+                ok = (aki is None or signer.ski is None or aki == signer.ski) and \
+                    self._verified(delta, signer)
+            except CrlError:
+                ok = False
             if not ok:
                 failures.append(f"{delta.source or 'offline delta CRL'}: bad signature")
                 continue
             if best is None or (delta.crl_number or 0) > (best.crl_number or 0):
                 best = delta
-        return best
+        return best, named
 
     def _times(self, crl: Any) -> Tuple[bytes, bytes]:
-        """(thisUpdate, nextUpdate) of a CRL as time keys, widened by the clock skew."""
-        times = self._crl_times.get(id(crl))
+        """(thisUpdate, nextUpdate) of a CRL as time keys, widened by the clock skew;
+        remembered on the CRL object."""
+        memo = crl.__dict__.setdefault("_cps_time_keys", {})
+        skew = self.clock_skew
+        times = memo.get(skew)
         if times is None:
-            skew = self.clock_skew
             lo = time_key(crl.this_update - skew)
             hi = time_key(crl.next_update + skew) if crl.next_update is not None \
                 else b"00000000000000"
-            times = self._crl_times[id(crl)] = (lo, hi)
+            times = memo[skew] = (lo, hi)
         return times
 
-    def _fetch(self, urls: List[str], failures: List[str]) -> List[Any]:
-        from .crlindex import CrlIndex
+    # ------------------------------------------------------------------ online CRLs
+    def _online(self, url: str, delta: bool, issuers: Tuple[bytes, ...],
+                path: Tuple[ParsedCert, ...], extra: Tuple[ParsedCert, ...], now: bytes,
+                failures: List[str]) -> Any:
+        """The CRL of ``url``: the one held while it is not due, else asked again.
 
-        out = []
-        for url in urls:
-            try:
-                result = self.fetcher.fetch_crl(url)
-                cached = self._fetched.get(url)
-                if cached is not None and cached[0] == result.der:
-                    out.append(cached[1])  # the same CRL: keep the index (and its checks)
-                    continue
-                index = CrlIndex.load(result.der, source=url)
-                with self._lock:
-                    if cached is not None:  # a newer CRL replaces the old one
-                        old = self._crls.get(cached[1].issuer_der, [])
-                        if cached[1] in old:
-                            old.remove(cached[1])
-                    self._fetched[url] = (result.der, index)
-                    self._crls.setdefault(index.issuer_der, []).append(index)
-                    self._generation += 1
-                out.append(index)
-            except (RevocationError, CpsError) as exc:
-                failures.append(f"{url}: {exc}")
-        return out
+        Held per URL, never filed under the issuer it names: a CRL speaks only
+        for certificates that point to its URL. A newer answer counts once its
+        issuer and signature verified (:meth:`_check_fetched`); anything else
+        leaves the held CRL in place and is asked again after ``fetch_retry``.
+        """
+        held = self._held.get(url)
+        moment = self.clock()
+        stamp = moment.timestamp()
+        if held is not None and stamp < held.due:
+            due = self._due
+            if due is None or held.due < due:
+                self._due = held.due  # caches were dropped since: be woken when due
+            if held.failure:
+                failures.append(held.failure)
+            return held.index
+        check = self._check_fetched(url, held, issuers, delta, path, extra, now)
+        retry = stamp + self.fetch_retry.total_seconds()
+        try:
+            result = self.fetcher.fetch_crl(url, verify=check)
+        except (RevocationError, CpsError) as exc:
+            failures.append(f"{url}: {exc}")
+            index = held.index if held is not None else None
+            if index is None:  # after a restart: the last CRL accepted, however old
+                try:
+                    cached = self.fetcher.cached_crl(url, verify=check)
+                except (RevocationError, CpsError):
+                    cached = None
+                index = cached.accepted if cached is not None else None
+            self._hold(url, _Held(index, retry, f"{url}: {exc}"))
+            return index
+        index = result.accepted
+        due = self.fetcher.refresh_at(result).timestamp()
+        if due <= stamp:
+            due = retry
+        note = f"{url}: {result.network_error}" if result.network_error is not None else ""
+        if note:
+            failures.append(note)
+        self._hold(url, _Held(index, due, note))
+        return index
+
+    def _hold(self, url: str, new: "_Held") -> None:
+        with self._lock:
+            old = self._held.get(url)
+            if old is None or old.index is not new.index:
+                if old is not None and old.index is not None and new.index is not None:
+                    self._carry(old.index, new.index)
+                self._generation += 1
+                self._prefixes.clear()
+            if len(self._held) >= 4096 and url not in self._held:
+                self._held.pop(next(iter(self._held)))
+            self._held[url] = new
+            if self._due is None or new.due < self._due:
+                self._due = new.due
+
+    def _carry(self, old: Any, new: Any) -> None:
+        """Keep the revocations a superseded CRL listed that its successor dropped.
+
+        A CA lists a revoked certificate until it expires; a successor of the same
+        scope that no longer lists an unexpired one is either lifting a hold
+        (allowed) or wrong (revocation is final): the entry is kept, bounded.
+        """
+        if old.is_delta or new.is_delta or old.issuer_der != new.issuer_der \
+                or old.issuing_distribution_point != new.issuing_distribution_point:
+            return
+        for entry in old.iter_entries():
+            if entry.reason in ("certificateHold", "removeFromCRL") \
+                    or entry.certificate_issuer is not None or entry.serial in new:
+                continue
+            if len(self._carried) < 100_000:
+                self._carried[(old.issuer_der, entry.serial)] = entry
+
+    def _check_fetched(self, url: str, held: Optional["_Held"], issuers: Tuple[bytes, ...],
+                       delta: bool, path: Tuple[ParsedCert, ...],
+                       extra: Tuple[ParsedCert, ...], now: bytes) -> Callable[[bytes], Any]:
+        """The fetcher's ``verify`` for ``url``: does this answer count for the issuer?"""
+
+        def check(der: bytes) -> Any:
+            previous = held.index if held is not None else None
+            if previous is not None and der == previous.der:
+                return previous  # the CRL already held (a 304, the cached copy)
+            from .crlindex import CrlIndex
+
+            index = CrlIndex.load(der, source=url)
+            if index.is_delta != delta:
+                raise CrlError(f"{url}: a {'delta' if index.is_delta else 'complete'} CRL "
+                               f"where a {'delta' if delta else 'complete'} one was expected",
+                               source=url, reason="out-of-scope")
+            if not any(n[:1] == b"\xa4" and names_match(index.issuer_der, _header_value(n))
+                       for n in issuers):
+                raise CrlError(f"{url}: a CRL of another issuer "
+                               f"({_name_str(index.issuer_der)})", source=url,
+                               reason="other-issuer")
+            problems: List[str] = []
+            if self._signer(index, path, now, problems, extra) is None:
+                raise CrlError("; ".join(problems) or f"{url}: bad CRL signature",
+                               source=url, reason="bad-signature")
+            if previous is not None and (index.crl_number or 0, index.this_update) < \
+                    (previous.crl_number or 0, previous.this_update):
+                raise CrlError(f"{url}: older than the CRL already held (number "
+                               f"{index.crl_number}, held {previous.crl_number})",
+                               source=url, reason="rollback")
+            return index
+
+        return check
 
     def _ocsp_status(self, cert: ParsedCert, issuer: ParsedCert, position: int,
                      at: dt.datetime, failures: List[str]) -> Optional[RevocationStatus]:
@@ -1001,7 +1324,8 @@ class Validator:
             try:
                 answer = self.ocsp.check(c, i, url=url, at=at)
             except (OcspError, RevocationError, CpsError) as exc:
-                failures.append(f"{url}: {exc}")
+                text = str(exc)
+                failures.append(text if text.startswith(url) else f"{url}: {text}")
                 continue
             if answer.status == "revoked":
                 raise CertificateRevoked(
@@ -1010,15 +1334,20 @@ class Validator:
                     revocation_reason=answer.revocation_reason, position=position,
                     subject=_subject(cert))
             if answer.status == "good":
+                # An answer to our nonce was made for this request: it is not
+                # reused for later validations (the CA part of a path is cached).
                 return RevocationStatus(position, cert.subject, "good", f"OCSP {url}",
-                                        answer.next_update)
+                                        answer.usable_until,
+                                        reusable=not answer.nonce_echoed)
             failures.append(f"{url}: OCSP status unknown")
         return None
 
 
 def _reason_of(failures: List[str]) -> str:
     text = " ".join(failures)
-    for word, reason in (("expired", "expired"), ("bad CRL signature", "bad-signature"),
+    for word, reason in (("did not echo the request's nonce", "nonce-not-echoed"),
+                         ("delta CRL", "delta-unavailable"), ("expired", "expired"),
+                         ("bad CRL signature", "bad-signature"),
                          ("out of scope", "out-of-scope"), ("does not match", "out-of-scope"),
                          ("unreachable", "unreachable"), ("OCSP", "ocsp")):
         if word in text:

@@ -146,11 +146,13 @@ def test_colour_only_on_a_terminal(cli, serve, tmp_path):
 def test_crl_download_progress_bar(cli, cps_pki_server, tmp_path):
     pki, _server = cps_pki_server
     cert = write_cert(tmp_path / "auth.pem", pki.issue_card("cps3-adeli").auth_cert)
-    term = Terminal(["crl", "fetch", "--cert", cert, "--cache-dir", str(tmp_path / "cache")],
+    term = Terminal(["crl", "fetch", "--cert", cert, "--cache-dir", str(tmp_path / "cache"),
+                     "--anchors", "test"],
                     cli.env, tmp_path, stderr_on_tty=True)
     assert term.wait() == 0, term.screen
     assert b"100%" in term.screen and b"ACI-FO-PP-TEST.crl" in term.screen
     assert "downloaded" in term.stdout()
     # without a terminal: no bar
-    again = cli("crl", "fetch", "--cert", cert, "--cache-dir", str(tmp_path / "cache2"))
+    again = cli("crl", "fetch", "--cert", cert, "--cache-dir", str(tmp_path / "cache2"),
+                "--anchors", "test")
     assert again.returncode == 0 and "%" not in again.stderr

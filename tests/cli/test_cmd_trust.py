@@ -3,6 +3,8 @@ server) and `cps auth test` through pcscd."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from cli_helpers import write_cert
 
@@ -46,8 +48,13 @@ def test_validate_purpose_soft_fail_and_time(cli, cps_pki, tmp_path, crl_dir):
 def test_crl_show(cli, cps_pki, tmp_path, crl_dir):
     delta = cli.json("crl", "show", f"{crl_dir}/ACI-FO-PP-TEST-delta.crl")
     assert delta["delta"] is True and delta["base_crl_number"] < delta["crl_number"]
+    # One numbering for complete (2 t) and delta (2 t + 1) CRLs, RFC 5280 5.2.4.
+    issued = int(datetime.fromisoformat(delta["this_update"]).timestamp())
+    assert delta["crl_number"] == 2 * issued + 1
+    assert delta["base_crl_number"] == 2 * int(cps_pki.delta_base_time.timestamp())
     complete = cli.json("crl", "show", f"{crl_dir}/ACI-FO-PP-TEST.crl", "--entries", "1")
     assert complete["delta"] is False and complete["fresh"] is True
+    assert complete["crl_number"] == delta["crl_number"] - 1  # published at the same instant
     assert complete["entry_count"] >= 2 and len(complete["entries"]) == 1
     assert complete["freshest_crl_urls"] == [
         f"{cps_pki.base_url}/crl/ACI-FO-PP-TEST-delta.crl"]
@@ -73,12 +80,12 @@ def test_online_fetch_status_validate(cli, cps_pki_server, tmp_path):
     creds = pki.issue_card("cps3-medecin")
     cert = write_cert(tmp_path / "auth.pem", creds.auth_cert)
 
-    first = cli.json("crl", "fetch", "--cert", cert, "--cache-dir", cache)
+    first = cli.json("crl", "fetch", "--cert", cert, "--cache-dir", cache, "--anchors", "test")
     assert [c["url"].rsplit("/", 1)[1] for c in first["crls"]] == [
         "ACI-FO-PP-TEST.crl", "ACI-FO-PP-TEST-delta.crl"]
     assert not any(c["from_cache"] for c in first["crls"])
     assert first["crls"][1]["delta"] is True
-    again = cli.json("crl", "fetch", "--cert", cert, "--cache-dir", cache)
+    again = cli.json("crl", "fetch", "--cert", cert, "--cache-dir", cache, "--anchors", "test")
     assert all(c["from_cache"] for c in again["crls"])
 
     status = cli.json("crl", "status", "--cache-dir", cache)
@@ -117,11 +124,11 @@ def test_crl_fetch_over_ldap(cli, cps_pki, cps_pki_ldap, tmp_path):
     """`cps crl fetch ldap://...`: a delta CRL from a directory, as IGC-Santé publishes them."""
     url = cps_pki_ldap.crl_url(cps_pki, "FORT PERSONNES", delta=True)
     cache = str(tmp_path / "ldap-cache")
-    first = cli.json("crl", "fetch", url, "--cache-dir", cache)["crls"][0]
+    first = cli.json("crl", "fetch", url, "--cache-dir", cache, "--anchors", "test")["crls"][0]
     assert first["url"] == url and first["delta"] is True and not first["from_cache"]
     assert "FORT PERSONNES" in first["issuer"]
     missing = cli("crl", "fetch", cps_pki_ldap.url("CN=NOBODY,C=FR", "deltaRevocationList;binary"),
-                  "--cache-dir", cache)
+                  "--cache-dir", cache, "--anchors", "test")
     assert missing.returncode == 11 and "noSuchObject" in missing.stderr  # revocation unavailable
 
 

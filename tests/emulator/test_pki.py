@@ -443,7 +443,8 @@ def test_complete_crl_lists_revoked_cards(pki: TestPKI, cards: dict):
     assert crl.is_signature_valid(ca.cert.public_key())
     assert crl.issuer == ca.cert.subject
     assert crl.last_update_utc == at and crl.next_update_utc == at + timedelta(days=1)
-    assert ext(crl, x509.CRLNumber).value.crl_number == int(at.timestamp())
+    # One sequence for complete and delta CRLs (RFC 5280 5.2.3): 2 t, deltas 2 t + 1.
+    assert ext(crl, x509.CRLNumber).value.crl_number == 2 * int(at.timestamp())
     assert ext(crl, x509.AuthorityKeyIdentifier).value.key_identifier == \
         ext(ca.cert, x509.SubjectKeyIdentifier).value.digest
     [fresh] = ext(crl, x509.FreshestCRL).value
@@ -480,9 +481,13 @@ def test_delta_crl(pki: TestPKI, cards: dict):
     assert delta.is_signature_valid(ca.cert.public_key())
     indicator = ext(delta, x509.DeltaCRLIndicator)
     assert indicator.critical
-    assert indicator.value.crl_number == int(pki.delta_base_time.timestamp())
-    assert ext(delta, x509.CRLNumber).value.crl_number == int(at.timestamp())
+    assert indicator.value.crl_number == 2 * int(pki.delta_base_time.timestamp())
+    assert ext(delta, x509.CRLNumber).value.crl_number == 2 * int(at.timestamp()) + 1
     assert ext(delta, x509.CRLNumber).value.crl_number > indicator.value.crl_number
+    # RFC 5280 5.2.4: the delta comes after the complete CRL issued at the same instant.
+    same_time = x509.load_der_x509_crl(pki.crl("FORT PERSONNES", at))
+    assert ext(delta, x509.CRLNumber).value.crl_number > \
+        ext(same_time, x509.CRLNumber).value.crl_number
     recent = cards["cps3-revoked-recent"]
     assert set(revoked_serials(delta)) == {recent.auth_cert.serial_number,
                                            recent.sign_cert.serial_number}
