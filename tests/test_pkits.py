@@ -741,24 +741,33 @@ def _store(certs: Tuple[str, ...]) -> TrustStore:
                                         name="PKITS")
 
 
-def _validate(case: Case):
-    """Everything the case exercises: trust store, CRLs, settings, validation."""
+def _validate(case: Case, via: str = "store"):
+    """Everything the case exercises: trust store, CRLs, settings, validation.
+
+    ``via="store"``: the certificates PKITS lists are the store's intermediates;
+    ``via="intermediates"``: the store holds the anchor only and they are given
+    to ``validate(intermediates=...)``, as a caller holding a chain does: they
+    must serve to find CRL signers too (RFC 5280 6.3.3 (f)).
+    """
     s = SETTINGS[case.setting]
-    validator = Validator(_store(case.certs), crls=[_crl(n) for n in (ANCHOR_CRL,) + case.crls],
+    store = _store(case.certs) if via == "store" else _store(())
+    validator = Validator(store, crls=[_crl(n) for n in (ANCHOR_CRL,) + case.crls],
                           revocation="hard-fail", initial_policies=s.initial_policies,
                           explicit_policy=s.explicit_policy,
                           inhibit_policy_mapping=s.inhibit_policy_mapping,
                           inhibit_any_policy=s.inhibit_any_policy)
-    return validator.validate(_der("certs", case.ee), at=AT)
+    extra = [_der("certs", n) for n in case.certs] if via == "intermediates" else []
+    return validator.validate(_der("certs", case.ee), intermediates=extra, at=AT)
 
 
 # --------------------------------------------------------------------------------------- the suite
+@pytest.mark.parametrize("via", ["store", "intermediates"])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_pkits(case: Case) -> None:
+def test_pkits(case: Case, via: str) -> None:
     error: Optional[CpsError] = None
     result = None
     try:
-        result = _validate(case)
+        result = _validate(case, via)
     except CpsError as exc:
         error = exc
     if case.expect is VALID:

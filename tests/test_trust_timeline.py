@@ -80,6 +80,7 @@ class World:
         self.forged_bytes: List[bytes] = []
         self.previous: Dict[str, Optional[bytes]] = {}
         self.verdicts = 0
+        self.seen: set = set()
         self.restart()
 
     # -- paths ----------------------------------------------------------------------
@@ -169,6 +170,7 @@ class World:
                 assert got == expected, (t.astimezone(PARIS).isoformat(), leaf.ca,
                                          leaf.serial, mode, got, expected)
                 self.verdicts += 1
+                self.seen.add((mode, got))
         if through_verifier:
             leaf = self.leaves[0]
             expected = self.oracle.verdict(self.chain(leaf), t, True)
@@ -298,8 +300,10 @@ def test_a_login_server_over_60_days(timeline_pki, tmp_path):
         if n in (20, 59):
             gc.collect()
             counts.append(sum(isinstance(o, CrlIndex) for o in gc.get_objects()))
-    # every verdict kind happened, in both modes
+    # every verdict was compared, and every kind of verdict happened in each mode
     assert world.verdicts == 60 * 2 * len(world.leaves) * 2
+    assert world.seen == {("hard", "valid"), ("hard", "revoked"), ("hard", "unavailable"),
+                          ("soft", "valid"), ("soft", "revoked")}
     # memory is flat across generations: only the CRLs held now are alive
     assert counts[1] <= counts[0] + 2, counts
     for validator in world.validators.values():

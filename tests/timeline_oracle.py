@@ -17,7 +17,9 @@ The rules it encodes (the issue's, docs/trust.md's):
 * without a usable answer, the newest genuine CRL held (with its newest
   applicable delta) still says "revoked" (revocation and hold); otherwise
   hard-fail is "unavailable" and soft-fail lets the certificate through;
-* the path is judged top down: the intermediate (by its root's CRL), then the leaf.
+* every certificate of the path is judged (the intermediate by its root's CRL,
+  the leaf by its CA's); one known revoked makes the path revoked, otherwise one
+  without status makes it unavailable.
 """
 
 from __future__ import annotations
@@ -110,9 +112,13 @@ class Oracle:
 
     def verdict(self, chain: List[Tuple[str, Optional[str], str, int]], t: datetime,
                 hard: bool) -> str:
-        """``chain``: (complete path, delta path, issuing CA, serial), top down."""
-        for complete_path, delta_path, ca, serial in chain:
-            status = self.status(complete_path, delta_path, ca, serial, t, hard)
-            if status in ("revoked", "unavailable"):
+        """``chain``: (complete path, delta path, issuing CA, serial), top down.
+
+        A certificate known to be revoked is reported as such even when a CA
+        above it has no revocation status (the more telling answer)."""
+        found = [self.status(complete_path, delta_path, ca, serial, t, hard)
+                 for complete_path, delta_path, ca, serial in chain]
+        for status in ("revoked", "unavailable"):
+            if status in found:
                 return status
         return "valid"

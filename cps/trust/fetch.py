@@ -741,6 +741,7 @@ class Fetcher:
         entry = self._cache.load(url)
         if entry is None or entry.kind != "crl":
             return None
+        entry = self._trusted_dates(entry, self._now())
         check = verify or self.verify_crl
         if check is None:
             return entry.result()
@@ -848,6 +849,8 @@ class Fetcher:
         with self._lock_for(url):
             now = self._now()
             entry = self._cache.load(url) if self._cache is not None else None
+            if entry is not None and entry.kind == "crl":
+                entry = self._trusted_dates(entry, now)
             accepted: Any = None
             if entry is not None and verify is not None:
                 # What the cache holds was accepted once, maybe under another trust
@@ -885,6 +888,31 @@ class Fetcher:
                         source=url, reason="http-error:304")
                 return self._revalidated(entry, response, now, accepted)
             return self._downloaded(url, kind, response, entry, now, verify, accepted)
+
+    def _trusted_dates(self, entry: _Entry, now: datetime) -> _Entry:
+        """The cached entry with the dates its bytes say, not the sidecar's.
+
+        Whoever can write the cache directory can write a sidecar: its dates
+        must not keep an old CRL "current" nor stop the next download. The CRL's
+        own thisUpdate and nextUpdate (read from the verified bytes) count, and a
+        fetch time in the future counts as "long ago".
+        """
+        this_update, next_update = crl_update_times(entry.data)
+        if self.next_update_of is not None:
+            try:
+                next_update = self.next_update_of(entry.data)
+            except Exception:  # a user parser failing means "unknown"
+                next_update = None
+        fetched_at = entry.fetched_at
+        if (this_update, next_update) != (entry.this_update, entry.next_update) \
+                or fetched_at > now:
+            # A sidecar that lies about its content: none of it counts, the next
+            # request is unconditional (its ETag could make the server say 304).
+            log.warning("%s: cache sidecar does not match its CRL; ignoring it", entry.url)
+            return replace(entry, this_update=this_update, next_update=next_update,
+                           fetched_at=datetime.min.replace(tzinfo=timezone.utc),
+                           etag=None, last_modified=None)
+        return entry
 
     @staticmethod
     def _accept(data: bytes, url: str, verify: CrlCheck) -> Any:

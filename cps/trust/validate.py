@@ -16,6 +16,7 @@ one signature check, the RFC checks on its fields and one CRL lookup.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -47,6 +48,8 @@ MAX_PATH = 8
 MAX_AIA_FETCHES = 4
 #: seconds before a caIssuers URL that failed is asked again
 AIA_RETRY = 300.0
+#: revocations kept from CRLs superseded by ones that dropped them
+MAX_CARRIED = 100_000
 ALL_REASONS = (1 << 9) - 2  # reasons 1..8 of ReasonFlags (bit 0 "unused" excluded)
 _HASH_BY_SIG_OID = {
     "1.2.840.113549.1.1.5": "SHA1", "1.2.840.113549.1.1.14": "SHA224",
@@ -400,7 +403,8 @@ class Validator:
             now = time_key(at)
             self._last_time = (at, now)
         leaf = cert if isinstance(cert, ParsedCert) else parse_cert(to_der(cert))
-        extra = [parse_cert(to_der(c)) for c in intermediates]
+        extra = [c if isinstance(c, ParsedCert) else parse_cert(to_der(c))
+                 for c in intermediates]
         candidates = self._candidate_prefixes(leaf, extra)
         failures: List[str] = []
         if not candidates and self.fetcher is not None and self.issuer_hosts:
@@ -537,7 +541,9 @@ class Validator:
                 and prefix.window[0] <= now <= prefix.window[1] \
                 and (prefix.revocation_until is None or now <= prefix.revocation_until):
             return prefix
+        generation = self._generation  # a CRL replaced meanwhile makes this stale
         prefix = self._process_cas(cas, anchor, at, now, extra)
+        prefix.generation = min(prefix.generation, generation)
         with self._lock:
             if len(self._prefixes) > 1000:
                 self._prefixes.clear()
@@ -652,7 +658,16 @@ class Validator:
             self._basic_checks(leaf, cas[0] if cas else anchor,
                                (cas[0] if cas else anchor).public_key(),
                                (cas[0] if cas else anchor).subject, now, 0)
-        prefix = self._prefix(cas, anchor, at, now, extra)
+        try:
+            prefix = self._prefix(cas, anchor, at, now, extra)
+        except RevocationUnavailable:
+            # A CA above has no status; if what is known of the leaf already
+            # says it is revoked, that is the more telling answer.
+            if self.revocation != "off":
+                with contextlib.suppress(RevocationUnavailable):
+                    self._revocation_status(leaf, cas[0] if cas else anchor, 0, at, now,
+                                            list(reversed(cas)), anchor, extra)
+            raise
         n = len(cas) + 1
         issuer = cas[0] if cas else anchor
         # This very ParsedCert (a server keeps those of returning practitioners)
@@ -714,21 +729,21 @@ class Validator:
                            ) -> RevocationStatus:
         if self.revocation == "off":
             return RevocationStatus(position, cert.subject, "not-checked", "revocation off")
-        if self._carried:
-            self._raise_carried(cert, position, now)
         failures: List[str] = []
         next_update: Optional[dt.datetime] = None
         path = self._signer_path(issuer, above, anchor)
         answer = self._crl_status(cert, issuer, position, at, now, failures, path, extra)
+        if answer is None and self.ocsp is not None:
+            answer = self._ocsp_status(cert, issuer, position, at, failures)
+        if self._carried:  # after the fetches above, which may have superseded a CRL
+            self._raise_carried(cert, position, now)
         if answer is not None:
             return answer
-        if self.ocsp is not None:
-            answer = self._ocsp_status(cert, issuer, position, at, failures)
-            if answer is not None:
-                return answer
         # No current answer. What verified CRLs said before still holds: a revoked
         # certificate never comes back, and a hold lasts until a newer CRL lifts it.
         self._raise_remembered(cert, position, now, path, extra)
+        if self._carried:  # _raise_remembered may have fetched a newer delta CRL
+            self._raise_carried(cert, position, now)
         message = ("no usable revocation information"
                    + (f": {'; '.join(failures)}" if failures else ": no CRL for this issuer"))
         stale = [c for c in self._crls.get(cert.issuer, []) if c.next_update is not None]
@@ -905,6 +920,7 @@ class Validator:
 
         None when the in-scope CRLs do not cover every revocation reason.
         """
+        generation = self._generation  # what follows is decided from this state
         key = (cert.issuer, tuple(c.fingerprint for c in path), cert.ext(OID.CRL_DP),
                cert.ext(OID.BASIC_CONSTRAINTS), cert.ext(OID.FRESHEST_CRL),
                tuple(c.fingerprint for c in extra))
@@ -954,7 +970,7 @@ class Validator:
         with self._lock:
             if len(self._selection) > 10000:
                 self._selection.clear()
-            self._selection[key] = (self._generation, lo, hi, plan)
+            self._selection[key] = (generation, lo, hi, plan)
         return plan
 
     def _delta_required(self) -> bool:
@@ -1136,7 +1152,7 @@ class Validator:
             return False
         busy.add(cert.fingerprint)
         try:
-            self.validate(cert, intermediates=[c for c in extra if c is not cert],
+            self.validate(cert, intermediates=extra,
                           at=time_from_key(now))
             return True
         except (CertificateInvalid, RevocationError) as exc:
@@ -1189,9 +1205,15 @@ class Validator:
         skew = self.clock_skew
         times = memo.get(skew)
         if times is None:
-            lo = time_key(crl.this_update - skew)
-            hi = time_key(crl.next_update + skew) if crl.next_update is not None \
-                else b"00000000000000"
+            try:
+                lo = time_key(crl.this_update - skew)
+            except OverflowError:  # thisUpdate in year 1: before anything
+                lo = b"00000000000000"
+            try:
+                hi = time_key(crl.next_update + skew) if crl.next_update is not None \
+                    else b"00000000000000"
+            except OverflowError:  # nextUpdate at the end of year 9999
+                hi = b"99991231235959"
             times = memo[skew] = (lo, hi)
         return times
 
@@ -1229,7 +1251,7 @@ class Validator:
                 except (RevocationError, CpsError):
                     cached = None
                 index = cached.accepted if cached is not None else None
-            self._hold(url, _Held(index, retry, f"{url}: {exc}"))
+            self._hold(url, _Held(index, retry, f"{url}: {exc}"), held)
             return index
         index = result.accepted
         due = self.fetcher.refresh_at(result).timestamp()
@@ -1238,15 +1260,29 @@ class Validator:
         note = f"{url}: {result.network_error}" if result.network_error is not None else ""
         if note:
             failures.append(note)
-        self._hold(url, _Held(index, due, note))
+        self._hold(url, _Held(index, due, note), held)
         return index
 
-    def _hold(self, url: str, new: "_Held") -> None:
+    def _hold(self, url: str, new: "_Held", seen: Optional["_Held"]) -> None:
+        """Hold ``new`` for ``url``, unless another thread replaced ``seen`` meanwhile
+        (its CRL is at least as new: ours was fetched against an older state)."""
         with self._lock:
             old = self._held.get(url)
+            if old is not seen and old is not None:
+                return
+        carried: List[Tuple[Tuple[bytes, int], Any]] = []
+        if old is not None and old.index is not None and new.index is not None \
+                and old.index is not new.index:
+            # outside the lock: a superseded CRL of a million entries takes a while
+            carried = self._dropped(old.index, new.index)
+        with self._lock:
+            if self._held.get(url) is not old:
+                return
             if old is None or old.index is not new.index:
-                if old is not None and old.index is not None and new.index is not None:
-                    self._carry(old.index, new.index)
+                for key, entry in carried:
+                    if len(self._carried) >= MAX_CARRIED:
+                        break
+                    self._carried[key] = entry
                 self._generation += 1
                 self._prefixes.clear()
             if len(self._held) >= 4096 and url not in self._held:
@@ -1256,21 +1292,38 @@ class Validator:
                 self._due = new.due
 
     def _carry(self, old: Any, new: Any) -> None:
-        """Keep the revocations a superseded CRL listed that its successor dropped.
+        for key, entry in self._dropped(old, new):
+            if len(self._carried) >= MAX_CARRIED:
+                break
+            self._carried[key] = entry
+
+    def _dropped(self, old: Any, new: Any) -> List[Tuple[Tuple[bytes, int], Any]]:
+        """The revocations a superseded CRL listed that nothing held lists any more.
 
         A CA lists a revoked certificate until it expires; a successor of the same
         scope that no longer lists an unexpired one is either lifting a hold
-        (allowed) or wrong (revocation is final): the entry is kept, bounded.
+        (allowed) or wrong (revocation is final). A delta CRL's revocations are
+        normally in the next complete CRL; when that complete CRL never arrived
+        (forged, withheld), the next delta no longer lists them either: they are
+        kept too. Bounded by :data:`MAX_CARRIED`.
         """
-        if old.is_delta or new.is_delta or old.issuer_der != new.issuer_der \
+        if old.issuer_der != new.issuer_der \
                 or old.issuing_distribution_point != new.issuing_distribution_point:
-            return
+            return []
+        completes = [h.index for h in self._held.values()
+                     if h.index is not None and h.index is not old and not h.index.is_delta
+                     and h.index.issuer_der == old.issuer_der]
+        completes += [c for c in self._crls.get(old.issuer_der, ()) if not c.is_delta]
+        if not old.is_delta:
+            completes.append(new)
+        out = []
         for entry in old.iter_entries():
             if entry.reason in ("certificateHold", "removeFromCRL") \
-                    or entry.certificate_issuer is not None or entry.serial in new:
+                    or entry.certificate_issuer is not None or entry.serial in new \
+                    or any(entry.serial in c for c in completes):
                 continue
-            if len(self._carried) < 100_000:
-                self._carried[(old.issuer_der, entry.serial)] = entry
+            out.append(((old.issuer_der, entry.serial), entry))
+        return out
 
     def _check_fetched(self, url: str, held: Optional["_Held"], issuers: Tuple[bytes, ...],
                        delta: bool, path: Tuple[ParsedCert, ...],
