@@ -50,6 +50,8 @@ MAX_AIA_FETCHES = 4
 AIA_RETRY = 300.0
 #: revocations kept from CRLs superseded by ones that dropped them
 MAX_CARRIED = 100_000
+#: superseded CRLs up to this many entries are compared at once, larger ones aside
+CARRY_INLINE = 100_000
 ALL_REASONS = (1 << 9) - 2  # reasons 1..8 of ReasonFlags (bit 0 "unused" excluded)
 _HASH_BY_SIG_OID = {
     "1.2.840.113549.1.1.5": "SHA1", "1.2.840.113549.1.1.14": "SHA224",
@@ -1273,8 +1275,14 @@ class Validator:
         carried: List[Tuple[Tuple[bytes, int], Any]] = []
         if old is not None and old.index is not None and new.index is not None \
                 and old.index is not new.index:
-            # outside the lock: a superseded CRL of a million entries takes a while
-            carried = self._dropped(old.index, new.index)
+            if old.index.entry_count <= CARRY_INLINE:
+                carried = self._dropped(old.index, new.index)
+            else:
+                # A million entries take seconds to compare (once a day per URL):
+                # not on a login's time. A CA that drops a revocation it listed is
+                # the only case this covers, and it is covered seconds later.
+                threading.Thread(target=self._carry, args=(old.index, new.index),
+                                 name="cps-crl-carry", daemon=True).start()
         with self._lock:
             if self._held.get(url) is not old:
                 return
@@ -1292,10 +1300,12 @@ class Validator:
                 self._due = new.due
 
     def _carry(self, old: Any, new: Any) -> None:
-        for key, entry in self._dropped(old, new):
-            if len(self._carried) >= MAX_CARRIED:
-                break
-            self._carried[key] = entry
+        dropped = self._dropped(old, new)
+        with self._lock:
+            for key, entry in dropped:
+                if len(self._carried) >= MAX_CARRIED:
+                    break
+                self._carried[key] = entry
 
     def _dropped(self, old: Any, new: Any) -> List[Tuple[Tuple[bytes, int], Any]]:
         """The revocations a superseded CRL listed that nothing held lists any more.
@@ -1310,10 +1320,12 @@ class Validator:
         if old.issuer_der != new.issuer_der \
                 or old.issuing_distribution_point != new.issuing_distribution_point:
             return []
-        completes = [h.index for h in self._held.values()
-                     if h.index is not None and h.index is not old and not h.index.is_delta
-                     and h.index.issuer_der == old.issuer_der]
-        completes += [c for c in self._crls.get(old.issuer_der, ()) if not c.is_delta]
+        with self._lock:  # may run in another thread: a snapshot
+            held = [h.index for h in self._held.values()]
+            offline = list(self._crls.get(old.issuer_der, ()))
+        completes = [c for c in held + offline
+                     if c is not None and c is not old and not c.is_delta
+                     and c.issuer_der == old.issuer_der]
         if not old.is_delta:
             completes.append(new)
         out = []
