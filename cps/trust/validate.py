@@ -136,6 +136,10 @@ class _Prefix:
     #: and policyConstraints: (acceptable, valid policies as dotted strings)
     leaf_outcomes: Dict[Tuple[Optional[bytes], Optional[bytes]],
                         Tuple[bool, FrozenSet[str]]] = field(default_factory=dict)
+    #: who may have signed the leaf's CRLs (issuer, CAs above, anchor), and their
+    #: fingerprints with those of the caller's intermediates: the leaf's plan key
+    leaf_signers: Tuple[ParsedCert, ...] = ()
+    leaf_signers_key: Tuple = ()
 
 
 @dataclass
@@ -623,9 +627,13 @@ class Validator:
             issuer = cert
         tail = tuple(reversed(statuses)) + (
             RevocationStatus(n, anchor.subject, "not-checked", "trust anchor"),)
+        signers = tuple(cas) + (anchor,)  # the leaf's issuer first
         return _Prefix(cas, anchor, policy, constraints, working_key, max_path_length, (lo, hi),
                        tuple(statuses), until, self._generation,
-                       tuple(c.der for c in cas) + (anchor.der,), tail)
+                       tuple(c.der for c in cas) + (anchor.der,), tail,
+                       leaf_signers=signers,
+                       leaf_signers_key=(tuple(c.fingerprint for c in signers),
+                                         tuple(c.fingerprint for c in extra)))
 
     # ------------------------------------------------------------------ 6.1, per certificate
     def _basic_checks(self, cert: ParsedCert, issuer: ParsedCert, key: Any, name: bytes,
@@ -678,8 +686,8 @@ class Validator:
         if leaf._decoded.get("signed_by") is not prefix.working_key:
             self._basic_checks(leaf, issuer, prefix.working_key, issuer.subject, now, 0)
             leaf._decoded["signed_by"] = prefix.working_key
-        status = self._revocation_status(leaf, issuer, 0, at, now, list(reversed(cas)), anchor,
-                                         extra)
+        status = self._revocation_status(leaf, issuer, 0, at, now, (), anchor, extra,
+                                         prefix.leaf_signers, prefix.leaf_signers_key)
         prefix.constraints.check(leaf, 0)  # 6.1.3 (b)(c): always for the leaf
         if self.initial_policies is None and prefix.policy.n == n and not prefix.policy.mapped:
             # any-policy for the user: the leaf's outcome without copying the tree.
@@ -727,14 +735,16 @@ class Validator:
     # ------------------------------------------------------------------ 6.3 revocation
     def _revocation_status(self, cert: ParsedCert, issuer: ParsedCert, position: int,
                            at: dt.datetime, now: bytes, above: Sequence[ParsedCert],
-                           anchor: ParsedCert, extra: Tuple[ParsedCert, ...] = ()
+                           anchor: ParsedCert, extra: Tuple[ParsedCert, ...] = (),
+                           signers: Tuple[ParsedCert, ...] = (), signers_key: Tuple = ()
                            ) -> RevocationStatus:
         if self.revocation == "off":
             return RevocationStatus(position, cert.subject, "not-checked", "revocation off")
         failures: List[str] = []
         next_update: Optional[dt.datetime] = None
-        path = self._signer_path(issuer, above, anchor)
-        answer = self._crl_status(cert, issuer, position, at, now, failures, path, extra)
+        path = signers or self._signer_path(issuer, above, anchor)
+        answer = self._crl_status(cert, issuer, position, at, now, failures, path, extra,
+                                  signers_key)
         if answer is None and self.ocsp is not None:
             answer = self._ocsp_status(cert, issuer, position, at, failures)
         if self._carried:  # after the fetches above, which may have superseded a CRL
@@ -864,8 +874,9 @@ class Validator:
     # reasons are covered; a delta CRL is applied on top of each.
     def _crl_status(self, cert: ParsedCert, issuer: ParsedCert, position: int, at: dt.datetime,
                     now: bytes, failures: List[str], path: Tuple[ParsedCert, ...],
-                    extra: Tuple[ParsedCert, ...] = ()) -> Optional[RevocationStatus]:
-        plan = self._plan(cert, issuer, now, failures, path, extra)
+                    extra: Tuple[ParsedCert, ...] = (), path_key: Tuple = ()
+                    ) -> Optional[RevocationStatus]:
+        plan = self._plan(cert, issuer, now, failures, path, extra, path_key)
         if plan is None:
             return None
         revoked = None
@@ -916,16 +927,17 @@ class Validator:
         return None
 
     def _plan(self, cert: ParsedCert, issuer: ParsedCert, now: bytes, failures: List[str],
-              path: Tuple[ParsedCert, ...], extra: Tuple[ParsedCert, ...] = ()
-              ) -> Optional[List[Tuple[Any, Any, Tuple[bytes, ...]]]]:
+              path: Tuple[ParsedCert, ...], extra: Tuple[ParsedCert, ...] = (),
+              path_key: Tuple = ()) -> Optional[List[Tuple[Any, Any, Tuple[bytes, ...]]]]:
         """The (complete, delta, CRL issuer names) to consult, cached for a time window.
 
         None when the in-scope CRLs do not cover every revocation reason.
         """
         generation = self._generation  # what follows is decided from this state
-        key = (cert.issuer, tuple(c.fingerprint for c in path), cert.ext(OID.CRL_DP),
-               cert.ext(OID.BASIC_CONSTRAINTS), cert.ext(OID.FRESHEST_CRL),
-               tuple(c.fingerprint for c in extra))
+        if not path_key:
+            path_key = (tuple(c.fingerprint for c in path), tuple(c.fingerprint for c in extra))
+        key = (cert.issuer, path_key, cert.ext(OID.CRL_DP), cert.ext(OID.BASIC_CONSTRAINTS),
+               cert.ext(OID.FRESHEST_CRL))
         hit = self._selection.get(key)
         if hit is not None and hit[0] == self._generation and hit[1] <= now <= hit[2]:
             return hit[3]
