@@ -79,6 +79,7 @@ class World:
         self.modes: Dict[str, str] = {}
         self.forged_bytes: List[bytes] = []
         self.previous: Dict[str, Optional[bytes]] = {}
+        self.previous_times: Dict[str, Tuple[Optional[datetime], Optional[datetime]]] = {}
         self.verdicts = 0
         self.seen: set = set()
         self.restart()
@@ -111,8 +112,12 @@ class World:
         self.server.publish(at=at, delta_base=base)
         for path in self.paths():
             mode = modes.get(path, GENUINE)
-            self.oracle.serve(path, mode, at if mode == GENUINE else None,
-                              base if mode == GENUINE else None)
+            if mode == GENUINE:
+                self.oracle.serve(path, mode, at, base)
+            elif mode == REPLAYED:  # yesterday's genuine CRL: it may still be news
+                self.oracle.serve(path, mode, *self.previous_times.get(path, (None, None)))
+            else:
+                self.oracle.serve(path, mode)
             ca = self._ca_of(path)
             if mode == FORGED:
                 # future-dated by ten years, listing nothing, signed by an attacker
@@ -132,6 +137,7 @@ class World:
             elif mode == DOWN:
                 self.server.faults.down = True
         self.previous = {p: self.server.published_resource(p) for p in self.paths()}
+        self.previous_times = {p: (at, base) for p in self.paths()}
         self.last_publication = at
 
     def _ca_of(self, path: str) -> str:
@@ -336,7 +342,7 @@ def test_the_oracle_sees_what_the_schedule_intends():
 # --------------------------------------------------------------------------- stateful
 
 
-@settings(max_examples=20, stateful_step_count=30, deadline=None,
+@settings(max_examples=30, stateful_step_count=30, deadline=None,
           suppress_health_check=list(HealthCheck))
 class RevocationOverTime(RuleBasedStateMachine):
     """publish, forge, plant, revoke, hold, release, advance, validate, restart."""

@@ -8,8 +8,9 @@ below are RFC 5280's, stated in terms of publication times.
 
 The rules it encodes (the issue's, docs/trust.md's):
 
-* a CRL counts only when it is the CA's own (genuine), at the URL the
-  certificate names; anything else leaves what was held in place;
+* a CRL counts only when it is the CA's own (genuine, or replayed but newer than
+  the one held), at the URL the certificate names; anything else leaves what
+  was held in place;
 * a complete CRL published at P is usable at t while t <= P + next_update;
   online, in hard-fail, only with a delta CRL that applies to it (its base
   <= P <= the delta's time) and is current; in soft-fail it is used alone then;
@@ -76,10 +77,11 @@ class Oracle:
         self.served[path] = (mode, published, base)
 
     def look(self, paths: List[str]) -> None:
-        """A validation after a publication: genuine new CRLs are taken, nothing else."""
+        """A validation after a publication: genuine CRLs newer than the one held are
+        taken (a replayed one too, if it is news), nothing else."""
         for path in paths:
             mode, published, base = self.served.get(path, (DOWN, None, None))
-            if mode != GENUINE or published is None:
+            if mode not in (GENUINE, REPLAYED) or published is None:
                 continue
             held = self.held.setdefault(path, Held())
             if path.endswith("-delta.crl"):
