@@ -141,6 +141,36 @@ def test_ca_issuers_answers_that_do_not_help(online, tmp_path):
         Validator(other, fetcher=Fetcher(timeout=2), issuer_hosts=["127.0.0.1"]).validate(leaf)
 
 
+def test_issuer_hosts_hold_on_every_redirect_hop(online, tmp_path):
+    """Issue 13 item 5: an allowed host redirecting elsewhere is not followed."""
+    pki, server, _, _ = online
+    roots_only = TrustStore.from_certificates(pki.anchors(), [])
+    leaf = pki.issue_card("cps3-medecin").auth_cert
+    try:
+        server.override("/moved/ACI-FO-PP-TEST.cer",
+                        server.published_resource("/ca/ACI-FO-PP-TEST.cer"))
+        server.faults.match = "/ca/ACI-FO"
+        server.faults.redirect = f"http://localhost:{server.port}/moved/ACI-FO-PP-TEST.cer"
+        fetcher = Fetcher(cache_dir=tmp_path / "redirect", timeout=2)
+        before = len(server.requests)
+        with pytest.raises(errors.UntrustedCertificate) as info:
+            Validator(roots_only, fetcher=fetcher, issuer_hosts=["127.0.0.1"]).validate(leaf)
+        assert "not allowed" in str(info.value) and "localhost" in str(info.value)
+        assert len(server.requests) == before + 1     # the redirect was not followed
+        with pytest.raises(errors.RevocationUnavailable) as refused:
+            fetcher.fetch_bytes(f"{server.base_url}/ca/ACI-FO-PP-TEST.cer",
+                                hosts=frozenset({"127.0.0.1"}))
+        assert refused.value.reason == "forbidden-host"
+        # both hosts allowed: followed
+        allowed = Validator(roots_only, fetcher=Fetcher(cache_dir=tmp_path / "ok", timeout=2),
+                            issuer_hosts=["127.0.0.1", "localhost"])
+        assert allowed.validate(leaf).revocation[0].status == "good"
+    finally:
+        server.faults.match = None
+        server.faults.redirect = None
+        server.override("/moved/ACI-FO-PP-TEST.cer", None)
+
+
 def test_ca_issuers_answer_formats(cps_pki):
     """DER (IGC-Santé's .cer), PEM, a PKCS#7 certs-only bundle (RFC 5280 4.2.2.1)."""
     from cryptography.hazmat.primitives.serialization import Encoding, pkcs7

@@ -392,26 +392,45 @@ class _UnsupportedScheme(Exception):
         self.url = url
 
 
+class _ForbiddenHost(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
 class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follow at most :data:`MAX_REDIRECTS` redirects, to http(s) only."""
+    """Follow at most :data:`MAX_REDIRECTS` redirects, to http(s) only, and only to
+    ``hosts`` when the request is restricted to some."""
 
     max_redirections = MAX_REDIRECTS
 
+    def __init__(self, hosts: frozenset[str] | None = None) -> None:
+        super().__init__()
+        self.hosts = hosts
+
     def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
                          headers: Any, newurl: str) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme.lower() not in _SCHEMES:
+        parts = urllib.parse.urlsplit(newurl)
+        if parts.scheme.lower() not in _SCHEMES:
             fp.close()
             raise _UnsupportedScheme(newurl)
+        if self.hosts is not None and not _host_in(newurl, self.hosts):
+            fp.close()
+            raise _ForbiddenHost(newurl)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
     def http_error_302(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
                        headers: Any) -> Any:
         target = headers.get("location") or headers.get("uri")
         if target:
-            scheme = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, target)).scheme
+            absolute = urllib.parse.urljoin(req.full_url, target)
+            scheme = urllib.parse.urlsplit(absolute).scheme
             if scheme.lower() not in _SCHEMES:
                 fp.close()  # urllib closes it only when it follows the redirect
                 raise _UnsupportedScheme(target)
+            if self.hosts is not None and not _host_in(absolute, self.hosts):
+                fp.close()
+                raise _ForbiddenHost(absolute)
         return super().http_error_302(req, fp, code, msg, headers)
 
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
@@ -772,7 +791,8 @@ class Fetcher:
         return due
 
     def fetch_bytes(self, url: str, *, force: bool = False,
-                    max_bytes: int = DEFAULT_CERT_MAX_BYTES) -> FetchResult:
+                    max_bytes: int = DEFAULT_CERT_MAX_BYTES,
+                    hosts: frozenset[str] | None = None) -> FetchResult:
         """A small object over HTTP(S), typically an AIA caIssuers certificate.
 
         Cached like CRLs but reused for :attr:`bytes_max_age`, then revalidated
@@ -783,9 +803,14 @@ class Fetcher:
         :param url: the URL.
         :param force: ignore the cached copy (and do not fall back to it).
         :param max_bytes: size cap.
+        :param hosts: when given, the only hosts this request may reach, on every
+            hop: a redirect elsewhere fails with reason ``"forbidden-host"``.
         :raises RevocationUnavailable: as :meth:`fetch_crl` (never ``"expired"``).
         """
-        return self._fetch(url, kind="bytes", force=force, max_bytes=max_bytes,
+        if hosts is not None and not _host_in(url, hosts):
+            raise RevocationUnavailable(f"{url}: host not allowed", source=url,
+                                        reason="forbidden-host")
+        return self._fetch(url, kind="bytes", force=force, max_bytes=max_bytes, hosts=hosts,
                            accept="application/pkix-cert, application/pkcs7-mime;q=0.8, "
                                   "*/*;q=0.5")
 
@@ -842,7 +867,8 @@ class Fetcher:
     # -- fetch with cache --------------------------------------------------------------
 
     def _fetch(self, url: str, *, kind: str, force: bool, max_bytes: int,
-               accept: str, verify: CrlCheck | None = None) -> FetchResult:
+               accept: str, verify: CrlCheck | None = None,
+               hosts: frozenset[str] | None = None) -> FetchResult:
         ldap = kind == "crl" and _is_ldap(url)
         if not ldap:
             _check_url(url)
@@ -876,9 +902,10 @@ class Fetcher:
                 else:
                     response = self._request(url, method="GET", body=None, headers=headers,
                                              max_bytes=max_bytes, deadline=self.deadline,
-                                             report=True)
+                                             report=True, hosts=hosts)
             except RevocationUnavailable as exc:
-                if entry is None or force or exc.reason in ("unsupported-scheme", "bad-url"):
+                if entry is None or force or exc.reason in ("unsupported-scheme", "bad-url",
+                                                            "forbidden-host"):
                     raise
                 return self._fallback(entry, exc, now, accepted)
             if response.status == 304:
@@ -1040,23 +1067,23 @@ class Fetcher:
 
     def _request(self, url: str, *, method: str, body: bytes | None,
                  headers: Mapping[str, str], max_bytes: int, deadline: float,
-                 report: bool = False) -> _Response:
+                 report: bool = False, hosts: frozenset[str] | None = None) -> _Response:
         """One HTTP exchange, bounded in time and size; errors become RevocationUnavailable."""
         _check_url(url)
         limit = _Deadline(deadline)
         try:
-            return self._exchange(url, method, body, headers, max_bytes, limit, report)
+            return self._exchange(url, method, body, headers, max_bytes, limit, report, hosts)
         finally:
             limit.cancel()
 
     def _exchange(self, url: str, method: str, body: bytes | None,
                   headers: Mapping[str, str], max_bytes: int, limit: _Deadline,
-                  report: bool) -> _Response:
+                  report: bool, hosts: frozenset[str] | None = None) -> _Response:
         # The scheme was checked (_check_url) and only http(s) handlers are
         # installed (_opener), so redirects cannot reach file:// either.
         request = urllib.request.Request(  # noqa: S310
             url, data=body, method=method, headers={"User-Agent": self.user_agent, **headers})
-        opener = self._opener(limit)
+        opener = self._opener(limit, hosts)
         try:
             response = opener.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
@@ -1070,6 +1097,10 @@ class Fetcher:
         except _UnsupportedScheme as exc:
             raise RevocationUnavailable(f"{url}: redirected to an unsupported URL {exc.url!r}",
                                         source=url, reason="unsupported-scheme") from None
+        except _ForbiddenHost as exc:
+            raise RevocationUnavailable(f"{url}: redirected to a host not allowed "
+                                        f"({exc.url!r})", source=url,
+                                        reason="forbidden-host") from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise _network_error(url, exc, limit) from exc
         with contextlib.closing(response):
@@ -1105,7 +1136,8 @@ class Fetcher:
             return _Response(status, bytes(data), response.headers.get("ETag"),
                              response.headers.get("Last-Modified"))
 
-    def _opener(self, limit: _Deadline) -> urllib.request.OpenerDirector:
+    def _opener(self, limit: _Deadline, hosts: frozenset[str] | None = None
+                ) -> urllib.request.OpenerDirector:
         # Built by hand rather than with build_opener(): no file://, ftp:// or
         # data: handlers, and every connection bound to this exchange's deadline.
         opener = urllib.request.OpenerDirector()
@@ -1115,7 +1147,7 @@ class Fetcher:
             _HttpHandler(limit),
             _HttpsHandler(limit, self.ssl_context),
             urllib.request.HTTPDefaultErrorHandler(),
-            _RedirectHandler(),
+            _RedirectHandler(hosts),
             urllib.request.HTTPErrorProcessor(),
         ):
             opener.add_handler(handler)
@@ -1143,6 +1175,15 @@ class Fetcher:
 
 def _is_ldap(url: str) -> bool:
     return isinstance(url, str) and url[:7].lower() == "ldap://"
+
+
+def _host_in(url: str, hosts: frozenset[str]) -> bool:
+    """Whether ``url``'s host is one of ``hosts`` (lower case, no trailing dot)."""
+    try:
+        host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    return host in hosts
 
 
 def _check_url(url: str) -> None:

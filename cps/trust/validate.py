@@ -524,7 +524,8 @@ class Validator:
         failure: Optional[str] = None
         certs: List[ParsedCert] = []
         try:
-            certs = _certificates_in(self.fetcher.fetch_bytes(url).der)
+            # the allowed hosts hold on every redirect hop, not only for this URL
+            certs = _certificates_in(self.fetcher.fetch_bytes(url, hosts=self.issuer_hosts).der)
             if not certs:
                 failure = f"caIssuers {url}: no certificate in the answer"
         except (RevocationError, CpsError) as exc:
