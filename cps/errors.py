@@ -53,6 +53,7 @@ from datetime import datetime
 from typing import Optional
 
 __all__ = [
+    "ValidationBudgetExceeded",
     "CpsError",
     "ReaderError",
     "PcscServiceUnavailable",
@@ -283,6 +284,13 @@ class CertificateExpired(CertificateInvalid):
 
 class UntrustedCertificate(CertificateInvalid):
     """No path leads from the certificate to a trust anchor (unknown or unpinned CA)."""
+
+
+class ValidationBudgetExceeded(UntrustedCertificate):
+    """Path building gave up: the certificates offered would cost more work than a
+    validation may spend (signature checks, candidate issuers), as a hostile set
+    of helper certificates would. ``reason`` is ``"budget"``.
+    """
 
 
 class CertificatePurposeError(CertificateInvalid):

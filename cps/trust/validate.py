@@ -29,7 +29,7 @@ from ..card import KeyRole
 from ..errors import (CertificateExpired, CertificateInvalid, CertificateParseError,
                       CertificatePolicyError, CertificatePurposeError, CertificateRevoked,
                       CpsError, CrlError, OcspError, RevocationError, RevocationUnavailable,
-                      UntrustedCertificate)
+                      UntrustedCertificate, ValidationBudgetExceeded)
 from . import names as nc
 from .anchors import CertificateLike, TrustStore, to_der
 from .certs import (KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, KU_NON_REPUDIATION,
@@ -48,6 +48,10 @@ MAX_PATH = 8
 MAX_AIA_FETCHES = 4
 #: seconds before a caIssuers URL that failed is asked again
 AIA_RETRY = 300.0
+#: work one top-level validate() may spend, its CRL-signer and AIA validations
+#: included: signature checks, and issuers considered while building paths
+MAX_SIGNATURES = 256
+MAX_EDGES = 20_000
 #: revocations kept from CRLs superseded by ones that dropped them
 MAX_CARRIED = 100_000
 #: superseded CRLs up to this many entries are compared at once, larger ones aside
@@ -140,6 +144,45 @@ class _Prefix:
     #: fingerprints with those of the caller's intermediates: the leaf's plan key
     leaf_signers: Tuple[ParsedCert, ...] = ()
     leaf_signers_key: Tuple = ()
+
+
+class _Budget:
+    """The work left to one top-level validation (shared by the validations it starts)."""
+
+    __slots__ = ("signatures", "edges", "subject")
+
+    def __init__(self, subject: str) -> None:
+        self.signatures = MAX_SIGNATURES
+        self.edges = MAX_EDGES
+        self.subject = subject
+
+    def signature(self) -> None:
+        self.signatures -= 1
+        if self.signatures < 0:
+            raise ValidationBudgetExceeded(
+                f"path building gave up after {MAX_SIGNATURES} signature checks (too many "
+                "candidate certificates)", reason="budget", position=0, subject=self.subject)
+
+    def edge(self) -> None:
+        self.edges -= 1
+        if self.edges < 0:
+            raise ValidationBudgetExceeded(
+                f"path building gave up after considering {MAX_EDGES} candidate issuers "
+                "(too many candidate certificates)", reason="budget", position=0,
+                subject=self.subject)
+
+
+def _distinct(certs: Iterable[ParsedCert]) -> List[ParsedCert]:
+    """The certificates given, one per (subject, key): copies that differ in anything
+    else add paths to try, never a path that one of them does not give."""
+    seen: Set[Tuple[bytes, bytes]] = set()
+    out = []
+    for cert in certs:
+        key = (cert.subject, cert.spki)
+        if key not in seen:
+            seen.add(key)
+            out.append(cert)
+    return out
 
 
 @dataclass
@@ -411,6 +454,20 @@ class Validator:
         leaf = cert if isinstance(cert, ParsedCert) else parse_cert(to_der(cert))
         extra = [c if isinstance(c, ParsedCert) else parse_cert(to_der(c))
                  for c in intermediates]
+        if len(extra) > 1:
+            extra = _distinct(extra)
+        budget = getattr(self._local, "budget", None)
+        if budget is not None:  # a CRL signer's or an AIA validation: the caller's budget
+            return self._validate_within(leaf, extra, at, now, purpose, budget)
+        self._local.budget = _Budget(_subject(leaf))
+        try:
+            return self._validate_within(leaf, extra, at, now, purpose, self._local.budget)
+        finally:
+            self._local.budget = None
+
+    def _validate_within(self, leaf: ParsedCert, extra: List[ParsedCert], at: dt.datetime,
+                         now: bytes, purpose: Optional[KeyRole], budget: _Budget
+                         ) -> ValidationResult:
         candidates = self._candidate_prefixes(leaf, extra)
         failures: List[str] = []
         if not candidates and self.fetcher is not None and self.issuer_hosts:
@@ -432,6 +489,8 @@ class Validator:
             try:
                 return self._validate_path(leaf, cas, anchor, at, now, purpose,
                                            tuple(extra))
+            except ValidationBudgetExceeded:
+                raise
             except (CertificateInvalid, RevocationError) as exc:
                 # Keep the most telling error: a bad signature on a wrong
                 # candidate path must not hide an expiry on the right one.
@@ -449,19 +508,35 @@ class Validator:
         if cached is not None:
             return cached  # type: ignore[return-value]
         out: List[Tuple[Tuple[ParsedCert, ...], ParsedCert]] = []
+        budget = getattr(self._local, "budget", None)
+        anchors = {a.fingerprint for a in self.store.anchors}
+        # Certificates from which a walk found no anchor: not walked again (a set of
+        # useless helpers sharing a subject would otherwise be tried in every order).
+        dead: Set[bytes] = set()
+        known: Dict[Tuple[bytes, Optional[bytes]], List[ParsedCert]] = {}
 
         def walk(cert: ParsedCert, chain: Tuple[ParsedCert, ...]) -> None:
             if len(out) >= 16:
                 return
+            found = len(out)
             for anchor in self.store.anchor_for(cert):
                 out.append((chain, anchor))
-            if len(chain) >= MAX_PATH:
-                return
-            for issuer in self.store.issuers_of(cert, extra):
-                if issuer in chain or any(issuer.fingerprint == a.fingerprint
-                                          for a in self.store.anchors):
-                    continue
-                walk(issuer, chain + (issuer,))
+            if len(chain) < MAX_PATH:
+                # certificates naming the same issuer and key id share their candidates:
+                # looked up once (helpers sharing a subject would cost n^2 name matches)
+                lookup = (cert.issuer, cert.aki)
+                issuers = known.get(lookup)
+                if issuers is None:
+                    issuers = known[lookup] = self.store.issuers_of(cert, extra)
+                for issuer in issuers:
+                    if budget is not None:
+                        budget.edge()
+                    if issuer in chain or issuer.fingerprint in anchors \
+                            or issuer.fingerprint in dead:
+                        continue
+                    walk(issuer, chain + (issuer,))
+            if len(out) == found:
+                dead.add(cert.fingerprint)
 
         walk(leaf, ())
         out.sort(key=lambda item: len(item[0]))  # shortest paths first
@@ -643,6 +718,9 @@ class Validator:
         if not names_match(cert.issuer, name):
             raise CertificateInvalid("issuer name does not chain", reason="name-chaining",
                                      position=position, subject=_subject(cert))
+        budget = getattr(self._local, "budget", None)
+        if budget is not None:
+            budget.signature()
         if not _verify(key, cert.signature, cert.tbs, cert.sig_alg):
             raise CertificateInvalid("bad signature", reason="signature", position=position,
                                      subject=_subject(cert))
@@ -1170,6 +1248,8 @@ class Validator:
             self.validate(cert, intermediates=extra,
                           at=time_from_key(now))
             return True
+        except ValidationBudgetExceeded:
+            raise
         except (CertificateInvalid, RevocationError) as exc:
             failures.append(f"the CRL signer is not valid: {exc}")
             return False
