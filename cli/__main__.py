@@ -86,13 +86,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command; expected failures print one ``error:`` line and a stable exit code."""
     from cps.errors import CpsError
 
+    from .util import CliFail, scrub_usage_message
+
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        rv: Any = cli.main(args=list(argv) if argv is not None else None, prog_name="cps",
-                           standalone_mode=False)
+        rv: Any = cli.main(args=args, prog_name="cps", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
     except click.ClickException as exc:
+        if isinstance(exc, click.UsageError) or (isinstance(exc, CliFail)
+                                                 and exc.exit_code == 2):
+            # A code typed in the wrong place (an extra argument, `--pin7391`...)
+            # is never repeated, whoever wrote the message (click included).
+            exc.message = scrub_usage_message(exc.message, args)
         exc.show()
         return exc.exit_code
     except CpsError as exc:

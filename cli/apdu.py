@@ -10,7 +10,8 @@ Each APDU is hex (spaces and colons allowed), optionally followed by
 APDU stack carries the commands (``61xx`` GET RESPONSE, ``6Cxx`` resend,
 command chaining, T=0 case 4); ``--raw`` sends the bytes exactly as given.
 The data of VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER is never
-printed (nor logged), even here.
+printed (nor logged), even here; an error about an argument (not hex, odd
+length, malformed, bad ``=SW``) gives its position and length, never its bytes.
 """
 
 from __future__ import annotations
@@ -26,22 +27,36 @@ __all__ = ["apdu"]
 
 
 def _hex(text: str, what: str) -> bytes:
+    """The bytes of ``text`` (hex, spaces and colons allowed).
+
+    An error names ``what`` and the problem, never the text: an APDU may be a
+    VERIFY, CHANGE REFERENCE DATA or RESET RETRY COUNTER holding a PIN.
+    """
     compact = "".join(text.replace(":", " ").split())
-    try:
-        return bytes.fromhex(compact)
-    except ValueError:
-        raise CliFail(f"{what} {text!r} is not hexadecimal", exitcodes.USAGE) from None
+    bad = next((i for i, c in enumerate(compact) if c not in _HEX_DIGITS), None)
+    if bad is not None:
+        raise CliFail(f"{what} is not hexadecimal (hex digit {bad + 1} is not one; the value "
+                      "is not repeated: it may hold a PIN)", exitcodes.USAGE)
+    if len(compact) % 2:
+        raise CliFail(f"{what} has an odd number of hex digits ({len(compact)}; the value is "
+                      "not repeated: it may hold a PIN)", exitcodes.USAGE)
+    return bytes.fromhex(compact)
 
 
-def _parse(argument: str) -> Tuple[bytes, Optional[int]]:
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _parse(argument: str, number: int) -> Tuple[bytes, Optional[int]]:
     """``"00 A4 04 00 02 3F 00=9000"`` -> (command bytes, expected SW or None)."""
     body, _, expected = argument.partition("=")
-    raw = _hex(body, "APDU")
+    raw = _hex(body, f"APDU {number}")
     sw = None
     if expected:
-        sw_bytes = _hex(expected, "status word")
+        sw_bytes = _hex(expected, f"the expected status word of APDU {number}")
         if len(sw_bytes) != 2:
-            raise CliFail(f"expected status word {expected!r} must have 2 bytes", exitcodes.USAGE)
+            raise CliFail(f"the expected status word of APDU {number} must have 2 bytes, "
+                          f"not {len(sw_bytes)} (the value is not repeated: it may hold a PIN)",
+                          exitcodes.USAGE)
         sw = int.from_bytes(sw_bytes, "big")
     return raw, sw
 
@@ -67,19 +82,22 @@ def apdu(apdus: Sequence[str], reader: Optional[str], select_aid: Optional[str],
     from cps.readers import select_reader
     from cps.sw import describe
 
-    commands = [_parse(a) for a in apdus]
+    commands = [_parse(a, n) for n, a in enumerate(apdus, 1)]
     if select_aid:
-        aid = _hex(select_aid, "AID")
+        aid = _hex(select_aid, "--select AID")
         if not 1 <= len(aid) <= 16:
             raise CliFail("an AID has 1 to 16 bytes", exitcodes.USAGE)
         commands.insert(0, (bytes((0x00, 0xA4, 0x04, 0x0C, len(aid))) + aid, 0x9000))
     parsed = []
-    for command, expected in commands:
+    for number, (command, expected) in enumerate(commands, 0 if select_aid else 1):
         try:
             parsed.append((command, parse_command(command), expected))
         except errors.CardProtocolError as exc:
-            raise CliFail(f"malformed APDU {command.hex().upper()}: {exc}",
-                          exitcodes.USAGE) from None
+            # Not a byte of it: a malformed APDU has no reliable INS, and its body
+            # may be a PIN (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER).
+            # The library's message gives lengths only.
+            raise CliFail(f"malformed APDU {number} ({len(command)} bytes, not repeated: it "
+                          f"may hold a PIN): {exc}", exitcodes.USAGE) from None
 
     info = select_reader(cps.list_readers(), reader)
     if not info.card_present:

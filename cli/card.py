@@ -32,6 +32,7 @@ from .util import (
     CliFail,
     confirm,
     emit,
+    env_name_problem,
     force_option,
     json_option,
     read_secret,
@@ -50,10 +51,17 @@ def note(message: str) -> None:
 
 def _env_spec(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
     """Refuse a code given on the command line before anything else happens."""
-    if value is not None and (not value.startswith("env:") or len(value) == 4):
-        # The value itself is never repeated: it may be a real PIN.
+    if value is None:
+        return value
+    # The value itself is never repeated: it may be a real PIN (`--pin 7391`), or a
+    # code typed where the variable's name was expected (`--pin env:7391`).
+    if not value.startswith("env:"):
         raise click.BadParameter("takes env:VARIABLE (a code on the command line would be "
-                                 "visible to every user of the machine)", ctx, param)
+                                 "visible to every user of the machine; it is not "
+                                 "repeated here)", ctx, param)
+    problem = env_name_problem(value[4:])
+    if problem is not None:
+        raise click.BadParameter(problem, ctx, param)
     return value
 
 
@@ -545,7 +553,10 @@ def _render_verification(d: Dict[str, Any]) -> str:
     who = _who(p) if p else d["signer"]["subject"]
     lines = [style_ok("Signature OK") + f" ({d['format']}, {d['digest_algorithm']}) by {who}"]
     if d.get("signing_time"):
-        lines.append(f"Signing time (claimed by the signer): {d['signing_time']}")
+        lines.append(f"Signing time (claimed by the signer, not checked): {d['signing_time']}")
+    if d.get("validation_time"):
+        source = "--at" if d.get("validation_time_source") == "caller" else "now"
+        lines.append(f"Certificate judged at: {d['validation_time']} ({source})")
     if d.get("validation"):
         lines.append(render_validation(d["validation"]))
     return "\n".join(lines)
@@ -562,8 +573,8 @@ def _render_verification(d: Dict[str, Any]) -> str:
               default="sha256", show_default=True, help="Digest of a --raw signature.")
 @trust_options
 @click.option("--at", "at", metavar="ISO",
-              help="Judge the certificate at this time (default: the CMS signing time, "
-                   "else now).")
+              help="Judge the certificate at this time (default: now). The CMS "
+                   "signing time is the signer's claim: pass it here only if you trust it.")
 @json_option
 def verify(file: str, signature: str, cms: bool, cert: Optional[str], hash_name: str,
            anchors: Sequence[str], crls: Sequence[str], revocation: str, online: bool,
@@ -577,6 +588,7 @@ def verify(file: str, signature: str, cms: bool, cert: Optional[str], hash_name:
     from cps.info import (
         certificate_summary,
         cms_verification_summary,
+        iso,
         load_certificate_der,
         validation_summary,
     )
@@ -592,7 +604,11 @@ def verify(file: str, signature: str, cms: bool, cert: Optional[str], hash_name:
         if cms:
             from cps.sign import verify_cms
 
-            result = cms_verification_summary(verify_cms(sig, data, validator, at=moment))
+            verification = verify_cms(sig, data, validator, at=moment)
+            result = cms_verification_summary(verification)
+            # setdefault: cps.info's summary may report these itself
+            result.setdefault("validation_time", iso(verification.validation_time))
+            result.setdefault("validation_time_source", verification.validation_time_source)
         else:
             from cps.identity import Practitioner
             from cps.sign import verify_pkcs1
@@ -610,7 +626,9 @@ def verify(file: str, signature: str, cms: bool, cert: Optional[str], hash_name:
             result = {"valid": True, "signer": certificate_summary(der, KeyRole.SIGN),
                       "signing_time": None, "digest_algorithm": hash_name,
                       "signing_certificate_bound": False, "practitioner": practitioner,
-                      "validation": validation_summary(validation)}
+                      "validation": validation_summary(validation),
+                      "validation_time": iso(validation.validated_at),
+                      "validation_time_source": "caller" if moment is not None else "now"}
     except errors.CpsError as exc:
         fail_with_json(exc, as_json, {"valid": False, "file": file, "signature": signature,
                                       "format": "cms" if cms else "raw"})

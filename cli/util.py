@@ -9,13 +9,23 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import click
 
 __all__ = ["emit", "json_option", "card_options", "open_card_from", "read_secret",
-           "force_option", "confirm", "CliFail", "style_ok", "style_bad"]
+           "force_option", "confirm", "CliFail", "style_ok", "style_bad", "env_name_problem",
+           "nameable_env_name", "scrub_usage_message", "REDACTED"]
+
+#: What replaces a value that may be a code, in a message.
+REDACTED = "<redacted>"
+
+# An environment variable name as a shell writes it.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A run of digits as long as the shortest PIN: a value holding one may be a code.
+_CODE_LIKE = re.compile(r"[0-9]{4,}")
 
 
 class CliFail(click.ClickException):
@@ -76,19 +86,64 @@ def open_card_from(reader: Optional[str], backend: str, module: Optional[str]) -
     return cps.open_card(reader=reader, backend=backend, module=module)
 
 
-def read_secret(spec: Optional[str], what: str = "PIN", confirm_twice: bool = False) -> str:
+def env_name_problem(name: str) -> Optional[str]:
+    """Why ``name`` (what follows ``env:``) is not a variable name, or None.
+
+    The answer never contains ``name``: a code typed where a reference was
+    expected (``--pin env:7391``) must not be repeated.
+    """
+    if not name:
+        return "env: must be followed by the name of an environment variable"
+    if not _ENV_NAME.match(name):
+        return ("env: must be followed by the name of an environment variable (letters, "
+                "digits and _, not starting with a digit); what follows it is not repeated: "
+                "it may be a code")
+    return None
+
+
+def nameable_env_name(name: str) -> bool:
+    """May an error message name this variable? Not when it could be a code (``PIN7391``)."""
+    return bool(_ENV_NAME.match(name)) and not _CODE_LIKE.search(name)
+
+
+def scrub_usage_message(message: str, argv: Sequence[str]) -> str:
+    """``message`` with every digit run of 4 or more of the command line replaced.
+
+    The last line of defence for usage errors (click's own included: "Got
+    unexpected extra argument (7391)", "No such option: --pin7391"): a code typed
+    in the wrong place must not come back on stderr.
+    """
+    runs = {run for arg in argv for run in _CODE_LIKE.findall(str(arg))}
+    for run in sorted(runs, key=len, reverse=True):
+        message = message.replace(run, REDACTED)
+    return message
+
+
+def read_secret(spec: Optional[str], what: str = "PIN", confirm_twice: bool = False,
+                option: Optional[str] = None) -> str:
     """A PIN from ``--pin env:VAR``, else stdin when it is not a TTY, else a hidden prompt.
 
-    The value is never echoed, logged or put in an error message.
+    The value is never echoed, logged or put in an error message; neither is
+    a variable name that could be a code (``--pin env:7391``). ``option`` names
+    the option in error messages (default: derived from ``what``).
     """
+    option = option or {"unblock code": "--puk"}.get(what, "--" + what.lower().replace(" ", "-"))
     if spec:
         if spec.startswith("env:"):
-            value = os.environ.get(spec[4:])
+            name = spec[4:]
+            problem = env_name_problem(name)
+            if problem is not None:
+                raise CliFail(f"{option}: {problem}", 2)
+            value = os.environ.get(name)
+            variable = f"environment variable {name}" if nameable_env_name(name) else \
+                "the environment variable it names (name not repeated: it may be a code)"
             if value is None:
-                raise CliFail(f"environment variable {spec[4:]} is not set", 2)
+                raise CliFail(f"{option}: {variable} is not set", 2)
+            if not value.strip():
+                raise CliFail(f"{option}: {variable} is empty", 2)
             return value.strip()
-        raise CliFail(f"--{what.lower().replace(' ', '-')} takes env:VARIABLE (a PIN on the "
-                      "command line would be visible to every user)", 2)
+        raise CliFail(f"{option} takes env:VARIABLE (a code on the command line would be "
+                      "visible to every user; it is not repeated here)", 2)
     if not sys.stdin.isatty():
         line = sys.stdin.readline()
         if not line:

@@ -54,6 +54,8 @@ from typing import Optional
 
 __all__ = [
     "ValidationBudgetExceeded",
+    "NonceStoreFull",
+    "RateLimited",
     "CpsError",
     "ReaderError",
     "PcscServiceUnavailable",
@@ -383,6 +385,19 @@ class AuthError(CpsError):
     """
 
     reason = "auth"
+
+
+class NonceStoreFull(AuthError):
+    """The in-process nonce store holds its maximum of consumed, unexpired nonces:
+    no new nonce can be consumed (and so no login accepted) until some expire."""
+
+    reason = "nonce-store-full"
+
+
+class RateLimited(AuthError):
+    """The web layer's rate limit refused a challenge (``ChallengeIssuer(rate_limit=...)``)."""
+
+    reason = "rate-limited"
 
 
 class MalformedToken(AuthError):

@@ -7,13 +7,16 @@
     card.verify_pin(pin)
     p7s = sign_cms(card, document)                     # detached CAdES-BES, DER
     result = verify_cms(p7s, document, validator)      # raises on any failure
-    result.signer, result.signing_time, result.practitioner
+    result.signer, result.practitioner
+    result.validation_time      # when the certificate was judged: now, unless at=
+    result.signing_time         # what the signer claims: reported, not trusted
 
 The CMS is RFC 5652 SignedData with one SignerInfo (version 1,
 IssuerAndSerialNumber) and the signed attributes contentType, signingTime,
 messageDigest and signing-certificate-v2 (RFC 5035): the baseline of a
 CAdES-BES signature (ETSI EN 319 122-1). No timestamp, no long-term
-validation data. See docs/signing.md.
+validation data. The signer certificate is judged now unless the caller
+says otherwise: a signingTime is the signer's claim. See docs/signing.md.
 """
 
 from __future__ import annotations
@@ -327,8 +330,10 @@ class CmsVerification:
     """A CMS signature that verified.
 
     :ivar signer: the signer's certificate.
-    :ivar signing_time: the signingTime attribute (asserted by the signer, not
-        proven), ``None`` when absent.
+    :ivar signing_time: the signingTime attribute as the signer claims it
+        (anyone holding the key can write any date: reported, never used to
+        judge the certificate unless the caller passes it as ``at=``),
+        ``None`` when absent.
     :ivar digest_algorithm: ``"sha256"``...
     :ivar certificates: the other certificates of the SignedData.
     :ivar signing_certificate_bound: a signing-certificate(-v2) attribute was
@@ -339,6 +344,11 @@ class CmsVerification:
         who signed).
     :ivar practitioner: who the signer certificate names; ``validated`` only
         when the chain was validated. ``None`` for a non-CPS certificate.
+    :ivar validation_time: the time the signer certificate was judged at
+        (``validation.validated_at``); ``None`` without a validator.
+    :ivar validation_time_source: where that time comes from: ``"now"`` (the
+        validator's clock, the default), ``"caller"`` (the ``at=`` argument);
+        ``None`` without a validator. A signingTime alone is never a source.
     """
 
     signer: x509.Certificate
@@ -348,6 +358,8 @@ class CmsVerification:
     signing_certificate_bound: bool
     validation: Optional["ValidationResult"] = None
     practitioner: Optional["Practitioner"] = None
+    validation_time: Optional[datetime] = None
+    validation_time_source: Optional[str] = None
 
 
 def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Validator"] = None,
@@ -361,17 +373,24 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
     signer certificate for ``KeyRole.SIGN`` with the other certificates of
     the SignedData as intermediates.
 
-    The certificate is judged at ``at``, by default at the signing time: a
-    signature is judged at the time it claims. That time is **asserted by the
-    signer**; only a timestamp (CAdES-T) would prove it. Pass ``at=now`` for
-    the stricter reading.
+    The certificate is judged at ``at``, by default **now**: the validator's
+    clock (``validator.clock``), else the system time. The signingTime
+    attribute is **asserted by the signer**: whoever holds the key can write
+    any date, e.g. one before the certificate expired or was revoked, so it
+    is reported (``result.signing_time``) but never trusted by itself. Only
+    a caller who has another reason to believe it (an archive that recorded
+    when it received the document, a timestamp checked elsewhere) passes it
+    as ``at=``; a revocation for keyCompromise is honoured whatever ``at``.
+    ``result.validation_time`` and ``result.validation_time_source`` say
+    which time was used.
 
     :param cms_der: the CMS (DER, or PEM ``-----BEGIN CMS-----``/``PKCS7``).
     :param data: the signed data (detached), or ``None`` to use the
         encapsulated content.
     :param validator: a :class:`cps.trust.Validator`; ``None`` checks the
         signature only.
-    :param at: aware validation time; default the signing time, else now.
+    :param at: aware validation time, trusted as given; default now (the
+        validator's clock), never the signingTime.
     :raises CmsError: malformed, too large, unsupported (several signers, no
         signed attributes, non-RSA key, SHA-1), no signer certificate.
     :raises DigestMismatch: the data is not what was signed.
@@ -414,9 +433,9 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
                 "signer's", algorithm=algorithm, expected=expected, actual=actual_hash,
                 subject=subject)
 
-    validation = None
+    validation = when = source = None
     if validator is not None:
-        when = at or parsed.signing_time or datetime.now(timezone.utc)
+        when, source = _validation_time(validator, at)
         validation = validator.validate(parsed.signer, intermediates=parsed.others, at=when,
                                         purpose=KeyRole.SIGN)
     practitioner = _practitioner(parsed.signer, validated=validation is not None)
@@ -424,7 +443,20 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
                            digest_algorithm=parsed.digest_algorithm,
                            certificates=tuple(parsed.others),
                            signing_certificate_bound=bool(parsed.cert_ids),
-                           validation=validation, practitioner=practitioner)
+                           validation=validation, practitioner=practitioner,
+                           validation_time=when, validation_time_source=source)
+
+
+def _validation_time(validator: Any, at: Optional[datetime]) -> Tuple[datetime, str]:
+    """(time to judge the signer certificate at, its source): ``at`` when given,
+    else the validator's clock, else the system time. Never the signingTime:
+    the signer wrote it. (A verified RFC 3161 timestamp, once supported, is
+    the one proof that may replace "now".)"""
+    if at is not None:  # the validator refuses a naive one (CertificateParseError)
+        return at, "caller"
+    clock = getattr(validator, "clock", None)
+    now = clock() if callable(clock) else datetime.now(timezone.utc)
+    return now, "now"
 
 
 # --------------------------------------------------------------------------- parsing

@@ -70,11 +70,11 @@ def test_login(verifier, issuer, cps_card_factory):
     assert len(result.validation.path) == 3
 
 
-def test_challenges_are_32_random_bytes(issuer):
+def test_challenges_are_unique_opaque_strings(issuer):
     nonces = {issuer.issue().nonce for _ in range(200)}
     assert len(nonces) == 200
-    for n in nonces:
-        assert len(base64.urlsafe_b64decode(n + "=")) == 32
+    for n in nonces:   # base64url, no padding; the layout: docs/auth-token.md
+        assert len(n) == 64 and len(base64.urlsafe_b64decode(n)) == 48
 
 
 # ---------------------------------------------------------------- nonces
@@ -277,12 +277,16 @@ def test_hundred_threads_one_success(verifier, issuer, cps_card_factory):
 
 
 def test_memory_store_is_bounded():
+    # issuing stores nothing; consumed nonces are bounded, and a full store refuses
+    # new consumptions rather than forget one (tests/test_auth_nonces.py)
     store = MemoryNonceStore(max_entries=100)
-    for i in range(1000):
-        store.put(f"n{i}", "default", 1e12)
+    issuer = ChallengeIssuer(store)
+    nonces = [issuer.issue().nonce for _ in range(1000)]
+    assert len(store) == 0
+    assert all(store.take(n, "default", 0) is TakeResult.OK for n in nonces[:100])
     assert len(store) == 100
-    assert store.take("n999", "default", 0) is TakeResult.OK
-    assert store.take("n0", "default", 0) is TakeResult.UNKNOWN
+    assert store.take(nonces[999], "default", 0) is TakeResult.FULL
+    assert store.take(nonces[0], "default", 0) is TakeResult.USED
 
 
 # ---------------------------------------------------------------- returning practitioners

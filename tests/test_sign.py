@@ -310,7 +310,10 @@ def test_card_cms_verifies_with_the_validator(cps_card_factory, validator):
     assert isinstance(result, CmsVerification)
     assert result.validation.path == [emu.credentials.sign_cert, *emu.credentials.chain]
     assert result.validation.purpose is KeyRole.SIGN
-    assert result.validation.validated_at == result.signing_time
+    # judged now (the validator's clock), not at the signingTime the signer wrote
+    assert result.validation.validated_at == result.validation_time
+    assert result.validation_time_source == "now"
+    assert result.signing_time <= result.validation_time
     assert [s.status for s in result.validation.revocation][:2] == ["good", "good"]
     assert result.practitioner.validated and result.practitioner.national_id == "10100123453"
 
@@ -410,6 +413,90 @@ def test_validation_time_can_be_forced(software_cms, cps_pki, medecin):
     with pytest.raises(errors.CertificateExpired) as info:
         verify_cms(software_cms, DATA, validator, at=later)
     assert info.value.position == 0
+
+
+# ---------------------------------------------------------------- which time (issue 13, item 2)
+def backdated(creds, signing_time: dt.datetime) -> bytes:
+    """A CMS by ``creds``' signature key claiming ``signing_time``."""
+    return sign_cms(SoftwareSigner(creds.sign_key, creds.sign_cert), DATA,
+                    chain=[creds.chain[0]], signing_time=signing_time)
+
+
+def test_expired_card_cannot_backdate(cps_pki, validator):
+    """An expired card signs today with a signingTime inside its validity: the
+    signature verifies, the certificate does not (judged now, not at the claim)."""
+    creds = cps_pki.issue_card("cps3-expired")
+    claimed = creds.sign_cert.not_valid_after_utc - dt.timedelta(days=30)
+    p7s = backdated(creds, claimed)
+    assert verify_cms(p7s, DATA).signing_time == claimed  # the mathematics hold
+    with pytest.raises(errors.CertificateExpired) as info:
+        verify_cms(p7s, DATA, validator)
+    assert info.value.position == 0
+    # the caller who has a reason to believe the date says so
+    result = verify_cms(p7s, DATA, validator, at=claimed)
+    assert result.validation_time == result.validation.validated_at == claimed
+    assert result.validation_time_source == "caller" and result.practitioner.validated
+
+
+def test_superseded_card_cannot_backdate(cps_pki, validator):
+    """A card revoked as superseded (not a key compromise) signs with a
+    signingTime before its revocation: refused by default; accepted only with
+    an explicit ``at`` before the revocation."""
+    creds = cps_pki.issue_card("cps3-revoked-recent")
+    revoked = cps_pki.reference_time - dt.timedelta(days=0.5)
+    claimed = revoked - dt.timedelta(days=30)
+    p7s = backdated(creds, claimed)
+    with pytest.raises(errors.CertificateRevoked) as info:
+        verify_cms(p7s, DATA, validator)
+    assert info.value.revocation_reason == "superseded" and info.value.position == 0
+    result = verify_cms(p7s, DATA, validator, at=claimed)
+    assert result.signing_time == result.validation_time == claimed
+    assert result.validation_time_source == "caller"
+    with pytest.raises(errors.CertificateRevoked):  # at= after the revocation
+        verify_cms(p7s, DATA, validator, at=revoked + dt.timedelta(seconds=1))
+
+
+def test_key_compromise_is_retroactive_even_with_at(cps_pki, validator):
+    creds = cps_pki.issue_card("cps3-revoked")  # keyCompromise, 30 days before reference
+    claimed = cps_pki.reference_time - dt.timedelta(days=60)
+    with pytest.raises(errors.CertificateRevoked):
+        verify_cms(backdated(creds, claimed), DATA, validator, at=claimed)
+
+
+def test_now_is_the_validators_clock(cps_pki):
+    """The default validation time is ``validator.clock()``, recorded in the result."""
+    creds = cps_pki.issue_card("cps3-expired")
+    then = creds.sign_cert.not_valid_after_utc - dt.timedelta(days=10)
+    p7s = backdated(creds, then - dt.timedelta(days=1))
+    store = TrustStore.from_certificates(cps_pki.anchors())
+    result = verify_cms(p7s, DATA, Validator(store, revocation="off", clock=lambda: then))
+    assert result.validation_time == result.validation.validated_at == then
+    assert result.validation_time_source == "now"
+    later = then + dt.timedelta(days=20)
+    with pytest.raises(errors.CertificateExpired):
+        verify_cms(p7s, DATA, Validator(store, revocation="off", clock=lambda: later))
+
+
+def test_now_without_a_clock_is_the_system_time(software_cms):
+    """A validator without ``clock`` (any object with ``validate``): the system time."""
+    seen = []
+
+    class Plain:
+        def validate(self, cert, intermediates=(), at=None, purpose=None):
+            seen.append(at)
+            return "validated"
+
+    before = dt.datetime.now(dt.timezone.utc)
+    result = verify_cms(software_cms, DATA, Plain())
+    assert seen == [result.validation_time] and result.validation == "validated"
+    assert before <= result.validation_time <= dt.datetime.now(dt.timezone.utc)
+    assert result.validation_time_source == "now"
+
+
+def test_no_validator_no_validation_time(software_cms):
+    result = verify_cms(software_cms, DATA)
+    assert result.validation is None and result.validation_time is None
+    assert result.validation_time_source is None and result.signing_time is not None
 
 
 @pytest.mark.parametrize("blob", [b"", b"\x00", b"garbage" * 10, b"\x30\x80", b"\x30\x03\x02\x01",

@@ -15,6 +15,8 @@ The rules it encodes (the issue's, docs/trust.md's):
   online, in hard-fail, only with a delta CRL that applies to it (its base
   <= P <= the delta's time) and is current; in soft-fail it is used alone then;
 * the answer from complete P (+ delta D) is the CA's state at D (or P);
+* a revocation (not a hold) that any genuine CRL taken listed is final: the
+  certificate is revoked whatever came after;
 * without a usable answer, the newest genuine CRL held (with its newest
   applicable delta) still says "revoked" (revocation and hold); otherwise
   hard-fail is "unavailable" and soft-fail lets the certificate through;
@@ -49,6 +51,9 @@ class Oracle:
     served: Dict[str, Tuple[str, Optional[datetime], Optional[datetime]]] = \
         field(default_factory=dict)
     held: Dict[str, Held] = field(default_factory=dict)
+    #: url path -> the time spans whose revocations a CRL taken from it listed:
+    #: (-inf, P] for a complete CRL of P, (base, P] for a delta CRL
+    seen: Dict[str, List[Tuple[Optional[datetime], datetime]]] = field(default_factory=dict)
 
     # -- what the CA does --------------------------------------------------------------
     def revoke(self, ca: str, serial: int, at: datetime) -> None:
@@ -59,6 +64,18 @@ class Oracle:
 
     def release(self, ca: str, serial: int, at: datetime) -> None:
         self.events.setdefault((ca, serial), []).append((at, "release"))
+
+    def known_revoked(self, ca: str, serial: int, paths: List[Optional[str]]) -> bool:
+        """Whether a genuine CRL taken from one of ``paths`` listed a revocation (not a
+        hold) of the serial: revocations are final, whatever came after."""
+        for at, kind in self.events.get((ca, serial), []):
+            if kind != "revoke":
+                continue
+            for path in paths:
+                for start, end in self.seen.get(path or "", []):
+                    if (start is None or start < at) and at <= end:
+                        return True
+        return False
 
     def listed(self, ca: str, serial: int, moment: datetime) -> bool:
         """Whether the CA's state at ``moment`` lists the serial (revoked or held)."""
@@ -84,6 +101,9 @@ class Oracle:
             if mode not in (GENUINE, REPLAYED) or published is None:
                 continue
             held = self.held.setdefault(path, Held())
+            span = (base if path.endswith("-delta.crl") else None, published)
+            if span not in self.seen.setdefault(path, []):
+                self.seen[path].append(span)
             if path.endswith("-delta.crl"):
                 if held.delta is None or published > held.delta[0]:
                     held.delta = (published, base or published)
@@ -96,6 +116,8 @@ class Oracle:
     # -- verdicts ----------------------------------------------------------------------
     def status(self, complete_path: str, delta_path: Optional[str], ca: str, serial: int,
                t: datetime, hard: bool) -> str:
+        if self.known_revoked(ca, serial, [complete_path, delta_path]):
+            return "revoked"
         held = self.held.get(complete_path, Held())
         p = held.complete
         if p is None:

@@ -4,10 +4,10 @@ Client: ``card.auth_token(nonce, origin)``. Server: :class:`ChallengeIssuer`,
 :class:`Verifier`, nonce stores. Token format: docs/auth-token.md.
 """
 
-from .nonces import MemoryNonceStore, NonceStore, RedisNonceStore, TakeResult
-from .server import AuthResult, Challenge, ChallengeIssuer, Verifier
+from .nonces import MemoryNonceStore, NonceStore, NonceStoreFull, RedisNonceStore, TakeResult
+from .server import AuthResult, Challenge, ChallengeIssuer, RateLimited, Verifier
 from .token import TOKEN_FORMAT, make_token, parse_token, signed_data
 
 __all__ = ["ChallengeIssuer", "Challenge", "Verifier", "AuthResult", "NonceStore",
            "MemoryNonceStore", "RedisNonceStore", "TakeResult", "make_token", "parse_token",
-           "signed_data", "TOKEN_FORMAT"]
+           "signed_data", "TOKEN_FORMAT", "NonceStoreFull", "RateLimited"]

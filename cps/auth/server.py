@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from ..card import KeyRole
-from ..errors import (InvalidSignature, NonceExpired, NonceIssuerMismatch,
-                      NonceReplayed, OriginMismatch, OriginNotAllowed, UnknownNonce)
-from .nonces import MemoryNonceStore, NonceStore, TakeResult
+from ..errors import (CpsError, InvalidSignature, NonceExpired, NonceIssuerMismatch,
+                      NonceReplayed, OriginMismatch, OriginNotAllowed, RateLimited,
+                      UnknownNonce)
+from .nonces import MemoryNonceStore, NonceStore, NonceStoreFull, TakeResult
 from .token import ALGORITHMS, parse_token, text_digest
 
-__all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult"]
+__all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult", "RateLimited"]
 
 # cps.auth is a server-side module: it may load cryptography when imported
 # (``import cps`` itself does not import cps.auth).
@@ -46,7 +47,8 @@ from ..trust.validate import _check_purpose, _is_rsa_key  # noqa: E402
 _PKCS1 = padding.PKCS1v15()
 _HASHES = {"sha256": hashes.SHA256()}
 
-NONCE_BYTES = 32
+#: the nonce's length in bytes before base64url (docs/auth-token.md, "The nonce")
+NONCE_BYTES = 48
 
 
 @dataclass(frozen=True)
@@ -58,29 +60,60 @@ class Challenge:
 
 
 class ChallengeIssuer:
-    """Issues single-use 32-byte nonces (base64url, CSPRNG) with a time to live.
+    """Issues single-use nonces (base64url, 64 characters) with a time to live.
 
-    :param store: where nonces live (default: a :class:`MemoryNonceStore`);
-        share a :class:`RedisNonceStore` between server instances.
+    A nonce carries its expiry, a tag of its issuer and a MAC under the store's
+    key: issuing stores nothing; the store only remembers answered nonces
+    (:mod:`cps.auth.nonces`).
+
+    :param store: checks and consumes the nonces (default: a :class:`MemoryNonceStore`);
+        share a :class:`RedisNonceStore` between server instances, with one key.
     :param ttl: time to live (default five minutes).
-    :param issuer_id: tells issuers apart when they share a store.
+    :param issuer_id: tells issuers apart when they share a store (and its key).
     :param clock: returns the current aware datetime (default: the system's);
         tests inject one to simulate time.
+    :param key: the MAC key (at least 16 bytes), set on the store; default: the
+        store's own (random, per process unless the store was given one). Server
+        instances that share a :class:`RedisNonceStore` must all use the same key.
+    :param rate_limit: called as ``rate_limit(client)`` by :meth:`issue` before
+        anything else; returns false (or raises) to refuse: :class:`RateLimited`.
     """
 
     def __init__(self, store: Optional[NonceStore] = None,
                  ttl: dt.timedelta = dt.timedelta(minutes=5), issuer_id: str = "default",
-                 *, clock: Optional[Callable[[], dt.datetime]] = None) -> None:
-        self.store = store if store is not None else MemoryNonceStore()
+                 *, clock: Optional[Callable[[], dt.datetime]] = None,
+                 key: Optional[bytes] = None,
+                 rate_limit: Optional[Callable[[Any], Any]] = None) -> None:
+        if store is None:
+            store = MemoryNonceStore(key=key)
+        elif key is not None:
+            use_key = getattr(store, "use_key", None)
+            if use_key is None:
+                raise CpsError("this nonce store does not take a key")
+            use_key(key)
+        self.store = store
         self.ttl = ttl
         self.issuer_id = issuer_id
         self.clock = clock
+        self.rate_limit = rate_limit
 
-    def issue(self) -> Challenge:
-        nonce = base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode()
+    def issue(self, client: Any = None) -> Challenge:
+        """A new challenge; nothing is stored until it is answered.
+
+        :param client: whatever the web layer identifies the requester by (an
+            address, a session...), handed to ``rate_limit``.
+        :raises RateLimited: ``rate_limit`` refused.
+        """
+        if self.rate_limit is not None and not self.rate_limit(client):
+            raise RateLimited("too many challenges requested")
         now = self.clock().timestamp() if self.clock is not None else time.time()
         expires = now + self.ttl.total_seconds()
-        self.store.put(nonce, self.issuer_id, expires)
+        mint = getattr(self.store, "mint", None)
+        if mint is not None:
+            nonce = mint(self.issuer_id, expires)
+        else:   # a store written for the former API: it records each nonce
+            nonce = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+            self.store.put(nonce, self.issuer_id, expires)
         return Challenge(nonce, dt.datetime.fromtimestamp(expires, dt.timezone.utc))
 
 
@@ -108,7 +141,8 @@ class Verifier:
     """Verifies authentication tokens.
 
     :param validator: a :class:`cps.trust.Validator` (anchors, revocation policy).
-    :param store: the nonce store of the :class:`ChallengeIssuer`.
+    :param store: the nonce store of the :class:`ChallengeIssuer` (it holds the
+        MAC key the nonces are checked with).
     :param allowed_origins: the origins this server answers for.
     :param clock_skew: tolerance on nonce expiry.
     :param issuer_id: the issuer whose nonces are accepted.
@@ -177,7 +211,9 @@ class Verifier:
                    TakeResult.EXPIRED: NonceExpired("the challenge expired"),
                    TakeResult.USED: NonceReplayed("this challenge was already answered"),
                    TakeResult.OTHER_ISSUER: NonceIssuerMismatch(
-                       "the nonce was issued by another challenge issuer")}[result]
+                       "the nonce was issued by another challenge issuer"),
+                   TakeResult.FULL: NonceStoreFull(
+                       "too many answered challenges are pending expiry")}[result]
         mine = _origin(origin)                                        # origin binding
         if mine not in self.allowed_origins:
             raise OriginNotAllowed(f"{origin!r} is not an allowed origin")

@@ -126,6 +126,14 @@ def parse_token(token: Union[str, bytes, Mapping[str, Any]]) -> Token:
     for name, value, limit in zip(_ALL, values, _LIMITS):
         if len(value) > limit:
             raise TokenTooLarge(f"token field {name!r} is too large")
+    for name, value in zip(_ALL, values):
+        # a lone surrogate ("\\ud800" in JSON) has no UTF-8 form: it could be
+        # neither hashed nor sent to a store
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedToken(f"token field {name!r} is not valid Unicode") from None
     fmt, algorithm, certificate, signature, nonce, origin, _ = values
     if fmt != TOKEN_FORMAT:
         raise UnsupportedTokenFormat(f"unsupported token format {fmt[:40]!r}")

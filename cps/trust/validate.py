@@ -146,6 +146,47 @@ class _Prefix:
     leaf_signers_key: Tuple = ()
 
 
+class _Failures(List[str]):
+    """Why no revocation answer came: the words, and beside each the reason it had
+    where it happened (``RevocationUnavailable.reason`` is chosen among those,
+    never guessed from the words: a responder named "expired" is not a reason)."""
+
+    #: the more telling reasons first; the others in the order they happened
+    PRIORITY = ("nonce-not-echoed", "nonce-mismatch", "delta-unavailable", "expired",
+                "bad-signature", "unauthorized-responder", "stale", "not-yet-valid",
+                "certid-mismatch", "other-issuer", "rejected", "unknown-critical-extension",
+                "out-of-scope")
+    #: what only says that a source is missing: reported when nothing else is
+    ABSENT = ("no-crl", "no-responder", "ocsp-unknown")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: List[str] = []
+        #: an OCSP answer came and failed verification
+        self.refused_answer = False
+
+    def add(self, reason: str, text: str) -> None:
+        self.append(text)
+        self.reasons.append(reason)
+
+    def reason(self) -> str:
+        for wanted in self.PRIORITY:
+            if wanted in self.reasons:
+                return wanted
+        for reason in self.reasons:
+            if reason not in self.ABSENT:
+                return reason
+        return self.reasons[0] if self.reasons else "unavailable"
+
+
+def _fail(failures: List[str], reason: str, text: str) -> None:
+    """Record a failure (with its reason when the list keeps reasons)."""
+    if isinstance(failures, _Failures):
+        failures.add(reason, text)
+    else:
+        failures.append(text)
+
+
 class _Budget:
     """The work left to one top-level validation (shared by the validations it starts)."""
 
@@ -193,6 +234,7 @@ class _Held:
     index: Any                  # CrlIndex, or None when nothing was ever accepted
     due: float                  # POSIX time from which the URL is asked again
     failure: str = ""
+    reason: str = ""
 
 
 def _delta_applies(delta: Any, complete: Any) -> bool:
@@ -295,6 +337,12 @@ class Validator:
         system's). Tests inject one to simulate months.
     :param fetch_retry: how long a CRL URL that failed (unreachable, or its
         answer refused) is left alone before it is asked again.
+    :param ocsp_responses: OCSP responses (DER) the caller already holds (stapled,
+        from a file), consulted before asking any responder; more with
+        :meth:`add_ocsp_response`. An answer that fails verification is a
+        failure in every mode (soft-fail does not call it "unknown").
+    :param trusted_responders: OCSP responder certificates trusted locally
+        (RFC 6960 4.2.2.2), for given and fetched answers alike.
     :param issuer_hosts: hosts whose caIssuers URLs (AIA) may be fetched, with the
         ``fetcher``, when neither the certificates given nor the store hold an
         issuer (e.g. ``["igc-sante.esante.gouv.fr"]``). Empty (the default): none.
@@ -310,7 +358,9 @@ class Validator:
                  clock_skew: dt.timedelta = dt.timedelta(0),
                  issuer_hosts: Iterable[str] = (), require_delta_crls: bool = True,
                  clock: Optional[Callable[[], dt.datetime]] = None,
-                 fetch_retry: dt.timedelta = dt.timedelta(minutes=1)) -> None:
+                 fetch_retry: dt.timedelta = dt.timedelta(minutes=1),
+                 ocsp_responses: Iterable[bytes] = (),
+                 trusted_responders: Iterable[CertificateLike] = ()) -> None:
         if revocation not in REVOCATION_MODES:
             raise CpsError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
         self.store = store
@@ -327,6 +377,8 @@ class Validator:
         self.issuer_hosts = frozenset(h.lower().rstrip(".") for h in issuer_hosts)
         self.require_delta_crls = require_delta_crls
         self.fetch_retry = fetch_retry
+        self._ocsp_responses: List[bytes] = [bytes(r) for r in ocsp_responses]
+        self._trusted_responders = self._load_responders(trusted_responders)
         if clock is None:
             clock = getattr(fetcher, "clock", None) or (
                 lambda: dt.datetime.now(dt.timezone.utc))
@@ -390,6 +442,31 @@ class Validator:
                 self._carry(old, next(
                     n for n in sorted(crls, key=lambda c: c.crl_number or 0, reverse=True)
                     if scope(n) == scope(old)))
+
+    @staticmethod
+    def _load_responders(certs: Iterable[CertificateLike]) -> Tuple[Any, ...]:
+        from cryptography import x509
+
+        out = []
+        for cert in certs:
+            if isinstance(cert, x509.Certificate):
+                out.append(cert)
+            else:
+                try:
+                    out.append(x509.load_der_x509_certificate(to_der(cert)))
+                except ValueError as exc:
+                    raise CertificateParseError(f"trusted responder: {exc}") from None
+        return tuple(out)
+
+    def add_ocsp_response(self, der: bytes) -> None:
+        """Use an OCSP response the caller holds (stapled by a TLS server, read from a
+        file): verified like a fetched one, for the certificate it is about."""
+        with self._lock:
+            self._ocsp_responses.append(bytes(der))
+            if len(self._ocsp_responses) > 4096:
+                del self._ocsp_responses[0]
+            self._generation += 1
+            self._prefixes.clear()
 
     def verify_crl(self, crl: Any, source: str = "") -> Any:
         """Check that a CRL is signed by a CA of the store (cRLSign, the CA itself
@@ -819,12 +896,12 @@ class Validator:
                            ) -> RevocationStatus:
         if self.revocation == "off":
             return RevocationStatus(position, cert.subject, "not-checked", "revocation off")
-        failures: List[str] = []
+        failures = _Failures()
         next_update: Optional[dt.datetime] = None
         path = signers or self._signer_path(issuer, above, anchor)
         answer = self._crl_status(cert, issuer, position, at, now, failures, path, extra,
                                   signers_key)
-        if answer is None and self.ocsp is not None:
+        if answer is None and (self.ocsp is not None or self._ocsp_responses):
             answer = self._ocsp_status(cert, issuer, position, at, failures)
         if self._carried:  # after the fetches above, which may have superseded a CRL
             self._raise_carried(cert, position, now)
@@ -840,11 +917,11 @@ class Validator:
         stale = [c for c in self._crls.get(cert.issuer, []) if c.next_update is not None]
         if stale:
             next_update = max(c.next_update for c in stale)
-        if self.revocation == "soft-fail":
+        if self.revocation == "soft-fail" and not failures.refused_answer:
             return RevocationStatus(position, cert.subject, "unknown", "", next_update,
                                     tuple(failures))
         raise RevocationUnavailable(message, source=", ".join(self._urls(cert)) or "offline CRLs",
-                                    reason=_reason_of(failures), next_update=next_update,
+                                    reason=failures.reason(), next_update=next_update,
                                     position=position, failures=failures)
 
     @staticmethod
@@ -1044,7 +1121,8 @@ class Validator:
                     delta, named = self._delta_for(crl, signer, cert, now, failures, path,
                                                    extra)
                     if delta is None and named and self._delta_required():
-                        failures.append(
+                        _fail(
+                            failures, "delta-unavailable",
                             f"{crl.source or 'offline CRL'}: its delta CRL "
                             f"({', '.join(named)}) is unobtainable or not current; a "
                             "complete CRL is not used without the delta CRL it names "
@@ -1058,7 +1136,8 @@ class Validator:
                 reasons |= interim
         if reasons != ALL_REASONS:
             if plan:
-                failures.append("the CRLs in scope do not cover every revocation reason")
+                _fail(failures, "out-of-scope",
+                      "the CRLs in scope do not cover every revocation reason")
             return None
         with self._lock:
             if len(self._selection) > 10000:
@@ -1097,7 +1176,7 @@ class Validator:
                 if crl is not None and crl not in out:
                     out.append(crl)
         if not out:
-            failures.append("no CRL for this issuer")
+            _fail(failures, "no-crl", "no CRL for this issuer")
         out.sort(key=lambda c: (c.crl_number or 0, self._times(c)[0]), reverse=True)
         return out
     def _scope(self, crl: Any, cert: ParsedCert, dp: Any, is_ca: bool,
@@ -1107,12 +1186,13 @@ class Validator:
         idp = crl.issuing_distribution_point
         indirect = idp is not None and idp.indirect
         if dp is not None and dp.crl_issuer and not indirect:
-            failures.append(f"{source}: the certificate names a CRL issuer, this CRL is not "
+            _fail(failures, "out-of-scope",
+                  f"{source}: the certificate names a CRL issuer, this CRL is not "
                             "indirect")
             return None
         if idp is not None:
             if idp.only_user and is_ca or idp.only_ca and not is_ca or idp.only_attribute:
-                failures.append(f"{source}: out of scope for this certificate")
+                _fail(failures, "out-of-scope", f"{source}: out of scope for this certificate")
                 return None
             idp_names = self._idp_names(crl)
             if idp_names:
@@ -1121,7 +1201,8 @@ class Validator:
                 else:
                     dp_names = list(crl_issuers)
                 if not any(general_names_match(a, b) for a in idp_names for b in dp_names):
-                    failures.append(f"{source}: its distribution point does not match the "
+                    _fail(failures, "out-of-scope",
+                          f"{source}: its distribution point does not match the "
                                     "certificate's")
                     return None
         elif dp is not None and dp.crl_issuer:
@@ -1155,17 +1236,18 @@ class Validator:
         """6.3.3 (a): thisUpdate <= now <= nextUpdate (with the clock skew)."""
         source = crl.source or "offline CRL"
         if crl.next_update is None:
-            failures.append(f"{source}: no nextUpdate")
+            _fail(failures, "no-next-update", f"{source}: no nextUpdate")
             return False
         this_update, next_update = self._times(crl)
         # A CRL issued after the validation time knows at least as much about it
         # (a later revocation is judged by its date, in _crl_status): accepted.
         if this_update <= now and next_update < now:
-            failures.append(f"{source}: expired, next update was "
+            _fail(failures, "expired", f"{source}: expired, next update was "
                             f"{crl.next_update:%Y-%m-%d %H:%M} UTC")
             return False
         if crl.unknown_critical_extensions:
-            failures.append(f"{source}: unknown critical CRL extension "
+            _fail(failures, "unknown-critical-extension",
+                  f"{source}: unknown critical CRL extension "
                             f"{crl.unknown_critical_extensions[0]}")
             return False
         return True
@@ -1197,18 +1279,20 @@ class Validator:
             try:
                 ok = self._verified(crl, cert)
             except CrlError as exc:  # e.g. an algorithm we do not know
-                failures.append(f"{source}: {exc}")
+                _fail(failures, getattr(exc, "reason", "bad-signature"), f"{source}: {exc}")
                 ok = False
             if not ok:
                 continue
             if cert in others and not self._signer_valid(cert, now, failures, extra):
                 continue
             return cert
-        failures.append(f"{source}: no certificate of the CRL issuer with cRLSign verifies "
-                        "its signature" if candidates or others else
-                        f"{source}: its issuer is not in the path nor in the store")
         if candidates or others:
-            failures.append(f"{source}: bad CRL signature")
+            _fail(failures, "bad-signature", f"{source}: no certificate of the CRL issuer "
+                  "with cRLSign verifies its signature")
+            _fail(failures, "bad-signature", f"{source}: bad CRL signature")
+        else:
+            _fail(failures, "unknown-issuer",
+                  f"{source}: its issuer is not in the path nor in the store")
         return None
 
     @staticmethod
@@ -1251,7 +1335,7 @@ class Validator:
         except ValidationBudgetExceeded:
             raise
         except (CertificateInvalid, RevocationError) as exc:
-            failures.append(f"the CRL signer is not valid: {exc}")
+            _fail(failures, "signer-invalid", f"the CRL signer is not valid: {exc}")
             return False
         finally:
             busy.discard(cert.fingerprint)
@@ -1287,7 +1371,8 @@ class Validator:
             except CrlError:
                 ok = False
             if not ok:
-                failures.append(f"{delta.source or 'offline delta CRL'}: bad signature")
+                _fail(failures, "bad-signature",
+                      f"{delta.source or 'offline delta CRL'}: bad signature")
                 continue
             if best is None or (delta.crl_number or 0) > (best.crl_number or 0):
                 best = delta
@@ -1331,14 +1416,20 @@ class Validator:
             if due is None or held.due < due:
                 self._due = held.due  # caches were dropped since: be woken when due
             if held.failure:
-                failures.append(held.failure)
+                _fail(failures, held.reason or "unavailable", held.failure)
             return held.index
         check = self._check_fetched(url, held, issuers, delta, path, extra, now)
         retry = stamp + self.fetch_retry.total_seconds()
         try:
             result = self.fetcher.fetch_crl(url, verify=check)
         except (RevocationError, CpsError) as exc:
-            failures.append(f"{url}: {exc}")
+            text = str(exc)
+            text = text if text.startswith(url) else f"{url}: {text}"
+            reason = getattr(exc, "reason", "unavailable")
+            inner = getattr(exc, "failures", None)
+            if reason == "rejected" and inner:  # why our check refused it
+                reason = getattr(inner[0], "reason", reason)
+            _fail(failures, reason, text)
             index = held.index if held is not None else None
             if index is None:  # after a restart: the last CRL accepted, however old
                 try:
@@ -1346,16 +1437,18 @@ class Validator:
                 except (RevocationError, CpsError):
                     cached = None
                 index = cached.accepted if cached is not None else None
-            self._hold(url, _Held(index, retry, f"{url}: {exc}"), held)
+            self._hold(url, _Held(index, retry, text, reason), held)
             return index
         index = result.accepted
         due = self.fetcher.refresh_at(result).timestamp()
         if due <= stamp:
             due = retry
-        note = f"{url}: {result.network_error}" if result.network_error is not None else ""
-        if note:
-            failures.append(note)
-        self._hold(url, _Held(index, due, note), held)
+        error = result.network_error
+        note = "" if error is None else \
+            str(error) if str(error).startswith(url) else f"{url}: {error}"
+        if error is not None:
+            _fail(failures, error.reason, note)
+        self._hold(url, _Held(index, due, note, error.reason if error else ""), held)
         return index
 
     def _hold(self, url: str, new: "_Held", seen: Optional["_Held"]) -> None:
@@ -1366,7 +1459,15 @@ class Validator:
             if old is not seen and old is not None:
                 return
         carried: List[Tuple[Tuple[bytes, int], Any]] = []
-        if old is not None and old.index is not None and new.index is not None \
+        if new.index is not None and new.index.is_delta and \
+                (old is None or old.index is not new.index):
+            # A delta CRL's revocations stay known whatever happens to it next (a
+            # newer delta based on a complete CRL we never get no longer lists
+            # them): remembered now; deltas are small.
+            carried = [((new.index.issuer_der, e.serial), e) for e in new.index.iter_entries()
+                       if e.reason not in ("certificateHold", "removeFromCRL")
+                       and e.certificate_issuer is None]
+        elif old is not None and old.index is not None and new.index is not None \
                 and old.index is not new.index:
             if old.index.entry_count <= CARRY_INLINE:
                 carried = self._dropped(old.index, new.index)
@@ -1384,6 +1485,13 @@ class Validator:
                     if len(self._carried) >= MAX_CARRIED:
                         break
                     self._carried[key] = entry
+                if new.index is not None and not new.index.is_delta and self._carried \
+                        and len(self._carried) <= CARRY_INLINE:
+                    # what the newest complete CRL lists needs no other memory
+                    issuer = new.index.issuer_der
+                    for key in [k for k in self._carried
+                                if k[0] == issuer and k[1] in new.index]:
+                        del self._carried[key]
                 self._generation += 1
                 self._prefixes.clear()
             if len(self._held) >= 4096 and url not in self._held:
@@ -1468,49 +1576,85 @@ class Validator:
                      at: dt.datetime, failures: List[str]) -> Optional[RevocationStatus]:
         from cryptography import x509
 
-        urls = cert.access_urls(OID.AD_OCSP)
-        if not urls:
-            failures.append("no OCSP responder in the certificate")
-            return None
+        from .ocsp import validate_response
+
         try:
             c = x509.load_der_x509_certificate(cert.der)
             i = x509.load_der_x509_certificate(issuer.der)
         except (ValueError, x509.InvalidVersion) as exc:
-            failures.append(f"OCSP: the certificate does not load: {exc}")
+            _fail(failures, "malformed", f"OCSP: the certificate does not load: {exc}")
+            return None
+        # Answers the caller already holds (stapled, from a file) first: those about
+        # another certificate are skipped, a bad one about this one is a failure.
+        max_age = getattr(self.ocsp, "max_age", dt.timedelta(days=7))
+        for number, der in enumerate(self._ocsp_responses):
+            source = f"OCSP response #{number + 1} given"
+            try:
+                answer = validate_response(der, c, i, at=at, source=source,
+                                           trusted_responders=self._trusted_responders,
+                                           max_age=max_age)
+            except OcspError as exc:
+                if exc.reason != "certid-mismatch":
+                    self._ocsp_refused(failures, exc, source)
+                continue
+            status = self._ocsp_answer(answer, cert, position, source, failures)
+            if status is not None:
+                return status
+        if self.ocsp is None:
+            if not self._ocsp_responses:
+                _fail(failures, "no-responder", "no OCSP client and no OCSP response given")
+            return None
+        urls = cert.access_urls(OID.AD_OCSP)
+        if not urls:
+            _fail(failures, "no-responder", "no OCSP responder in the certificate")
             return None
         for url in urls:
             try:
-                answer = self.ocsp.check(c, i, url=url, at=at)
-            except (OcspError, RevocationError, CpsError) as exc:
-                text = str(exc)
-                failures.append(text if text.startswith(url) else f"{url}: {text}")
+                answer = self.ocsp.check(c, i, url=url, at=at,
+                                         trusted_responders=self._trusted_responders)
+            except OcspError as exc:
+                self._ocsp_refused(failures, exc, url)
                 continue
-            if answer.status == "revoked":
-                raise CertificateRevoked(
-                    f"revoked on {answer.revocation_time:%Y-%m-%d %H:%M} UTC (OCSP)",
-                    revocation_date=answer.revocation_time,
-                    revocation_reason=answer.revocation_reason, position=position,
-                    subject=_subject(cert))
-            if answer.status == "good":
-                # An answer to our nonce was made for this request: it is not
-                # reused for later validations (the CA part of a path is cached).
-                return RevocationStatus(position, cert.subject, "good", f"OCSP {url}",
-                                        answer.usable_until,
-                                        reusable=not answer.nonce_echoed)
-            failures.append(f"{url}: OCSP status unknown")
+            except (RevocationError, CpsError) as exc:
+                text = str(exc)
+                _fail(failures, getattr(exc, "reason", "unavailable"),
+                      text if text.startswith(url) else f"{url}: {text}")
+                continue
+            status = self._ocsp_answer(answer, cert, position, f"OCSP {url}", failures)
+            if status is not None:
+                return status
         return None
 
+    @staticmethod
+    def _ocsp_refused(failures: List[str], exc: OcspError, source: str) -> None:
+        """An OCSP answer came and failed verification: an attack or a broken
+        responder, never just "unknown" (soft-fail refuses it too)."""
+        text = str(exc)
+        _fail(failures, exc.reason, text if text.startswith(source) else f"{source}: {text}")
+        # Garbage or "try later" is no answer (as an unreachable responder); a
+        # well-formed answer whose signature, responder, nonce or dates do not
+        # hold is someone answering in the CA's name.
+        if isinstance(failures, _Failures) and exc.reason != "malformed" \
+                and not exc.reason.startswith("responder-error"):
+            failures.refused_answer = True
 
-def _reason_of(failures: List[str]) -> str:
-    text = " ".join(failures)
-    for word, reason in (("did not echo the request's nonce", "nonce-not-echoed"),
-                         ("delta CRL", "delta-unavailable"), ("expired", "expired"),
-                         ("bad CRL signature", "bad-signature"),
-                         ("out of scope", "out-of-scope"), ("does not match", "out-of-scope"),
-                         ("unreachable", "unreachable"), ("OCSP", "ocsp")):
-        if word in text:
-            return reason
-    return "unavailable"
+    @staticmethod
+    def _ocsp_answer(answer: Any, cert: ParsedCert, position: int, source: str,
+                     failures: List[str]) -> Optional[RevocationStatus]:
+        if answer.status == "revoked":
+            raise CertificateRevoked(
+                f"revoked on {answer.revocation_time:%Y-%m-%d %H:%M} UTC (OCSP)",
+                revocation_date=answer.revocation_time,
+                revocation_reason=answer.revocation_reason, position=position,
+                subject=_subject(cert))
+        if answer.status == "good":
+            # An answer to our nonce was made for this request: it is not reused
+            # for later validations (the CA part of a path is cached).
+            return RevocationStatus(position, cert.subject, "good",
+                                    source if source.startswith("OCSP") else f"OCSP: {source}",
+                                    answer.usable_until, reusable=not answer.nonce_echoed)
+        _fail(failures, "ocsp-unknown", f"{source}: OCSP status unknown")
+        return None
 
 
 _PURPOSE_PROBLEMS: Dict[Tuple[Optional[bytes], Optional[bytes], KeyRole], Optional[str]] = {}
