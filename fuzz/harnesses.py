@@ -42,7 +42,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from cps import errors
 from cps.errors import CpsError
@@ -935,6 +935,12 @@ class AuthToken(Harness):
                 token = make_token(card, nonce, "https://app.example")
             self._seeds.append(json.dumps(token).encode())
         self._seeds.append(b'{"format": "cps-auth-token/1"}')
+        # Lone surrogates (issue 13 item 7): in every string field, as JSON escapes.
+        base = json.loads(self._seeds[0])
+        for field in ("nonce", "origin", "certificate", "signature", "algorithm"):
+            hostile = dict(base)
+            hostile[field] = base[field][:8] + "\ud800" + base[field][8:]
+            self._seeds.append(json.dumps(hostile).encode())
         # The oracle for an accepted token: made with one of these cards' keys,
         # checked by cryptography alone. Not "one of this process's seeds": a
         # corpus kept from an earlier run holds tokens signed for other nonces,
@@ -947,7 +953,7 @@ class AuthToken(Harness):
     def dictionary(self) -> List[bytes]:
         return [b'"format"', b'"algorithm"', b'"RS256"', b'"none"', b'"certificate"',
                 b'"signature"', b'"nonce"', b'"origin"', b"null", b"[", b"{", b"1e999",
-                b'"\\u0000"', b"==", b"NaN"]
+                b'"\\u0000"', b"==", b"NaN", b'"\\ud800"', b'"\\udfff"']
 
     def one(self, data: bytes) -> str:
         from cps.auth.token import parse_token, signed_data
@@ -1012,7 +1018,7 @@ class _FreshNonces:
 class Cms(Harness):
     name = "cms"
     targets = ("cps.sign.verify_cms",)
-    max_len = 12000
+    max_len = 40000
 
     def setup(self, ctx: Context) -> None:
         from cps.sign import SoftwareSigner, sign_cms
@@ -1025,6 +1031,15 @@ class Cms(Harness):
                        sign_cms(signer, self._document, signing_time=when, detached=False),
                        sign_cms(signer, self._document, signing_time=when,
                                 chain=[creds.chain[0]])]
+        # Issue 13 item 1: an attacker signs with his own key and embeds 31 useless
+        # helper certificates sharing one subject (path building once took minutes).
+        self._seeds.append(sign_cms(_attacker_signer(), self._document, signing_time=when,
+                                    chain=_useless_helpers(31)))
+        from cps.trust.anchors import TrustStore
+        from cps.trust.validate import Validator
+
+        self._validator = Validator(TrustStore.from_certificates(
+            ctx.pki.anchors(), ctx.pki.intermediates.values()), revocation="off")
 
     def seeds(self) -> List[bytes]:
         return self._seeds
@@ -1042,7 +1057,57 @@ class Cms(Harness):
             if result.signer is None:
                 raise Violation("verified without a signer", key="cms-signer")
             seen.append("verified")
+        try:  # with a validator: the embedded certificates feed path building
+            verify_cms(data, self._document, self._validator)
+            seen.append("validated")
+        except CpsError as exc:
+            seen.append(f"{type(exc).__name__}/{getattr(exc, 'reason', '')}")
         return ",".join(seen)
+
+
+_ATTACKER: List[Any] = []
+
+
+def _attacker_signer() -> Any:
+    """A signer whose certificate names an issuer only useless helpers claim to be."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from cps.sign import SoftwareSigner
+
+    if not _ATTACKER:
+        key = rsa.generate_private_key(65537, 2048)
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")]))
+                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "X")]))
+                .public_key(key.public_key()).serial_number(7)
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=365))
+                .add_extension(x509.KeyUsage(True, True, False, False, False, False, False,
+                                             False, False), critical=True)
+                .sign(key, hashes.SHA256()))
+        _ATTACKER.extend([key, cert])
+    return SoftwareSigner(_ATTACKER[0], _ATTACKER[1])
+
+
+def _useless_helpers(n: int) -> List[Any]:
+    """n self-issued CA certificates with one subject and no key identifiers."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    _attacker_signer()
+    key, now = _ATTACKER[0], dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "X")])
+    return [x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(100 + i)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()) for i in range(n)]
 
 
 HARNESSES: Dict[str, type] = {cls.name: cls for cls in (

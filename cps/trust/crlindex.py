@@ -922,45 +922,14 @@ class CrlIndex:
         return True
 
     def _pss_parameters(self) -> Tuple[hashes.HashAlgorithm, padding.PSS]:
-        """Decode RSASSA-PSS-params (RFC 4055 3.1), defaults included."""
-        params = self.signature_algorithm_parameters
-        hash_oid = mgf_hash_oid = "1.3.14.3.2.26"  # SHA-1 defaults
-        salt = 20
+        """RSASSA-PSS-params, as :func:`cps.trust.algorithms.pss_parameters` reads them."""
+        from .algorithms import pss_parameters
+
         try:
-            if params is None:
-                raise _Malformed("RSASSA-PSS without parameters")
-            ps, pe = _expect(params, 0, len(params), 0x30, "RSASSA-PSS-params")
-            pos = ps
-            while pos < pe:
-                tag, cs, ce = _read(params, pos, pe)
-                if tag == 0xA0:  # hashAlgorithm
-                    hs, he = _expect(params, cs, ce, 0x30, "hashAlgorithm")
-                    os_, oe = _expect(params, hs, he, 0x06, "hashAlgorithm OID")
-                    hash_oid = _oid(params, os_, oe)
-                elif tag == 0xA1:  # maskGenAlgorithm: mgf1 with a hash AlgorithmIdentifier
-                    ms, me = _expect(params, cs, ce, 0x30, "maskGenAlgorithm")
-                    os_, oe = _expect(params, ms, me, 0x06, "maskGenAlgorithm OID")
-                    if _oid(params, os_, oe) != _MGF1:
-                        raise _Malformed("mask generation function is not MGF1")
-                    hs, he = _expect(params, oe, me, 0x30, "MGF1 hash")
-                    os_, oe = _expect(params, hs, he, 0x06, "MGF1 hash OID")
-                    mgf_hash_oid = _oid(params, os_, oe)
-                elif tag == 0xA2:  # saltLength
-                    is_, ie = _expect(params, cs, ce, 0x02, "saltLength")
-                    salt = _integer(params, is_, ie, "saltLength")
-                elif tag == 0xA3:  # trailerField: only 1 (0xBC) exists
-                    is_, ie = _expect(params, cs, ce, 0x02, "trailerField")
-                    if _integer(params, is_, ie, "trailerField") != 1:
-                        raise _Malformed("trailerField is not 1")
-                else:
-                    raise _Malformed(f"unexpected tag 0x{tag:02X}")
-                pos = ce
-            if hash_oid not in _HASHES or mgf_hash_oid not in _HASHES or not 0 <= salt < 4096:
-                raise _Malformed("unsupported hash or salt length")
-        except (_Malformed, IndexError, ValueError) as exc:
+            return pss_parameters(self.signature_algorithm_parameters)
+        except ValueError as exc:
             raise CrlError(f"unusable RSASSA-PSS parameters: {exc}", source=self.source,
                            reason="unsupported-algorithm") from None
-        return _HASHES[hash_oid](), padding.PSS(padding.MGF1(_HASHES[mgf_hash_oid]()), salt)
 
 
 def _der_length(n: int) -> bytes:

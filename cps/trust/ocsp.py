@@ -63,7 +63,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from asn1crypto import core as asn1_core  # type: ignore[import-untyped]
 from asn1crypto import keys as asn1_keys  # type: ignore[import-untyped]
+from asn1crypto import ocsp as asn1_ocsp  # type: ignore[import-untyped]
+from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -72,6 +75,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from ..errors import OcspError, RevocationUnavailable
+from .algorithms import is_sha1, pss_parameters
 from .fetch import DEFAULT_POST_MAX_BYTES, Fetcher
 
 __all__ = [
@@ -227,6 +231,7 @@ def _validate_response(
     trusted_responders: Sequence[x509.Certificate] = (),
     max_age: timedelta = timedelta(days=7),
     clock_skew: timedelta = timedelta(minutes=5),
+    allow_sha1: bool = True,
 ) -> OcspStatus:
     """Check an OCSP answer about ``cert`` (see the module docstring for the checks).
 
@@ -248,7 +253,7 @@ def _validate_response(
     """
     return _verify_answer(der, cert, issuer, at=at, source=source, nonce=nonce,
                           require_nonce=require_nonce, trusted_responders=trusted_responders,
-                          max_age=max_age, clock_skew=clock_skew)[0]
+                          max_age=max_age, clock_skew=clock_skew, allow_sha1=allow_sha1)[0]
 
 
 def _verify_answer(
@@ -263,13 +268,20 @@ def _verify_answer(
     trusted_responders: Sequence[x509.Certificate] = (),
     max_age: timedelta = timedelta(days=7),
     clock_skew: timedelta = timedelta(minutes=5),
+    allow_sha1: bool = True,
 ) -> tuple[OcspStatus, x509.Certificate]:
     """:func:`_validate_response`, also returning the certificate whose key verified it."""
     at = _aware(at)
     response = _load(der, source)
+    oid = response.signature_algorithm_oid.dotted_string
+    params = _response_signature_parameters(der)
+    if not allow_sha1 and is_sha1(oid, params):
+        raise OcspError(f"{source}: the OCSP response is signed with SHA-1, which is "
+                        "refused (allow_sha1=False)", source=source, reason="weak-algorithm")
     signer, authorized_by, unchecked, notes = _authorize(response, issuer, at,
-                                                         trusted_responders, source)
-    _check_signature(response, signer, source)
+                                                         trusted_responders, source,
+                                                         allow_sha1)
+    _check_signature(response, signer, source, params)
     single = _matching_single(response, cert, issuer, source)
     echoed = _check_nonce(response, nonce, require_nonce, source, notes)
     try:
@@ -317,7 +329,7 @@ def _load(der: bytes, source: str) -> ocsp.OCSPResponse:
 
 
 def _authorize(response: ocsp.OCSPResponse, issuer: x509.Certificate, at: datetime,
-               trusted: Sequence[x509.Certificate], source: str
+               trusted: Sequence[x509.Certificate], source: str, allow_sha1: bool = True
                ) -> tuple[x509.Certificate, str, bool, list[str]]:
     """Find the signer among issuer / trusted / included certificates; check its authority."""
     refusals: list[str] = []
@@ -329,7 +341,7 @@ def _authorize(response: ocsp.OCSPResponse, issuer: x509.Certificate, at: dateti
     for candidate in response.certificates:
         if not _is_responder(candidate, response):
             continue
-        problem = _delegation_problem(candidate, issuer, at)
+        problem = _delegation_problem(candidate, issuer, at, allow_sha1, source)
         if problem is not None:
             refusals.append(f"{candidate.subject.rfc4514_string()}: {problem}")
             continue
@@ -346,12 +358,28 @@ def _authorize(response: ocsp.OCSPResponse, issuer: x509.Certificate, at: dateti
 
 
 def _delegation_problem(candidate: x509.Certificate, issuer: x509.Certificate,
-                        at: datetime) -> str | None:
-    """Why ``candidate`` may not answer for ``issuer`` (RFC 6960 4.2.2.2), or ``None``."""
+                        at: datetime, allow_sha1: bool = True, source: str = "") -> str | None:
+    """Why ``candidate`` may not answer for ``issuer`` (RFC 6960 4.2.2.2), or ``None``.
+
+    Its signature is checked under the same algorithm policy as certificates,
+    CRLs and answers (:mod:`cps.trust.algorithms`): a SHA-1 signature is a
+    SHA-1 signature, not "another issuer".
+    """
+    if candidate.issuer != issuer.subject:
+        return "not issued directly by the certificate's issuer (its issuer name differs)"
+    oid = candidate.signature_algorithm_oid.dotted_string
+    params = _certificate_signature_parameters(candidate)
+    if not allow_sha1 and is_sha1(oid, params):
+        raise OcspError(f"{source}: the delegated responder certificate "
+                        f"{candidate.subject.rfc4514_string()} is signed with SHA-1, which is "
+                        "refused (allow_sha1=False)", source=source, reason="weak-algorithm")
     try:
-        candidate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return "not issued directly by the certificate's issuer"
+        _verify(issuer.public_key(), candidate.signature, candidate.tbs_certificate_bytes,
+                candidate.signature_hash_algorithm, candidate.signature_algorithm_oid, params)
+    except InvalidSignature:
+        return "its signature does not verify with the issuer's key"
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return f"its signature cannot be checked ({exc})"
     try:
         eku = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -382,11 +410,11 @@ def _is_responder(cert: x509.Certificate, response: ocsp.OCSPResponse) -> bool:
 
 
 def _check_signature(response: ocsp.OCSPResponse, signer: x509.Certificate,
-                     source: str) -> None:
+                     source: str, params: bytes | None = None) -> None:
     try:
         algorithm = response.signature_hash_algorithm
         _verify(signer.public_key(), response.signature, response.tbs_response_bytes,
-                algorithm, response.signature_algorithm_oid)
+                algorithm, response.signature_algorithm_oid, params)
     except InvalidSignature:
         raise OcspError(f"{source}: the OCSP response signature does not verify with the key "
                         f"of {signer.subject.rfc4514_string()}", source=source,
@@ -397,12 +425,14 @@ def _check_signature(response: ocsp.OCSPResponse, signer: x509.Certificate,
 
 
 def _verify(key: object, signature: bytes, data: bytes,
-            algorithm: hashes.HashAlgorithm | None, oid: x509.ObjectIdentifier) -> None:
-    if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
-        pad: padding.AsymmetricPadding = padding.PKCS1v15()
-        if oid == _RSASSA_PSS:
-            pad = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.AUTO)
-        key.verify(signature, data, pad, algorithm)
+            algorithm: hashes.HashAlgorithm | None, oid: x509.ObjectIdentifier,
+            params: bytes | None = None) -> None:
+    if isinstance(key, rsa.RSAPublicKey) and oid == _RSASSA_PSS:
+        # MGF1 over the content hash, exactly the declared salt (cps.trust.algorithms)
+        pss_hash, pss = pss_parameters(params)
+        key.verify(signature, data, pss, pss_hash)
+    elif isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+        key.verify(signature, data, padding.PKCS1v15(), algorithm)
     elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
         key.verify(signature, data, ec.ECDSA(algorithm))
     elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
@@ -411,6 +441,28 @@ def _verify(key: object, signature: bytes, data: bytes,
         key.verify(signature, data, algorithm)
     else:
         raise UnsupportedAlgorithm(f"signature with a {type(key).__name__} key")
+
+
+def _response_signature_parameters(der: bytes) -> bytes | None:
+    """The raw parameters of a BasicOCSPResponse's signatureAlgorithm (None if absent)."""
+    try:
+        basic = asn1_ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
+        params = basic["signature_algorithm"]["parameters"]
+        return None if isinstance(params, asn1_core.Void) or params.native is None \
+            else params.dump()
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _certificate_signature_parameters(cert: x509.Certificate) -> bytes | None:
+    """The raw parameters of a certificate's signatureAlgorithm (None if absent)."""
+    try:
+        params = asn1_x509.Certificate.load(
+            cert.public_bytes(serialization.Encoding.DER))["signature_algorithm"]["parameters"]
+        return None if isinstance(params, asn1_core.Void) or params.native is None \
+            else params.dump()
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _matching_single(response: ocsp.OCSPResponse, cert: x509.Certificate,
@@ -575,6 +627,10 @@ _REVERSIBLE_REASONS = frozenset({"certificateHold", "removeFromCRL"})
 _WARNED_URLS = 256
 
 
+#: (CertID hash name, issuer name hash, issuer key hash, serial, URL, allow_sha1)
+_CacheKey = tuple[str, bytes, bytes, int, str, bool]
+
+
 class OcspClient:
     """Asks OCSP responders and verifies their answers.
 
@@ -606,6 +662,9 @@ class OcspClient:
         ``good`` or ``unknown``, or none is usable, the revoked status is
         returned (with a note saying why) rather than a success or an error. The
         cache is thread-safe.
+    :param allow_sha1: accept answers (and delegated responder certificates)
+        signed with SHA-1 (default); ``False`` refuses them (``"weak-algorithm"``),
+        as ``Validator(allow_sha1=False)`` does for certificates and CRLs.
     """
 
     def __init__(self, fetcher: Fetcher | None = None, timeout: float = 10.0,
@@ -614,12 +673,13 @@ class OcspClient:
                  max_bytes: int = DEFAULT_POST_MAX_BYTES,
                  clock: Callable[[], datetime] | None = None,
                  max_age: timedelta = timedelta(days=7),
-                 cache_size: int = 1024) -> None:
+                 cache_size: int = 1024, allow_sha1: bool = True) -> None:
         if hash_algorithm not in _HASHES:
             raise ValueError(f"unsupported CertID hash {hash_algorithm!r}")
         if method not in ("post", "get"):
             raise ValueError("method must be 'post' or 'get'")
         _check_max_age(max_age)
+        self.allow_sha1 = allow_sha1
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"cache_size must be an integer >= 0, not {cache_size!r}")
         self.fetcher = fetcher if fetcher is not None else Fetcher(timeout=timeout)
@@ -633,7 +693,7 @@ class OcspClient:
         self.max_age = max_age
         self.cache_size = cache_size
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, bytes, bytes, int, str], _CacheEntry] = OrderedDict()
+        self._cache: OrderedDict[_CacheKey, _CacheEntry] = OrderedDict()
         self._warned: OrderedDict[str, None] = OrderedDict()
 
     def check(
@@ -646,6 +706,7 @@ class OcspClient:
         trusted_responders: Iterable[x509.Certificate] = (),
         max_age: timedelta | None = None,
         clock_skew: timedelta = timedelta(minutes=5),
+        allow_sha1: bool | None = None,
     ) -> OcspStatus:
         """Ask for the status of ``cert`` and verify the answer (or reuse a cached one).
 
@@ -662,11 +723,14 @@ class OcspClient:
         :param max_age: how long after its thisUpdate an answer stays usable, even
             when its nextUpdate is later; default the client's ``max_age`` (7 days).
         :param clock_skew: tolerance between our clock and the responder's.
+        :param allow_sha1: accept SHA-1 signatures (answer, delegated responder
+            certificate); default the client's ``allow_sha1``.
         :raises OcspError: an answer came but is unusable (see :func:`validate_response`).
         :raises RevocationUnavailable: no responder (``"no-responder"``) or no
             answer (transport reasons of :class:`~cps.trust.fetch.Fetcher`).
         """
         max_age = self.max_age if max_age is None else max_age
+        allow_sha1 = self.allow_sha1 if allow_sha1 is None else allow_sha1
         _check_max_age(max_age)
         urls = [url] if url else ocsp_urls(cert)
         if not urls:
@@ -677,7 +741,8 @@ class OcspClient:
         failures: list[Exception] = []
         for target in urls:
             try:
-                return self._check_one(target, cert, issuer, at, trusted, max_age, clock_skew)
+                return self._check_one(target, cert, issuer, at, trusted, max_age, clock_skew,
+                                       allow_sha1)
             except (OcspError, RevocationUnavailable) as exc:
                 log.info("OCSP %s: %s", target, exc)
                 failures.append(exc)
@@ -694,12 +759,15 @@ class OcspClient:
 
     def _check_one(self, url: str, cert: x509.Certificate, issuer: x509.Certificate,
                    at: datetime | None, trusted: Sequence[x509.Certificate],
-                   max_age: timedelta, clock_skew: timedelta) -> OcspStatus:
+                   max_age: timedelta, clock_skew: timedelta,
+                   allow_sha1: bool = True) -> OcspStatus:
         algorithm = _HASHES[self.hash_algorithm]()
         key = None
         if self.cache_size:
+            # allow_sha1 is part of the key: an answer accepted under a laxer policy
+            # is never served to a stricter one
             key = (self.hash_algorithm, _digest(algorithm, issuer.subject.public_bytes()),
-                   _key_hash(issuer, algorithm), cert.serial_number, url)
+                   _key_hash(issuer, algorithm), cert.serial_number, url, allow_sha1)
             moment = _aware(at) if at is not None else _aware(self.clock())
             cached = self._cached(key, moment, trusted, max_age, clock_skew)
             if cached is not None:
@@ -714,7 +782,7 @@ class OcspClient:
             status, signer = _verified(answer, cert, issuer, at=moment, source=url,
                                        nonce=nonce, require_nonce=self.require_nonce,
                                        trusted_responders=trusted, max_age=max_age,
-                                       clock_skew=clock_skew)
+                                       clock_skew=clock_skew, allow_sha1=allow_sha1)
         except (OcspError, RevocationUnavailable) as exc:
             if isinstance(exc, OcspError) and exc.reason == "nonce-not-echoed":
                 self._warn_once(url, str(exc))
@@ -731,7 +799,7 @@ class OcspClient:
 
     # -- the cache ---------------------------------------------------------------
 
-    def _cached(self, key: tuple[str, bytes, bytes, int, str], at: datetime,
+    def _cached(self, key: _CacheKey, at: datetime,
                 trusted: Sequence[x509.Certificate], max_age: timedelta,
                 skew: timedelta) -> OcspStatus | None:
         """The cached status for ``key`` if usable at ``at`` under this check's settings."""
@@ -748,7 +816,7 @@ class OcspClient:
         return status if until == status.usable_until else \
             replace(status, usable_until=until)
 
-    def _remember(self, key: tuple[str, bytes, bytes, int, str], status: OcspStatus,
+    def _remember(self, key: _CacheKey, status: OcspStatus,
                   signer: x509.Certificate, trusted: Sequence[x509.Certificate]) -> OcspStatus:
         """Cache a verified nonce-less answer; what to return (a kept revocation wins)."""
         entry = _CacheEntry(
@@ -777,7 +845,7 @@ class OcspClient:
             f"a later answer (thisUpdate {status.this_update.isoformat()}) said "
             f"{status.status}; a revocation is final, the certificate stays revoked",))
 
-    def _final_revocation(self, key: tuple[str, bytes, bytes, int, str],
+    def _final_revocation(self, key: _CacheKey,
                           trusted: Sequence[x509.Certificate]) -> OcspStatus | None:
         """A cached revoked status for ``key`` that nothing can undo, whatever its age."""
         with self._lock:

@@ -38,6 +38,7 @@ from .certs import (KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, KU_NON_
                     time_key)
 from .certs import children as _children
 from .certs import header as _hdr
+from .algorithms import is_sha1
 from .policy import PolicyState
 
 __all__ = ["Validator", "ValidationResult", "RevocationStatus", "REVOCATION_MODES"]
@@ -152,7 +153,8 @@ class _Failures(List[str]):
     never guessed from the words: a responder named "expired" is not a reason)."""
 
     #: the more telling reasons first; the others in the order they happened
-    PRIORITY = ("nonce-not-echoed", "nonce-mismatch", "delta-unavailable", "expired",
+    PRIORITY = ("weak-algorithm", "nonce-not-echoed", "nonce-mismatch", "delta-unavailable",
+                "expired",
                 "bad-signature", "unauthorized-responder", "stale", "not-yet-valid",
                 "certid-mismatch", "other-issuer", "rejected", "unknown-critical-extension",
                 "out-of-scope")
@@ -343,6 +345,9 @@ class Validator:
         failure in every mode (soft-fail does not call it "unknown").
     :param trusted_responders: OCSP responder certificates trusted locally
         (RFC 6960 4.2.2.2), for given and fetched answers alike.
+    :param allow_sha1: accept SHA-1 signatures (default). ``False`` refuses them
+        in certificates, CRLs and OCSP answers alike (reason ``"weak-algorithm"``,
+        :mod:`cps.trust.algorithms`).
     :param issuer_hosts: hosts whose caIssuers URLs (AIA) may be fetched, with the
         ``fetcher``, when neither the certificates given nor the store hold an
         issuer (e.g. ``["igc-sante.esante.gouv.fr"]``). Empty (the default): none.
@@ -360,7 +365,8 @@ class Validator:
                  clock: Optional[Callable[[], dt.datetime]] = None,
                  fetch_retry: dt.timedelta = dt.timedelta(minutes=1),
                  ocsp_responses: Iterable[bytes] = (),
-                 trusted_responders: Iterable[CertificateLike] = ()) -> None:
+                 trusted_responders: Iterable[CertificateLike] = (),
+                 allow_sha1: bool = True) -> None:
         if revocation not in REVOCATION_MODES:
             raise CpsError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
         self.store = store
@@ -377,6 +383,7 @@ class Validator:
         self.issuer_hosts = frozenset(h.lower().rstrip(".") for h in issuer_hosts)
         self.require_delta_crls = require_delta_crls
         self.fetch_retry = fetch_retry
+        self.allow_sha1 = allow_sha1
         self._ocsp_responses: List[bytes] = [bytes(r) for r in ocsp_responses]
         self._trusted_responders = self._load_responders(trusted_responders)
         if clock is None:
@@ -798,6 +805,10 @@ class Validator:
         budget = getattr(self._local, "budget", None)
         if budget is not None:
             budget.signature()
+        if not self.allow_sha1 and _is_sha1(cert.sig_alg):
+            raise CertificateInvalid("signed with SHA-1, which this validator refuses "
+                                     "(allow_sha1=False)", reason="weak-algorithm",
+                                     position=position, subject=_subject(cert))
         if not _verify(key, cert.signature, cert.tbs, cert.sig_alg):
             raise CertificateInvalid("bad signature", reason="signature", position=position,
                                      subject=_subject(cert))
@@ -1276,6 +1287,11 @@ class Validator:
             ski = cert.ski
             if aki is not None and ski is not None and aki != ski:
                 continue
+            if not self.allow_sha1 and is_sha1(crl.signature_algorithm_oid,
+                                               crl.signature_algorithm_parameters):
+                _fail(failures, "weak-algorithm", f"{source}: signed with SHA-1, which this "
+                      "validator refuses (allow_sha1=False)")
+                return None
             try:
                 ok = self._verified(crl, cert)
             except CrlError as exc:  # e.g. an algorithm we do not know
@@ -1365,6 +1381,11 @@ class Validator:
             if not self._current(delta, now, failures):
                 continue
             aki = delta.authority_key_identifier
+            if not self.allow_sha1 and is_sha1(delta.signature_algorithm_oid,
+                                               delta.signature_algorithm_parameters):
+                _fail(failures, "weak-algorithm", f"{delta.source or 'offline delta CRL'}: "
+                      "signed with SHA-1, which this validator refuses (allow_sha1=False)")
+                continue
             try:
                 ok = (aki is None or signer.ski is None or aki == signer.ski) and \
                     self._verified(delta, signer)
@@ -1592,7 +1613,7 @@ class Validator:
             try:
                 answer = validate_response(der, c, i, at=at, source=source,
                                            trusted_responders=self._trusted_responders,
-                                           max_age=max_age)
+                                           max_age=max_age, allow_sha1=self.allow_sha1)
             except OcspError as exc:
                 if exc.reason != "certid-mismatch":
                     self._ocsp_refused(failures, exc, source)
@@ -1611,7 +1632,8 @@ class Validator:
         for url in urls:
             try:
                 answer = self.ocsp.check(c, i, url=url, at=at,
-                                         trusted_responders=self._trusted_responders)
+                                         trusted_responders=self._trusted_responders,
+                                         allow_sha1=self.allow_sha1)
             except OcspError as exc:
                 self._ocsp_refused(failures, exc, url)
                 continue
@@ -1721,6 +1743,11 @@ def _oid_str(raw: bytes) -> str:
     return text
 
 
+def _is_sha1(sig_alg: bytes) -> bool:
+    oid, params = _algorithm_parts(sig_alg)
+    return is_sha1(oid, params)
+
+
 def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
     """Check a signature over ``tbs`` with ``key`` for the AlgorithmIdentifier ``sig_alg``."""
     oid = _SIG_OIDS.get(sig_alg)
@@ -1778,22 +1805,38 @@ def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
 
 def _verify_pss(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
 
-    # Parameters carry the hash and salt length; asn1crypto decodes them reliably.
+    from .algorithms import pss_parameters
+
+    # MGF1 over the content hash and the declared salt length, nothing else.
     try:
-        from asn1crypto import algos
-
-        params = algos.SignedDigestAlgorithm.load(sig_alg)["parameters"]
-        hash_name = params["hash_algorithm"]["algorithm"].native
-        salt = params["salt_length"].native
-        algorithm = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),
-                     "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[hash_name]
-        key.verify(signature, tbs, padding.PSS(padding.MGF1(algorithm), salt), algorithm)
+        algorithm, pss = pss_parameters(_algorithm_parts(sig_alg)[1])
+        key.verify(signature, tbs, pss, algorithm)
         return True
-    except (InvalidSignature, KeyError, ValueError, TypeError):
+    except (InvalidSignature, ValueError, TypeError):
         return False
+
+
+_ALGORITHMS: Dict[bytes, Tuple[str, Optional[bytes]]] = {}
+
+
+def _algorithm_parts(sig_alg: bytes) -> Tuple[str, Optional[bytes]]:
+    """(dotted OID, raw parameters or None) of an AlgorithmIdentifier TLV; remembered."""
+    parts = _ALGORITHMS.get(sig_alg)
+    if parts is None:
+        from .certs import children, header
+
+        try:
+            _, vs, ve = header(sig_alg, 0, len(sig_alg))
+            items = children(sig_alg, vs, ve)
+            oid = oid_to_str(sig_alg[items[0][2]:items[0][3]])
+            params = sig_alg[items[1][1]:items[1][3]] if len(items) > 1 else None
+        except (CertificateParseError, IndexError):
+            oid, params = "", None
+        parts = (oid, params)
+        if len(_ALGORITHMS) < 256:
+            _ALGORITHMS[sig_alg] = parts
+    return parts
 
 
 _REASON_BITS = {"keyCompromise": 1, "cACompromise": 2, "affiliationChanged": 3, "superseded": 4,
