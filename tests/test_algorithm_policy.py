@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from cps.errors import CertificateInvalid, OcspError, RevocationUnavailable
+from cps.errors import CertificateInvalid, CertificateRevoked, OcspError, RevocationUnavailable
 from cps.trust import TrustStore, Validator
 from cps.trust.ocsp import validate_response
 
@@ -175,3 +175,37 @@ def test_a_sha1_signed_answer_follows_the_policy(pki, keys):
     with pytest.raises(RevocationUnavailable) as refused:
         strict.validate(leaf, intermediates=[ca], at=NOW)
     assert refused.value.reason == "weak-algorithm"
+
+
+def test_a_sha1_delta_never_lifts_a_remembered_hold(pki, keys):
+    """Second review: deltas consulted for an expired complete CRL follow the policy too."""
+    root = pki[0]
+    ca = _cert("ca", "root", keys[1], keys[0], 2)
+    leaf = _cert("leaf", "ca", keys[2], keys[1], 3, ca=False)
+    hold = (x509.RevokedCertificateBuilder().serial_number(3)
+            .revocation_date(NOW - dt.timedelta(days=4))
+            .add_extension(x509.CRLReason(x509.ReasonFlags.certificate_hold), critical=False)
+            .build())
+    complete = (x509.CertificateRevocationListBuilder().issuer_name(_name("ca"))
+                .last_update(NOW - dt.timedelta(days=3)).next_update(NOW - dt.timedelta(days=2))
+                .add_extension(x509.CRLNumber(10), critical=False)
+                .add_revoked_certificate(hold).sign(keys[1], hashes.SHA256())
+                .public_bytes(serialization.Encoding.DER))       # expired, lists the hold
+    lift = (x509.RevokedCertificateBuilder().serial_number(3)
+            .revocation_date(NOW - dt.timedelta(days=1))
+            .add_extension(x509.CRLReason(x509.ReasonFlags.remove_from_crl), critical=False)
+            .build())
+    delta = _sha1((x509.CertificateRevocationListBuilder().issuer_name(_name("ca"))
+                   .last_update(NOW - dt.timedelta(hours=1))
+                   .next_update(NOW + dt.timedelta(days=1))
+                   .add_extension(x509.CRLNumber(12), critical=False)
+                   .add_extension(x509.DeltaCRLIndicator(10), critical=True)
+                   .add_revoked_certificate(lift).sign(keys[1], hashes.SHA256())
+                   .public_bytes(serialization.Encoding.DER)), "crl", keys[1])
+    store = TrustStore.from_certificates([root])
+    crls = [_crl("root", keys[0]), complete, delta]
+    lax = Validator(store, crls=crls, revocation="soft-fail")
+    assert lax.validate(leaf, intermediates=[ca], at=NOW)          # the delta lifts the hold
+    strict = Validator(store, crls=crls, revocation="soft-fail", allow_sha1=False)
+    with pytest.raises(CertificateRevoked):
+        strict.validate(leaf, intermediates=[ca], at=NOW)

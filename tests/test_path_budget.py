@@ -96,3 +96,48 @@ def test_copies_of_a_helper_count_once(keys, root):
     result = Validator(store, revocation="off").validate(leaf, intermediates=copies + [ca],
                                                          at=NOW)
     assert len(result.path) == 3
+
+
+def _ec_helpers(n: int, subject: str, issuer_prefix: str, signer):
+    """n CA certificates named ``subject`` with distinct EC keys (quick to make)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    out = []
+    for i in range(n):
+        key = ec.generate_private_key(ec.SECP256R1())
+        out.append(x509.CertificateBuilder().subject_name(_name(subject))
+                   .issuer_name(_name(f"{issuer_prefix}{i}")).public_key(key.public_key())
+                   .serial_number(1000 + i).not_valid_before(NOW - dt.timedelta(days=1))
+                   .not_valid_after(NOW + dt.timedelta(days=9))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                                  critical=True)
+                   .sign(signer, hashes.SHA256()))
+    return out
+
+
+def test_name_comparisons_with_many_helpers_count_in_the_budget(keys, root):
+    """Helpers with one subject and distinct issuers: each lookup compares every
+    helper's name (second review): the budget ends it instead of n^2 work."""
+    leaf = _cert("leaf", "X", keys[0], keys[0], 5, ca=False)
+    helpers = _ec_helpers(200, "X", "Y", keys[1])
+    with pytest.raises(ValidationBudgetExceeded):
+        Validator(TrustStore.from_certificates([root]), revocation="off").validate(
+            leaf, intermediates=helpers, at=NOW)
+
+
+def test_crl_signer_candidates_count_in_the_budget(keys, root):
+    """A CRL the path's CA did not sign, and hundreds of helpers named like its issuer:
+    each signature tried counts (second review)."""
+    ca = _cert("ca", "root", keys[1], keys[64], 2)
+    leaf = _cert("leaf", "ca", keys[2], keys[1], 3, ca=False)
+
+    def crl(issuer, key):
+        return (x509.CertificateRevocationListBuilder().issuer_name(_name(issuer))
+                .last_update(NOW - dt.timedelta(hours=1)).next_update(NOW + dt.timedelta(days=1))
+                .sign(key, hashes.SHA256()))
+
+    crls = [crl("root", keys[64]), crl("ca", keys[3])]   # "ca"'s CRL, signed by another key
+    helpers = _ec_helpers(300, "ca", "nobody", keys[4])
+    with pytest.raises(ValidationBudgetExceeded):
+        Validator(TrustStore.from_certificates([root]), crls=crls, revocation="soft-fail"
+                  ).validate(leaf, intermediates=[ca] + helpers, at=NOW)

@@ -160,6 +160,15 @@ def test_issuer_hosts_hold_on_every_redirect_hop(online, tmp_path):
             fetcher.fetch_bytes(f"{server.base_url}/ca/ACI-FO-PP-TEST.cer",
                                 hosts=frozenset({"127.0.0.1"}))
         assert refused.value.reason == "forbidden-host"
+        # an unrestricted fetch through the redirect is cached; a restricted one later
+        # does not take it from the cache (second review)
+        url = f"{server.base_url}/ca/ACI-FO-PP-TEST.cer"
+        assert fetcher.fetch_bytes(url).der == server.published_resource(
+            "/ca/ACI-FO-PP-TEST.cer")
+        with pytest.raises(errors.RevocationUnavailable) as refused:
+            Fetcher(cache_dir=tmp_path / "redirect", timeout=2).fetch_bytes(
+                url, hosts=frozenset({"127.0.0.1"}))
+        assert refused.value.reason == "forbidden-host"
         # both hosts allowed: followed
         allowed = Validator(roots_only, fetcher=Fetcher(cache_dir=tmp_path / "ok", timeout=2),
                             issuer_hosts=["127.0.0.1", "localhost"])

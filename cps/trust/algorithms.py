@@ -14,10 +14,11 @@ The PSS parameters are read with the project's DER reader of CRLs
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+if TYPE_CHECKING:  # cryptography loads on first use: `import cps.trust` stays light
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
 
 __all__ = ["SHA1_SIGNATURES", "RSASSA_PSS", "WeakAlgorithm", "is_sha1", "pss_parameters"]
 
@@ -31,10 +32,10 @@ SHA1_SIGNATURES = frozenset({
     "1.2.840.10045.4.1",      # ecdsa-with-SHA1
     "1.2.840.10040.4.3",      # dsa-with-sha1
 })
+#: hash OID -> the name of cryptography's class
 HASHES = {
-    SHA1: hashes.SHA1, "2.16.840.1.101.3.4.2.4": hashes.SHA224,
-    "2.16.840.1.101.3.4.2.1": hashes.SHA256, "2.16.840.1.101.3.4.2.2": hashes.SHA384,
-    "2.16.840.1.101.3.4.2.3": hashes.SHA512,
+    SHA1: "SHA1", "2.16.840.1.101.3.4.2.4": "SHA224", "2.16.840.1.101.3.4.2.1": "SHA256",
+    "2.16.840.1.101.3.4.2.2": "SHA384", "2.16.840.1.101.3.4.2.3": "SHA512",
 }
 
 
@@ -51,11 +52,11 @@ def is_sha1(oid: str, parameters: Optional[bytes]) -> bool:
             algorithm, _ = pss_parameters(parameters)
         except ValueError:
             return False
-        return isinstance(algorithm, hashes.SHA1)
+        return algorithm.name == "sha1"
     return False
 
 
-def pss_parameters(parameters: Optional[bytes]) -> Tuple[hashes.HashAlgorithm, padding.PSS]:
+def pss_parameters(parameters: Optional[bytes]) -> Tuple["hashes.HashAlgorithm", "padding.PSS"]:
     """Decode RSASSA-PSS-params (RFC 4055 3.1, defaults included) into what to verify with.
 
     :raises ValueError: malformed, an unknown hash, a mask generation function
@@ -106,5 +107,9 @@ def pss_parameters(parameters: Optional[bytes]) -> Tuple[hashes.HashAlgorithm, p
                          f"hash {hash_oid}")
     if not 0 <= salt < 4096:
         raise ValueError(f"RSASSA-PSS salt length {salt}")
-    algorithm = HASHES[hash_oid]()
-    return algorithm, padding.PSS(padding.MGF1(HASHES[mgf_hash_oid]()), salt)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    algorithm: Any = getattr(hashes, HASHES[hash_oid])()
+    mgf_hash: Any = getattr(hashes, HASHES[mgf_hash_oid])()
+    return algorithm, padding.PSS(padding.MGF1(mgf_hash), salt)

@@ -872,9 +872,12 @@ class Fetcher:
         ldap = kind == "crl" and _is_ldap(url)
         if not ldap:
             _check_url(url)
+        # A fetch restricted to some hosts neither reads nor writes the cache: what
+        # is cached under this URL may have come through a redirect elsewhere.
+        cache = self._cache if hosts is None else None
         with self._lock_for(url):
             now = self._now()
-            entry = self._cache.load(url) if self._cache is not None else None
+            entry = cache.load(url) if cache is not None else None
             if entry is not None and entry.kind == "crl":
                 entry = self._trusted_dates(entry, now)
             accepted: Any = None
@@ -914,7 +917,8 @@ class Fetcher:
                         f"{url}: 304 Not Modified to an unconditional request",
                         source=url, reason="http-error:304")
                 return self._revalidated(entry, response, now, accepted)
-            return self._downloaded(url, kind, response, entry, now, verify, accepted)
+            return self._downloaded(url, kind, response, entry, now, verify, accepted,
+                                    store=cache is not None)
 
     def _trusted_dates(self, entry: _Entry, now: datetime) -> _Entry:
         """The cached entry with the dates its bytes say, not the sidecar's.
@@ -1006,7 +1010,7 @@ class Fetcher:
 
     def _downloaded(self, url: str, kind: str, response: _Response, entry: _Entry | None,
                     now: datetime, verify: CrlCheck | None = None,
-                    previous: Any = None) -> FetchResult:
+                    previous: Any = None, store: bool = True) -> FetchResult:
         data = response.body
         this_update = next_update = None
         accepted: Any = None
@@ -1036,7 +1040,7 @@ class Fetcher:
                     return self._fallback(entry, accepted, now, previous)
         path = None
         cacheable = kind != "crl" or (next_update is not None and verify is not None)
-        if self._cache is not None and cacheable:
+        if self._cache is not None and cacheable and store:
             new = _Entry(url, data, self._cache.paths(url)[0], hashlib.sha256(data).hexdigest(),
                          now, response.etag, response.last_modified, this_update, next_update,
                          kind)

@@ -206,8 +206,8 @@ class _Budget:
                 f"path building gave up after {MAX_SIGNATURES} signature checks (too many "
                 "candidate certificates)", reason="budget", position=0, subject=self.subject)
 
-    def edge(self) -> None:
-        self.edges -= 1
+    def edge(self, count: int = 1) -> None:
+        self.edges -= count
         if self.edges < 0:
             raise ValidationBudgetExceeded(
                 f"path building gave up after considering {MAX_EDGES} candidate issuers "
@@ -611,6 +611,8 @@ class Validator:
                 lookup = (cert.issuer, cert.aki)
                 issuers = known.get(lookup)
                 if issuers is None:
+                    if budget is not None:  # issuers_of compares the name with every helper
+                        budget.edge(len(extra) + 1)
                     issuers = known[lookup] = self.store.issuers_of(cert, extra)
                 for issuer in issuers:
                     if budget is not None:
@@ -1019,10 +1021,14 @@ class Validator:
         found += [h.index for h in self._held.values()
                   if h.index is not None and h.index.is_delta
                   and h.index.issuer_der == complete.issuer_der]
+        aki_ok = (lambda d: d.authority_key_identifier is None or signer.ski is None
+                  or d.authority_key_identifier == signer.ski)
         usable = [d for d in found if _delta_applies(d, complete)
                   and not d.unknown_critical_extensions
                   and d.issuing_distribution_point == complete.issuing_distribution_point
-                  and self._verified(d, signer)]
+                  and (self.allow_sha1 or not is_sha1(d.signature_algorithm_oid,
+                                                      d.signature_algorithm_parameters))
+                  and aki_ok(d) and self._verified(d, signer)]
         return sorted(usable, key=lambda d: d.crl_number or 0, reverse=True)
 
     def _remembered(self, url: str, names: Tuple[bytes, ...], path: Tuple[ParsedCert, ...],
@@ -1311,8 +1317,7 @@ class Validator:
                   f"{source}: its issuer is not in the path nor in the store")
         return None
 
-    @staticmethod
-    def _verified(crl: Any, signer: ParsedCert) -> bool:
+    def _verified(self, crl: Any, signer: ParsedCert) -> bool:
         """Whether ``signer`` (with cRLSign) signed ``crl``; remembered on the CRL object.
 
         The verdict lives on the CRL object itself, keyed by the signer
@@ -1323,6 +1328,9 @@ class Validator:
         verdicts = crl.__dict__.setdefault("_cps_signature_verdicts", {})
         ok = verdicts.get(signer.fingerprint)
         if ok is None:
+            budget = getattr(self._local, "budget", None)
+            if budget is not None:  # a CRL's candidate signers may be hostile helpers
+                budget.signature()
             ku = signer.key_usage()
             ok = (ku is None or bool(ku & KU_CRL_SIGN)) and \
                 crl.verify_signature(signer.public_key())
