@@ -140,7 +140,8 @@ class _Setup:
         self.practitioners = _practitioners(pki, self.creds.auth_cert)
         self.keys = [cached_rsa_key(CACHE_DIR / "keys", 1, f"bench-auth/{k}")
                      for k in range(N_KEYS)]
-        self.issuer = ChallengeIssuer(MemoryNonceStore(max_entries=N_PRACTITIONERS * 2))
+        # consumed nonces are kept until they would have expired: room for every pass
+        self.issuer = ChallengeIssuer(MemoryNonceStore(max_entries=N_PRACTITIONERS * 10))
         # A server validates "now": a new datetime per token, a few microseconds apart
         # (the 1M-entry CRL is cached on disk, so "now" is a fixed moment in its life).
         self.moments = [at + dt.timedelta(microseconds=i * 200)
