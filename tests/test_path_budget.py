@@ -2,7 +2,7 @@
 
 n useless helper certificates sharing one subject (no key identifiers) used to be
 tried in every order: 10 helpers took minutes. The work is counted here (issuers
-considered, signatures checked), never timed; benchmarks/bench_trust.py times it.
+considered, signatures checked), never timed; benchmarks/bench_paths.py times it.
 """
 
 from __future__ import annotations
