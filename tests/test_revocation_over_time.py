@@ -372,6 +372,11 @@ def test_a_revocation_only_a_delta_listed_outlives_that_delta(world):
         world.server.override(world.path(FP), forged_crl(world.pki, FP, world.last))
         assert verdict(soft, leaf) == "revoked", day
         assert verdict(hard, leaf) == "revoked", day
+    # a restart with the cache kept: the delta that listed it is gone from the cache,
+    # the revocation is not (kept beside the CRLs)
+    world.clock.now += dt.timedelta(minutes=5)
+    assert verdict(world.validator(revocation="soft-fail"), leaf) == "revoked"
+    assert verdict(world.validator(), leaf) == "revoked"
 
 
 def test_a_plan_made_before_a_rotation_is_not_kept_after_it(world):

@@ -767,6 +767,56 @@ class Fetcher:
         accepted = self._accept(entry.data, url, check)
         return None if isinstance(accepted, Exception) else entry.result(accepted=accepted)
 
+    #: file of the cache directory holding revocations kept by validators
+    REVOCATIONS_FILE = "revocations.kept"  # JSON; not "*.json": those are sidecars
+
+    def save_revocations(self, entries: Mapping[tuple[bytes, int], Any]) -> None:
+        """Keep revocations across restarts, in the cache directory (no cache: nothing).
+
+        A validator remembers revocations that a verified CRL listed and no CRL
+        it holds lists any more (a delta replaced by one based on a complete CRL
+        it never got); they must outlive the process like the CRLs themselves.
+
+        :param entries: ``(issuer Name DER, serial) -> entry`` with
+            ``revocation_date`` and ``reason``.
+        """
+        if self.cache_dir is None:
+            return
+        data = [{"issuer": issuer.hex(), "serial": serial,
+                 "date": entry.revocation_date.isoformat(), "reason": entry.reason}
+                for (issuer, serial), entry in entries.items()]
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.cache_dir / self.REVOCATIONS_FILE,
+                          json.dumps({"format": 1, "revocations": data}).encode("utf-8"))
+        except OSError as exc:
+            log.warning("cannot keep revocations in %s: %s", self.cache_dir, exc)
+
+    def load_revocations(self) -> dict[tuple[bytes, int], Any]:
+        """What :meth:`save_revocations` kept (empty without a cache or on damage)."""
+        from .crlindex import RevokedEntry
+
+        if self.cache_dir is None:
+            return {}
+        path = self.cache_dir / self.REVOCATIONS_FILE
+        try:
+            raw = json.loads(path.read_bytes())
+            out = {}
+            for item in raw["revocations"][:1_000_000]:
+                when = _parse_time(item["date"])
+                reason = item["reason"]
+                if when is None or not isinstance(item["serial"], int) or \
+                        not (reason is None or isinstance(reason, str)):
+                    raise ValueError("bad entry")
+                out[(bytes.fromhex(item["issuer"]), item["serial"])] = RevokedEntry(
+                    item["serial"], when, reason)
+            return out
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the kept revocations in %s: %s", path, exc)
+            return {}
+
     def refresh_at(self, result: FetchResult) -> datetime:
         """When :meth:`fetch_crl` would next ask the server for this CRL (refresh policy).
 
@@ -928,12 +978,7 @@ class Fetcher:
         own thisUpdate and nextUpdate (read from the verified bytes) count, and a
         fetch time in the future counts as "long ago".
         """
-        this_update, next_update = crl_update_times(entry.data)
-        if self.next_update_of is not None:
-            try:
-                next_update = self.next_update_of(entry.data)
-            except Exception:  # a user parser failing means "unknown"
-                next_update = None
+        this_update, next_update = self._crl_dates(entry.url, entry.data)
         fetched_at = entry.fetched_at
         if (this_update, next_update) != (entry.this_update, entry.next_update) \
                 or fetched_at > now:
@@ -944,6 +989,18 @@ class Fetcher:
                            fetched_at=datetime.min.replace(tzinfo=timezone.utc),
                            etag=None, last_modified=None)
         return entry
+
+    def _crl_dates(self, url: str, data: bytes) -> tuple[datetime | None, datetime | None]:
+        """(thisUpdate, nextUpdate) of CRL bytes; nextUpdate by :attr:`next_update_of`
+        when one is set."""
+        this_update, next_update = crl_update_times(data)
+        if self.next_update_of is not None:
+            try:
+                next_update = self.next_update_of(data)
+            except Exception:  # a user parser failing means "unknown"
+                log.debug("next_update_of failed for %s", url, exc_info=True)
+                next_update = None
+        return this_update, next_update
 
     @staticmethod
     def _accept(data: bytes, url: str, verify: CrlCheck) -> Any:
@@ -1015,13 +1072,7 @@ class Fetcher:
         this_update = next_update = None
         accepted: Any = None
         if kind == "crl":
-            this_update, next_update = crl_update_times(data)
-            if self.next_update_of is not None:
-                try:
-                    next_update = self.next_update_of(data)
-                except Exception:  # a user parser failing means "unknown"
-                    log.debug("next_update_of failed for %s", url, exc_info=True)
-                    next_update = None
+            this_update, next_update = self._crl_dates(url, data)
             if (entry is not None and entry.this_update is not None and this_update is not None
                     and this_update < entry.this_update and entry.next_update is not None
                     and now < entry.next_update):

@@ -445,20 +445,20 @@ def _verify(key: object, signature: bytes, data: bytes,
 
 def _response_signature_parameters(der: bytes) -> bytes | None:
     """The raw parameters of a BasicOCSPResponse's signatureAlgorithm (None if absent)."""
-    try:
-        basic = asn1_ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
-        params = basic["signature_algorithm"]["parameters"]
-        return None if isinstance(params, asn1_core.Void) or params.native is None \
-            else params.dump()
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
+    return _raw_parameters(
+        lambda: asn1_ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed)
 
 
 def _certificate_signature_parameters(cert: x509.Certificate) -> bytes | None:
     """The raw parameters of a certificate's signatureAlgorithm (None if absent)."""
+    return _raw_parameters(
+        lambda: asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)))
+
+
+def _raw_parameters(signed: Callable[[], Any]) -> bytes | None:
+    """The signatureAlgorithm parameters of what ``signed()`` decodes, as DER."""
     try:
-        params = asn1_x509.Certificate.load(
-            cert.public_bytes(serialization.Encoding.DER))["signature_algorithm"]["parameters"]
+        params = signed()["signature_algorithm"]["parameters"]
         return None if isinstance(params, asn1_core.Void) or params.native is None \
             else params.dump()
     except (ValueError, TypeError, KeyError, AttributeError):

@@ -239,6 +239,13 @@ class _Held:
     reason: str = ""
 
 
+def _key_ids_match(crl: Any, cert: ParsedCert) -> bool:
+    """A CRL's authorityKeyIdentifier and a candidate signer's subjectKeyIdentifier do
+    not contradict each other (either may be absent)."""
+    aki, ski = crl.authority_key_identifier, cert.ski
+    return aki is None or ski is None or aki == ski
+
+
 def _delta_applies(delta: Any, complete: Any) -> bool:
     """RFC 5280 5.2.4: a delta CRL completes a complete CRL whose cRLNumber is at least
     the delta's BaseCRLNumber and lower than the delta's own cRLNumber."""
@@ -400,6 +407,9 @@ class Validator:
         self._due: Optional[float] = None
         # (issuer Name DER, serial) -> entry a superseded verified CRL listed
         self._carried: Dict[Tuple[bytes, int], Any] = {}
+        load = getattr(fetcher, "load_revocations", None)
+        if load is not None:  # kept by an earlier process sharing this cache
+            self._keep(list(load().items()), save=False)
         # caIssuers URL -> (retry after, failure or None, the certificates it served)
         self._aia: Dict[str, Tuple[float, Optional[str], List[ParsedCert]]] = {}
         self._generation = 0
@@ -1021,14 +1031,8 @@ class Validator:
         found += [h.index for h in self._held.values()
                   if h.index is not None and h.index.is_delta
                   and h.index.issuer_der == complete.issuer_der]
-        aki_ok = (lambda d: d.authority_key_identifier is None or signer.ski is None
-                  or d.authority_key_identifier == signer.ski)
-        usable = [d for d in found if _delta_applies(d, complete)
-                  and not d.unknown_critical_extensions
-                  and d.issuing_distribution_point == complete.issuing_distribution_point
-                  and (self.allow_sha1 or not is_sha1(d.signature_algorithm_oid,
-                                                      d.signature_algorithm_parameters))
-                  and aki_ok(d) and self._verified(d, signer)]
+        usable = [d for d in found if not d.unknown_critical_extensions
+                  and self._delta_signed(d, complete, signer, [])]
         return sorted(usable, key=lambda d: d.crl_number or 0, reverse=True)
 
     def _remembered(self, url: str, names: Tuple[bytes, ...], path: Tuple[ParsedCert, ...],
@@ -1284,26 +1288,16 @@ class Validator:
                   + tuple(self.store.anchors)
                   if names_match(c.subject, crl.issuer_der)
                   and all(c.fingerprint != p.fingerprint for p in candidates)]
-        aki = crl.authority_key_identifier
         seen: Set[bytes] = set()
         for cert in candidates + others:
             if cert.fingerprint in seen:
                 continue
             seen.add(cert.fingerprint)
-            ski = cert.ski
-            if aki is not None and ski is not None and aki != ski:
+            if not _key_ids_match(crl, cert):
                 continue
-            if not self.allow_sha1 and is_sha1(crl.signature_algorithm_oid,
-                                               crl.signature_algorithm_parameters):
-                _fail(failures, "weak-algorithm", f"{source}: signed with SHA-1, which this "
-                      "validator refuses (allow_sha1=False)")
+            if self._refused_algorithm(crl, failures):
                 return None
-            try:
-                ok = self._verified(crl, cert)
-            except CrlError as exc:  # e.g. an algorithm we do not know
-                _fail(failures, getattr(exc, "reason", "bad-signature"), f"{source}: {exc}")
-                ok = False
-            if not ok:
+            if not self._signed_by(crl, cert, failures):
                 continue
             if cert in others and not self._signer_valid(cert, now, failures, extra):
                 continue
@@ -1316,6 +1310,40 @@ class Validator:
             _fail(failures, "unknown-issuer",
                   f"{source}: its issuer is not in the path nor in the store")
         return None
+
+    def _refused_algorithm(self, crl: Any, failures: List[str]) -> bool:
+        """Whether the algorithm policy refuses ``crl``'s signature (recorded if so)."""
+        if self.allow_sha1 or not is_sha1(crl.signature_algorithm_oid,
+                                          crl.signature_algorithm_parameters):
+            return False
+        _fail(failures, "weak-algorithm", f"{crl.source or 'offline CRL'}: signed with SHA-1, "
+              "which this validator refuses (allow_sha1=False)")
+        return True
+
+    def _signed_by(self, crl: Any, signer: ParsedCert, failures: List[str]) -> bool:
+        """Whether ``signer`` signed ``crl`` (an algorithm we cannot check is recorded)."""
+        try:
+            return self._verified(crl, signer)
+        except CrlError as exc:  # e.g. an algorithm we do not know
+            _fail(failures, getattr(exc, "reason", "bad-signature"),
+                  f"{crl.source or 'offline CRL'}: {exc}")
+            return False
+
+    def _delta_signed(self, delta: Any, complete: Any, signer: ParsedCert,
+                      failures: List[str]) -> bool:
+        """Whether ``delta`` completes ``complete`` (RFC 5280 5.2.4 numbers, the same
+        scope) and ``signer`` signed it under the algorithm policy. One test for the
+        deltas of current answers and those of remembered revocations alike."""
+        if not _delta_applies(delta, complete) \
+                or delta.issuing_distribution_point != complete.issuing_distribution_point:
+            return False
+        if self._refused_algorithm(delta, failures):
+            return False
+        if not (_key_ids_match(delta, signer) and self._signed_by(delta, signer, failures)):
+            _fail(failures, "bad-signature",
+                  f"{delta.source or 'offline delta CRL'}: bad signature")
+            return False
+        return True
 
     def _verified(self, crl: Any, signer: ParsedCert) -> bool:
         """Whether ``signer`` (with cRLSign) signed ``crl``; remembered on the CRL object.
@@ -1382,26 +1410,9 @@ class Validator:
                     found.append(delta)
         best = None
         for delta in found:
-            if not _delta_applies(delta, complete):
-                continue
-            if delta.issuing_distribution_point != complete.issuing_distribution_point:
-                continue
-            if not self._current(delta, now, failures):
-                continue
-            aki = delta.authority_key_identifier
-            if not self.allow_sha1 and is_sha1(delta.signature_algorithm_oid,
-                                               delta.signature_algorithm_parameters):
-                _fail(failures, "weak-algorithm", f"{delta.source or 'offline delta CRL'}: "
-                      "signed with SHA-1, which this validator refuses (allow_sha1=False)")
-                continue
-            try:
-                ok = (aki is None or signer.ski is None or aki == signer.ski) and \
-                    self._verified(delta, signer)
-            except CrlError:
-                ok = False
-            if not ok:
-                _fail(failures, "bad-signature",
-                      f"{delta.source or 'offline delta CRL'}: bad signature")
+            if not (_delta_applies(delta, complete) and delta.issuing_distribution_point
+                    == complete.issuing_distribution_point and self._current(delta, now, failures)
+                    and self._delta_signed(delta, complete, signer, failures)):
                 continue
             if best is None or (delta.crl_number or 0) > (best.crl_number or 0):
                 best = delta
@@ -1510,17 +1521,17 @@ class Validator:
             if self._held.get(url) is not old:
                 return
             if old is None or old.index is not new.index:
-                for key, entry in carried:
-                    if len(self._carried) >= MAX_CARRIED:
-                        break
-                    self._carried[key] = entry
+                self._keep(carried)
                 if new.index is not None and not new.index.is_delta and self._carried \
                         and len(self._carried) <= CARRY_INLINE:
                     # what the newest complete CRL lists needs no other memory
                     issuer = new.index.issuer_der
-                    for key in [k for k in self._carried
-                                if k[0] == issuer and k[1] in new.index]:
+                    covered = [k for k in self._carried
+                               if k[0] == issuer and k[1] in new.index]
+                    for key in covered:
                         del self._carried[key]
+                    if covered:
+                        self._save_carried()
                 self._generation += 1
                 self._prefixes.clear()
             if len(self._held) >= 4096 and url not in self._held:
@@ -1532,10 +1543,25 @@ class Validator:
     def _carry(self, old: Any, new: Any) -> None:
         dropped = self._dropped(old, new)
         with self._lock:
-            for key, entry in dropped:
-                if len(self._carried) >= MAX_CARRIED:
-                    break
+            self._keep(dropped)
+
+    def _keep(self, entries: List[Tuple[Tuple[bytes, int], Any]], save: bool = True) -> None:
+        """Remember revocations (the lock held), at most :data:`MAX_CARRIED`, and keep
+        them in the fetcher's cache so that they outlive the process."""
+        added = False
+        for key, entry in entries:
+            if len(self._carried) >= MAX_CARRIED:
+                break
+            if key not in self._carried:
                 self._carried[key] = entry
+                added = True
+        if added and save:
+            self._save_carried()
+
+    def _save_carried(self) -> None:
+        saver = getattr(self.fetcher, "save_revocations", None)
+        if saver is not None:
+            saver(self._carried)
 
     def _dropped(self, old: Any, new: Any) -> List[Tuple[Tuple[bytes, int], Any]]:
         """The revocations a superseded CRL listed that nothing held lists any more.
