@@ -908,15 +908,13 @@ finally:
 
 
 def _check_pkcs11(st: _State) -> Check:
-    from .pkcs11 import CRYPTOLIB_PATHS, OPENSC_PATHS
+    from .pkcs11_modules import CRYPTOLIB, candidate_paths, install_advice, module_candidates
 
     if st.module:
         candidates = [st.module]
-    else:
+    else:  # the same search as open_card(backend="pkcs11"), but every module found
         env = os.environ.get("CPS_PKCS11_MODULE")
-        candidates = ([env] if env else []) + list(CRYPTOLIB_PATHS) + list(OPENSC_PATHS)
-        if sys.platform == "win32":
-            candidates += _windows_modules()
+        candidates = ([env] if env else []) + [c.path for c in module_candidates() if c.exists]
     found, real_seen = [], set()
     for path in candidates:
         if os.path.isfile(path) and os.path.realpath(path) not in real_seen:
@@ -926,12 +924,12 @@ def _check_pkcs11(st: _State) -> Check:
     if st.module and not found:
         return _fail("pkcs11", f"no PKCS#11 module at {st.module}",
                      "Give the path of an installed module (ANS Cryptolib: "
-                     f"{CRYPTOLIB_PATHS[0]}; OpenSC: opensc-pkcs11.so).", None,
+                     f"{candidate_paths(CRYPTOLIB)[0]}), or {_lower(install_advice())}.", None,
                      modules=[], registrations=registrations)
     if not found:
         return _warn("pkcs11", "no PKCS#11 module installed (cps itself needs none)",
-                     "Install the ANS Cryptolib CPS (or OpenSC: `apt install opensc-pkcs11`) "
-                     "if browsers or other applications must use the card.",
+                     f"{install_advice()}, if browsers or other applications must use the "
+                     "card.",
                      modules=[], registrations=registrations)
     modules = [_probe_module(path) for path in found]
     good = [m for m in modules if m["loadable"]]
@@ -940,8 +938,8 @@ def _check_pkcs11(st: _State) -> Check:
     if not good:
         m = bad[0]
         return _fail("pkcs11", f"{m['path']} {m['error']}",
-                     f"Reinstall that module (`ldd {m['path']}` shows missing libraries) or "
-                     "remove it.", None, **data)
+                     f"Reinstall that module ({_deps_tool(m['path'])} shows missing libraries) "
+                     "or remove it.", None, **data)
     names = ", ".join(f"{_module_label(m)}" for m in good)
     cryptolib = [m for m in good if m["kind"] == "cryptolib"]
     opensc = [m for m in good if m["kind"] == "opensc" and _version(m) >= _OPENSC_CLAIMS_CPX]
@@ -958,7 +956,8 @@ def _check_pkcs11(st: _State) -> Check:
     if bad:
         m = bad[0]
         return _warn("pkcs11", f"{names} loads; {m['path']} {m['error']}",
-                     f"Reinstall or remove {m['path']} (`ldd` shows missing libraries).", **data)
+                     f"Reinstall or remove {m['path']} ({_deps_tool(m['path'])} shows missing "
+                     "libraries).", **data)
     verb = "loads" if len(good) == 1 else "load"
     vias = [v for m in good for v in _registered_via(m["path"], registrations)]
     where = f" (registered with {', '.join(dict.fromkeys(vias))})" if vias else \
@@ -966,14 +965,17 @@ def _check_pkcs11(st: _State) -> Check:
     return _ok("pkcs11", f"{names} {verb}{where}", **data)
 
 
-def _windows_modules() -> List[str]:
-    """The ANS Cryptolib and OpenSC modules where their Windows installers put them."""
-    system = os.path.join(os.environ.get("WINDIR", r"C:\Windows"), "System32")
-    programs = os.environ.get("ProgramFiles", r"C:\Program Files")
-    # A process loads only modules of its own width (the 32-bit one sits in SysWOW64).
-    cryptolib = "cps3_pkcs11_w64.dll" if sys.maxsize > 2**32 else "cps3_pkcs11_w32.dll"
-    return [os.path.join(system, cryptolib),
-            os.path.join(programs, "OpenSC Project", "OpenSC", "pkcs11", "opensc-pkcs11.dll")]
+def _lower(sentence: str) -> str:
+    return sentence[:1].lower() + sentence[1:]
+
+
+def _deps_tool(path: str) -> str:
+    """The command showing which libraries a module misses, on this platform."""
+    if sys.platform == "win32":
+        return "Dependencies (github.com/lucasg/Dependencies)"
+    if sys.platform == "darwin":
+        return f"`otool -L {path}`"
+    return f"`ldd {path}`"
 
 
 def _probe_module(path: str) -> Dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from .card import Card, KeyRole, PinStatus
 from .errors import CertificateParseError, CpsError, CrlError, NotSupported
+from .platform_paths import user_cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from .readers import ReaderInfo
@@ -85,13 +86,14 @@ _SIG_NAMES = {
 
 # --------------------------------------------------------------------------- small helpers
 def default_crl_cache_dir() -> Path:
-    """Where downloaded CRLs are cached: ``$CPS_CRL_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/cps/crl``, else ``~/.cache/cps/crl``."""
+    """Where downloaded CRLs are cached: ``$CPS_CRL_CACHE_DIR``, else ``crl`` in
+    :func:`cps.platform_paths.user_cache_dir` (``$XDG_CACHE_HOME/cps/crl`` or
+    ``~/.cache/cps/crl``; macOS ``~/Library/Caches/cps/crl``; Windows
+    ``%LOCALAPPDATA%\\cps\\Cache\\crl``)."""
     explicit = os.environ.get("CPS_CRL_CACHE_DIR")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "cps" / "crl"
+    return user_cache_dir() / "crl"
 
 
 def iso(moment: Optional[dt.datetime]) -> Optional[str]:

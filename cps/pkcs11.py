@@ -48,7 +48,6 @@ import logging
 import os
 import re
 import sys
-import sysconfig
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -56,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from .card import Card, KeyRole, LastTryRefused, PinStatus, check_pin_format, digest_info
 from .errors import CpsError, NotSupported, SecurityStatusNotSatisfied
+from .pkcs11_modules import CRYPTOLIB, OPENSC, candidate_paths, find_module
 
 if TYPE_CHECKING:  # pragma: no cover
     import pkcs11
@@ -68,19 +68,11 @@ __all__ = ["CRYPTOLIB_PATHS", "ERRORS", "OPENSC_PATHS", "Pkcs11Card", "find_modu
 
 log = logging.getLogger("cps.pkcs11")
 
-#: Where the ANS Cryptolib CPS installs its PKCS#11 module (cps-domain 2.1).
-CRYPTOLIB_PATHS: tuple[str, ...] = (
-    "/opt/santesocial/CPS/lib/libcps3_pkcs11_lux.so", "/usr/lib64/libcps3_pkcs11_lux.so",
-    "/usr/local/galss/libcps3_pkcs11_lux.so", "/usr/lib/libcps3_pkcs11_lux.so",
-    "/usr/local/lib/libcps3_pkcs11_osx.dylib")
-_ARCH = sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-gnu"
-#: Where distributions install OpenSC's module (Debian multiarch first).
-OPENSC_PATHS: tuple[str, ...] = (
-    f"/usr/lib/{_ARCH}/opensc-pkcs11.so", f"/usr/lib/{_ARCH}/pkcs11/opensc-pkcs11.so",
-    "/usr/lib64/opensc-pkcs11.so", "/usr/lib64/pkcs11/opensc-pkcs11.so",
-    "/usr/lib/opensc-pkcs11.so", "/usr/lib/pkcs11/opensc-pkcs11.so",
-    "/usr/local/lib/opensc-pkcs11.so", "/opt/homebrew/lib/opensc-pkcs11.so",
-    "/Library/OpenSC/lib/opensc-pkcs11.so")
+#: Where the ANS Cryptolib CPS and OpenSC install their modules on this platform,
+#: in search order (kept for callers of earlier versions; the search itself is
+#: :mod:`cps.pkcs11_modules`, parameterised by platform).
+CRYPTOLIB_PATHS: tuple[str, ...] = candidate_paths(CRYPTOLIB)
+OPENSC_PATHS: tuple[str, ...] = candidate_paths(OPENSC)
 
 # Labels and CKA_IDs of the ANS Cryptolib (cps-domain 1.5, 2.3): key, certificate, ID.
 _ID_PREFIX = bytes.fromhex("e828bd080f8025000001ff0010")
@@ -196,26 +188,6 @@ def map_error(error: BaseException | int, action: str, *, what: str = "PIN",
 
 
 # --------------------------------------------------------------------------- module
-def find_module(module: str | None = None) -> str:
-    """The PKCS#11 module to load.
-
-    :param module: explicit path; default ``$CPS_PKCS11_MODULE``, else the ANS
-        Cryptolib (:data:`CRYPTOLIB_PATHS`), else OpenSC (:data:`OPENSC_PATHS`).
-    :raises NotSupported: nothing found; the message lists what was looked for.
-    """
-    if module:
-        candidates = [module]
-    elif os.environ.get("CPS_PKCS11_MODULE"):
-        candidates = [os.environ["CPS_PKCS11_MODULE"]]
-    else:
-        candidates = list(CRYPTOLIB_PATHS) + list(OPENSC_PATHS)
-    for path in candidates:
-        if os.path.isfile(path):
-            return path
-    raise NotSupported("no PKCS#11 module found (install the ANS Cryptolib CPS or OpenSC, or "
-                       "set CPS_PKCS11_MODULE); looked for " + ", ".join(candidates))
-
-
 _LOCK = threading.Lock()
 
 

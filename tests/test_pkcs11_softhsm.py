@@ -314,20 +314,22 @@ def test_find_module_explicit_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_find_module_nothing_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the platform search itself is tested in tests/test_module_discovery.py
     monkeypatch.delenv("CPS_PKCS11_MODULE", raising=False)
-    monkeypatch.setattr(backend, "CRYPTOLIB_PATHS", (str(tmp_path / "libcps3_pkcs11_lux.so"),))
-    monkeypatch.setattr(backend, "OPENSC_PATHS", (str(tmp_path / "opensc-pkcs11.so"),))
     with pytest.raises(errors.NotSupported) as nothing:
-        find_module()
+        find_module(platform="linux", environ={}, root=tmp_path)
     assert "libcps3_pkcs11_lux.so" in str(nothing.value)
     assert "opensc-pkcs11.so" in str(nothing.value)
-    (tmp_path / "opensc-pkcs11.so").touch()
-    assert find_module() == str(tmp_path / "opensc-pkcs11.so")  # Cryptolib first, then OpenSC
+    opensc = tmp_path / "usr" / "lib" / "opensc-pkcs11.so"
+    opensc.parent.mkdir(parents=True)
+    opensc.touch()
+    assert find_module(platform="linux", environ={}, root=tmp_path) == str(opensc)
 
 
 def test_default_paths() -> None:
+    # the running platform's (CI: Linux); others in tests/test_module_discovery.py
     assert backend.CRYPTOLIB_PATHS[0] == "/opt/santesocial/CPS/lib/libcps3_pkcs11_lux.so"
-    assert "/usr/local/lib/libcps3_pkcs11_osx.dylib" in backend.CRYPTOLIB_PATHS
+    assert "/usr/lib64/libcps3_pkcs11_lux.so" in backend.CRYPTOLIB_PATHS
     assert any(p.endswith("-linux-gnu/opensc-pkcs11.so") for p in backend.OPENSC_PATHS)
 
 
