@@ -8,15 +8,44 @@ compression functions are written here, from FIPS 180-4.
 
 The emulator uses :func:`finish` to complete such a hash, which keeps both
 sides of the protocol honest against each other and against :mod:`hashlib`.
+
+Speed. :func:`split` hashes the full blocks with OpenSSL's libcrypto when it
+can: the low-level ``SHA1_Init``/``SHA1_Update`` and ``SHA256_Init``/
+``SHA256_Update`` (deprecated in OpenSSL 3, still exported by 1.1 and 3.x)
+through :mod:`ctypes`, then reads the chaining values from the public
+``SHA_CTX``/``SHA256_CTX`` layout of ``openssl/sha.h``. The library is the one
+CPython's own ``_hashlib`` loaded (found in ``/proc/self/maps``, the dyld image
+list on macOS, next to ``_hashlib`` on Windows, else ``find_library``), so no
+new dependency. It is loaded on the first :func:`split` that has a full block
+to hash, never at import, and checked once against :mod:`hashlib` on known
+messages; anything off (no library, missing symbols, a wrong state or bit count)
+leaves the pure-Python compression functions in use. ``logging`` says at DEBUG
+(logger ``cps.sha``) which one is used; :func:`implementation` tells too.
+
+Why not a package: ``cryptography`` and ``pycryptodome`` have no API that
+exports the chaining state; ``rehash`` (last release 2022) reaches into
+CPython's and OpenSSL's object internals; ``sha256`` on PyPI (one release)
+does SHA-256 only. The libcrypto symbols are a documented, stable C API that
+every CPython with :mod:`hashlib` already carries.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import struct
+import sys
+import threading
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["PartialHash", "split", "finish", "DIGEST_SIZES"]
+__all__ = ["PartialHash", "split", "finish", "DIGEST_SIZES", "implementation"]
+
+_log = logging.getLogger("cps.sha")
+
+#: Set to True to never use libcrypto (the pure-Python compression functions
+#: then hash every block): for tests, or to rule the C path out when debugging.
+PURE_PYTHON = False
 
 DIGEST_SIZES = {"sha1": 20, "sha256": 32}
 _MASK = 0xFFFFFFFF
@@ -110,20 +139,266 @@ class PartialHash:
         return self.state + self.bit_count.to_bytes(8, "big")
 
 
+# --- libcrypto (C speed) -------------------------------------------------------------
+
+#: Bytes given to each call's context: SHA_CTX is 92 bytes and SHA256_CTX 112 with a
+#: 32-bit SHA_LONG; the margin keeps a library with another layout inside the buffer
+#: until the check at load time refuses it.
+_CTX_BYTES = 256
+#: (symbol prefix, chaining words) per algorithm; in both structs the chaining words
+#: come first, then Nl and Nh (the bit count, low and high words), then data[16], num.
+_NATIVE_ALGS = {"sha1": ("SHA1", 5), "sha256": ("SHA256", 8)}
+
+
+class _LibCrypto:
+    """libcrypto's SHA1/SHA256 Init+Update, giving the chaining state of full blocks.
+
+    :param functions: ``{algorithm: (init, update)}``; ``init(ctx)`` and
+        ``update(ctx, data, length)`` return 1 on success, as in OpenSSL.
+    :param name: where the functions come from (for logs and :func:`implementation`).
+    """
+
+    def __init__(self, functions: Dict[str, Tuple[Callable[..., int], Callable[..., int]]],
+                 name: str) -> None:
+        import ctypes
+
+        self._ctypes = ctypes
+        self._functions = functions
+        self.name = name
+
+    @classmethod
+    def from_library(cls, lib: Any, name: str) -> "_LibCrypto":
+        """Bind the symbols of a loaded library (:class:`ctypes.CDLL`); AttributeError if absent."""
+        import ctypes
+
+        functions = {}
+        for algorithm, (prefix, _) in _NATIVE_ALGS.items():
+            init = getattr(lib, f"{prefix}_Init")
+            update = getattr(lib, f"{prefix}_Update")
+            init.argtypes, init.restype = [ctypes.c_void_p], ctypes.c_int
+            update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+            update.restype = ctypes.c_int
+            functions[algorithm] = (init, update)
+        return cls(functions, name)
+
+    def state(self, algorithm: str, message: bytes, cut: int) -> bytes:
+        """The big-endian chaining state after ``message[:cut]`` (``cut`` a multiple of 64).
+
+        Each call has its own context, so threads may hash at once (ctypes releases
+        the GIL during the calls). Raises :class:`RuntimeError` if libcrypto fails
+        or its context does not read as expected.
+        """
+        init, update = self._functions[algorithm]
+        words = _NATIVE_ALGS[algorithm][1]
+        ctx = self._ctypes.create_string_buffer(_CTX_BYTES)
+        if init(ctx) != 1:
+            raise RuntimeError(f"{algorithm} Init failed")
+        if cut:
+            if isinstance(message, bytes):
+                data: Any = message  # ctypes passes a pointer to the bytes, no copy
+            else:
+                data = bytes(memoryview(message)[:cut])
+            if update(ctx, data, cut) != 1:
+                raise RuntimeError(f"{algorithm} Update failed")
+        values = struct.unpack_from(f"={words + 2}I", ctx, 0)  # host-endian SHA_LONGs
+        bits = values[words] | (values[words + 1] << 32)  # Nl | Nh << 32
+        num = struct.unpack_from("=I", ctx, (words + 2 + 16) * 4)[0]
+        if bits != cut * 8 or num != 0:
+            raise RuntimeError(f"{algorithm} context does not have the expected layout")
+        return struct.pack(f">{words}I", *values[:words])
+
+
+def _verify(native: _LibCrypto) -> bool:
+    """True if ``native`` gives states that :func:`finish` completes into hashlib's digests."""
+    import hashlib
+
+    for algorithm in _NATIVE_ALGS:
+        for blocks, extra in ((1, 0), (2, 5), (17, 63)):
+            message = bytes((i * 167 + 13) & 0xFF for i in range(64 * blocks + extra))
+            cut = 64 * blocks if extra else 64 * (blocks - 1)
+            try:
+                state = native.state(algorithm, message, cut)
+            except Exception as exc:  # noqa: BLE001 - any failure means "don't use it"
+                _log.debug("libcrypto %s refused: %s", native.name, exc)
+                return False
+            expected = hashlib.new(algorithm, message, usedforsecurity=False).digest()
+            if finish(algorithm, state, cut * 8, message[cut:]) != expected:
+                _log.debug("libcrypto %s refused: wrong %s state", native.name, algorithm)
+                return False
+    return True
+
+
+def _is_libcrypto(path: str) -> bool:
+    return os.path.basename(path).lower().startswith("libcrypto")
+
+
+def _libcrypto_candidates() -> Iterator[str]:
+    """Paths (or names) of libcrypto to try, CPython's own first."""
+    try:
+        import _hashlib
+
+        hashlib_file: Optional[str] = getattr(_hashlib, "__file__", None)
+    except ImportError:
+        hashlib_file = None
+    if os.path.exists("/proc/self/maps"):  # Linux: what _hashlib (or _ssl) mapped
+        try:
+            with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+                for line in maps:
+                    fields = line.split(None, 5)
+                    if len(fields) == 6 and _is_libcrypto(fields[5].strip()):
+                        yield fields[5].strip()
+        except OSError:
+            pass
+    if sys.platform == "darwin":
+        yield from _dyld_images()
+    if sys.platform == "win32":
+        import glob
+
+        folders = [os.path.join(sys.base_prefix, "DLLs")]
+        if hashlib_file:
+            folders.insert(0, os.path.dirname(hashlib_file))
+        for folder in folders:
+            for pattern in ("libcrypto-3*.dll", "libcrypto-1_1*.dll"):
+                yield from sorted(glob.glob(os.path.join(folder, pattern)))
+    if sys.platform == "darwin" and hashlib_file:
+        import glob
+
+        for folder in (os.path.dirname(hashlib_file),
+                       os.path.join(os.path.dirname(hashlib_file), os.pardir)):
+            yield from sorted(glob.glob(os.path.join(folder, "libcrypto*.dylib")))
+    import ctypes.util
+
+    found = ctypes.util.find_library("crypto")
+    if found:
+        yield found
+    if hashlib_file:  # an OpenSSL linked statically into _hashlib, if it exports the symbols
+        yield hashlib_file
+
+
+def _dyld_images() -> Iterator[str]:
+    """macOS: the libcrypto images loaded in this process (after ``import _hashlib``)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        count = libc._dyld_image_count
+        count.restype = ctypes.c_uint32
+        image_name = libc._dyld_get_image_name
+        image_name.argtypes, image_name.restype = [ctypes.c_uint32], ctypes.c_char_p
+        names = [image_name(i) for i in range(count())]
+    except (OSError, AttributeError):
+        return
+    for raw in names:
+        if raw and _is_libcrypto(raw.decode("utf-8", "replace")):
+            yield raw.decode("utf-8", "replace")
+
+
+def _open_libcrypto() -> Iterator[Tuple[str, Any]]:
+    """Load each candidate libcrypto in turn: ``(name, ctypes.CDLL)``."""
+    import ctypes
+
+    seen = set()
+    for path in _libcrypto_candidates():
+        if path in seen:
+            continue
+        seen.add(path)
+        if sys.platform == "darwin" and path.startswith("/usr/lib/"):
+            continue  # the system's LibreSSL stub aborts the process when loaded
+        try:
+            yield path, ctypes.CDLL(path)
+        except OSError as exc:
+            _log.debug("cannot load %s: %s", path, exc)
+
+
+def _load_native() -> Optional[_LibCrypto]:
+    """The first libcrypto that has the symbols and passes :func:`_verify`, else None."""
+    for name, lib in _open_libcrypto():
+        try:
+            native = _LibCrypto.from_library(lib, name)
+        except AttributeError as exc:
+            _log.debug("libcrypto %s refused: %s", name, exc)
+            continue
+        if _verify(native):
+            return native
+    return None
+
+
+_native_lock = threading.Lock()
+_native_loaded = False
+_native: Optional[_LibCrypto] = None
+
+
+def _native_impl() -> Optional[_LibCrypto]:
+    """libcrypto's functions if usable, loaded and checked on first use; None for pure Python."""
+    global _native, _native_loaded
+    if PURE_PYTHON:
+        return None
+    if not _native_loaded:
+        with _native_lock:
+            if not _native_loaded:
+                try:
+                    _native = _load_native()
+                except Exception as exc:  # noqa: BLE001 - never fail a hash over this
+                    _log.debug("libcrypto lookup failed: %s", exc)
+                    _native = None
+                if _native is not None:
+                    _log.debug("SHA-1/SHA-256 intermediate states from libcrypto %s",
+                               _native.name)
+                else:
+                    _log.debug("SHA-1/SHA-256 intermediate states in pure Python "
+                               "(no usable libcrypto)")
+                _native_loaded = True
+    return _native
+
+
+def _reset_native() -> None:
+    """Forget the libcrypto lookup: the next :func:`split` looks again (for tests)."""
+    global _native, _native_loaded
+    with _native_lock:
+        _native, _native_loaded = None, False
+
+
+def implementation() -> str:
+    """What :func:`split` hashes full blocks with: ``"libcrypto <path>"`` or ``"python"``.
+
+    Loads and checks libcrypto if that was not done yet.
+    """
+    native = _native_impl()
+    return f"libcrypto {native.name}" if native is not None else "python"
+
+
+def _python_state(algorithm: str, message: bytes, cut: int) -> bytes:
+    iv, compress = _alg(algorithm)
+    h = list(iv)
+    mv = memoryview(message)
+    for off in range(0, cut, 64):
+        compress(h, bytes(mv[off:off + 64]))
+    return struct.pack(f">{len(h)}I", *h)
+
+
 def split(algorithm: str, message: bytes) -> PartialHash:
     """Hash every full block of ``message`` but keep a non-empty last block (1..64 bytes).
 
     When the length is a multiple of 64 the last full block stays for the card
     (the ANS Cryptolib's behaviour: a CPS3 expects a non-empty last block).
     """
-    iv, compress = _alg(algorithm)
-    h = list(iv)
+    global _native
+    _alg(algorithm)
     keep = len(message) % 64 or min(64, len(message))
     cut = len(message) - keep
-    mv = memoryview(message)
-    for off in range(0, cut, 64):
-        compress(h, bytes(mv[off:off + 64]))
-    return PartialHash(algorithm, struct.pack(f">{len(h)}I", *h), cut * 8, bytes(mv[cut:]))
+    state = None
+    if cut:
+        native = _native_impl()
+        if native is not None:
+            try:
+                state = native.state(algorithm, message, cut)
+            except Exception as exc:  # noqa: BLE001 - fall back, and stop using it
+                _log.debug("libcrypto %s failed (%s): pure Python from now on", native.name, exc)
+                with _native_lock:
+                    _native = None
+    if state is None:
+        state = _python_state(algorithm, message, cut)
+    return PartialHash(algorithm, state, cut * 8, bytes(memoryview(message)[cut:]))
 
 
 def finish(algorithm: str, state: bytes, bit_count: int, tail: bytes) -> bytes:
