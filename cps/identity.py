@@ -26,18 +26,22 @@ certificates; see ``docs/cps-domain.md`` sections 3.3 and 4):
 =====================  ================================================================
 field                  source
 =====================  ================================================================
-``idnat``              subject ``CN`` (fallback: SAN UPN ``<idnat>@carte-cps.fr``)
+``idnat``              subject ``CN`` (never the UPN, which is only cross-checked)
 ``id_type``            first character of the idnat (:class:`IdType`)
 ``national_id``        the idnat without its type prefix (and without ``/<internal id>``)
 ``last_name``          ``SN`` (fallback: ``pseudonym``, as on employee cards)
 ``first_name``         ``GN``
 ``profession_label``   ``title`` (fallback: an ``OU`` holding a profession, legacy DNs)
-``profession_code``    TRE_G15 code of that label (:func:`cps.professions.code_for`)
+``profession_code``    private extension 1.2.250.1.71.1.2.7 (INTEGER, TRE_G15 code),
+                       else the code of the label (:func:`cps.professions.code_for`)
 ``structure_id``       ``OU`` holding an idNat_Struct (``10B0057881`` = 1 + FINESS)
 ``structure_name``     ``O``
 ``locality``           ``ST`` (fallback: ``L``)
 ``card_type``          private extension 1.2.250.1.71.1.2.2 (INTEGER), else inferred
 ``card_number``        private extension 1.2.250.1.71.1.2.3 (``8025000001/<card number>``)
+``upn``                SAN otherName UPN: ``<idnat>@carte-cps.fr``, or on CPA cards
+                       ``5.<SIRET>.<internal id>@carte-cps.fr``; authentication
+                       certificates only (signature certificates have no SAN)
 =====================  ================================================================
 
 The certificate is decoded by a small, defensive DER reader of this module,
@@ -62,7 +66,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from .errors import CertificateParseError
-from .professions import code_for
+from .professions import PROFESSIONS, code_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptography import x509
@@ -78,6 +82,7 @@ __all__ = [
     "CARD_ISSUER_ID",
     "OID_CARD_TYPE",
     "OID_CARD_ISSUER_ID",
+    "OID_PROFESSION",
     "OID_MS_UPN",
     "UPN_DOMAIN",
 ]
@@ -86,9 +91,12 @@ __all__ = [
 OID_CARD_TYPE = "1.2.250.1.71.1.2.2"
 #: Private GIP-CPS extension: ``"<card issuer>/<card number>"``, DER PrintableString.
 OID_CARD_ISSUER_ID = "1.2.250.1.71.1.2.3"
+#: Private GIP-CPS extension: TRE_G15 profession code, DER INTEGER (``60`` = Infirmier).
+OID_PROFESSION = "1.2.250.1.71.1.2.7"
 #: Microsoft User Principal Name, the SAN otherName of CPS authentication certificates.
 OID_MS_UPN = "1.3.6.1.4.1.311.20.2.3"
-#: Domain of the UPN of CPS certificates: ``<idnat>@carte-cps.fr``.
+#: Domain of the UPN of CPS authentication certificates: ``<idnat>@carte-cps.fr``
+#: (``5.<SIRET>.<internal id>@carte-cps.fr`` on CPA cards).
 UPN_DOMAIN = "carte-cps.fr"
 #: IAS issuer number of the ANS, before the ``/`` of extension 1.2.250.1.71.1.2.3.
 CARD_ISSUER_ID = "8025000001"
@@ -657,6 +665,48 @@ def _pem_to_der(data: bytes) -> bytes:
         raise CertificateParseError(f"invalid base64 in the PEM certificate: {exc}") from exc
 
 
+def _upn_problem(upn: str, idnat: IdNat) -> Optional[str]:
+    """Why ``upn`` does not fit the idnat read from the CN; ``None`` when it does.
+
+    Accepted: ``<idnat>@carte-cps.fr`` (every card), and
+    ``5.<SIRET>.<internal id>@carte-cps.fr`` for an idnat ``5<SIRET>/<internal id>``
+    (the form of CPA cards). The domain is compared case-insensitively.
+    """
+    local, at, domain = upn.rpartition("@")
+    if not at or domain.lower() != UPN_DOMAIN:
+        return f"the UPN {upn!r} is not in the {UPN_DOMAIN} domain"
+    accepted = [idnat.value]
+    if idnat.id_type is IdType.SIRET and idnat.internal_id:
+        accepted.append(f"5.{idnat.national_id}.{idnat.internal_id}")
+    if local in accepted:
+        return None
+    return f"the UPN {upn!r} does not match the idnat {idnat.value!r}"
+
+
+def _profession_extension(raw: bytes) -> Tuple[Optional[str], Optional[str]]:
+    """(TRE_G15 code, problem) from the extnValue of 1.2.250.1.71.1.2.7 (DER INTEGER).
+
+    A code outside the shipped TRE_G15 table is kept (the table may be older
+    than the card) and reported; anything that is not a small non-negative
+    INTEGER is reported and ignored.
+    """
+    number: Optional[int] = None
+    try:
+        tlv = _read(raw, 0, len(raw))
+        if tlv.tag == _INTEGER and tlv.end == len(raw) and 0 < tlv.end - tlv.start <= 2:
+            number = _decode_integer(raw[tlv.start:tlv.end])
+    except _Malformed:
+        pass
+    if number is None or not 0 <= number <= 999:
+        return None, (f"profession extension {OID_PROFESSION}: not a TRE_G15 code "
+                      f"(DER {raw[:16].hex()}), ignored")
+    code = f"{number:02d}"
+    if code not in PROFESSIONS:
+        return code, (f"profession extension {OID_PROFESSION}: code {code!r} is not in "
+                      f"the TRE_G15 table shipped with this version")
+    return code, None
+
+
 # ------------------------------------------------------------------------- Practitioner
 
 _STRUCTURE_ID = re.compile(r"[0-9][0-9A-Za-z]+")
@@ -685,8 +735,11 @@ class Practitioner:
     :ivar last_name: surname (SN); the ``pseudonym`` when there is no SN
         (employee cards); ``None`` when the certificate has neither.
     :ivar first_name: given name (GN), ``None`` when absent.
-    :ivar profession_code: TRE_G15 code (``"10"``) derived from the profession
-        label; ``None`` for staff titles such as "Personnel santé ou social".
+    :ivar profession_code: TRE_G15 code (``"10"``): the value of the private
+        extension 1.2.250.1.71.1.2.7 when the certificate has a well-formed
+        one, else the code of the profession label; ``None`` for staff titles
+        such as "Personnel santé ou social". See :attr:`profession_code_source`
+        and :attr:`profession_mismatch`.
     :ivar profession_label: the profession as written in the certificate
         (``title``, or an ``OU`` in legacy DNs), e.g. ``"Médecin"``.
     :ivar structure_id: idNat_Struct of the structure (an ``OU`` such as
@@ -698,7 +751,20 @@ class Practitioner:
     :ivar internal_id: for structure-based identifiers, the part after ``/``.
     :ivar locality: ``ST`` (or ``L``) of the subject, e.g. ``"Paris (75)"``.
     :ivar pseudonym: the subject ``pseudonym`` attribute, when present.
-    :ivar upn: the SAN User Principal Name (``<idnat>@carte-cps.fr``), when present.
+    :ivar upn: the SAN User Principal Name, when present: ``<idnat>@carte-cps.fr``,
+        or ``5.<SIRET>.<internal id>@carte-cps.fr`` for a CPA idnat
+        ``5<SIRET>/<internal id>``; both forms are accepted silently, any other
+        value gives a warning. Only authentication certificates carry one. The
+        idnat is **never** taken from the UPN.
+    :ivar profession_code_source: where :attr:`profession_code` comes from:
+        ``"extension"`` (1.2.250.1.71.1.2.7), ``"title"`` (the profession
+        label: ``title``, or an ``OU`` in legacy DNs), ``None`` (no code).
+    :ivar profession_mismatch: ``True`` when the extension's code and the code
+        of the profession label disagree (both known). The extension wins: it
+        is a machine-readable code signed by the CA, while the label is free
+        text for humans; a warning names both. A demanding application (access
+        control by profession) should refuse such a certificate or ask a
+        human, rather than pick either value.
     :ivar rpps_luhn_ok: for RPPS identifiers, whether the Luhn digit verifies
         (``None`` otherwise). Informational: never a reason to reject.
     :ivar card_type_inferred: ``True`` when :attr:`card_type` was guessed from
@@ -706,7 +772,10 @@ class Practitioner:
         (``3…/…`` -> CPE, internal id ``CPA…`` -> CPA). Without the extension
         RPPS / ADELI holders stay UNKNOWN (CPS or CPF cannot be told apart).
     :ivar warnings: anomalies met while reading the certificate (mis-encoded
-        attribute, UPN different from the CN, Luhn mismatch...).
+        attribute, UPN that matches neither accepted form, malformed private
+        extension, profession extension disagreeing with the title, Luhn
+        mismatch...). A malformed extension is never fatal: it is reported
+        here and ignored (the profession code then comes from the title).
     :ivar validated: set ``True`` only by code that validated the chain (and
         checked the card's possession of the key). :meth:`from_certificate`
         always gives ``False``. This flag is a convention between layers of
@@ -731,6 +800,8 @@ class Practitioner:
     upn: Optional[str] = None
     rpps_luhn_ok: Optional[bool] = None
     card_type_inferred: bool = False
+    profession_code_source: Optional[str] = None
+    profession_mismatch: bool = False
     warnings: Tuple[str, ...] = ()
     validated: bool = False
 
@@ -747,8 +818,8 @@ class Practitioner:
             certificate as DER bytes, or PEM (bytes or str).
         :returns: a :class:`Practitioner` with ``validated=False``.
         :raises CertificateParseError: the input is not a decodable X.509
-            certificate, or its subject has no CN (and no ``@carte-cps.fr``
-            UPN to fall back on).
+            certificate, or its subject has no CN (the UPN is never used
+            instead).
         :raises TypeError: ``cert`` is of an unsupported type.
         """
         der = _to_der(cert)
@@ -785,43 +856,33 @@ class Practitioner:
                 firsts[oid] = text
         first = firsts.get
 
-        # --- the identifier: CN, cross-checked with (or replaced by) the UPN
-        upn: Optional[str] = None
-        upn_idnat: Optional[str] = None
-        san = parsed.extensions.get(_SAN)
-        if san is not None:
-            upns, remarks = _upns(san)
-            warnings.extend(remarks)
-            if upns:
-                upn = upns[0]
-                local, at, domain = upn.rpartition("@")
-                if at and domain.lower() == UPN_DOMAIN and local:
-                    upn_idnat = local
+        # --- the identifier: the CN, never the UPN (which is only cross-checked)
         cns = [cn for cn in values.get(_CN, ()) if cn.strip()]
+        if not cns:
+            raise CertificateParseError(
+                "the certificate subject has no (non-empty) CN (commonName): it names no "
+                "practitioner (not a CPS card certificate?)")
         chosen: Optional[IdNat] = None
         for cn in cns:  # the first CN that is an idNat_PS; else the first CN
             candidate = parse_idnat(cn)
             if candidate.id_type is not IdType.UNKNOWN:
                 chosen = candidate
                 break
-        if chosen is None and upn_idnat is not None:
-            from_upn = parse_idnat(upn_idnat)
-            if from_upn.id_type is not IdType.UNKNOWN or not cns:
-                chosen = from_upn
-                warnings.append("idnat taken from the UPN: the subject has no CN "
-                                "holding an idNat_PS" if cns else
-                                "idnat taken from the UPN: the subject has no CN")
         if chosen is None:
-            if not cns:
-                raise CertificateParseError(
-                    "the certificate subject has no (non-empty) CN (commonName): it names no "
-                    "practitioner (not a CPS card certificate?)")
             chosen = parse_idnat(cns[0])
         warnings.extend(chosen.problems)
-        if upn_idnat is not None and upn_idnat != chosen.value:
-            warnings.append(f"the UPN {upn!r} does not match the idnat {chosen.value!r}")
         if len(cns) > 1:
             warnings.append(f"the subject has {len(cns)} CNs; used {chosen.value!r}")
+        upn: Optional[str] = None
+        san = parsed.extensions.get(_SAN)
+        if san is not None:
+            upns, remarks = _upns(san)
+            warnings.extend(remarks)
+            if upns:
+                upn = upns[0]
+                problem = _upn_problem(upn, chosen)
+                if problem:
+                    warnings.append(problem)
 
         # --- names
         pseudonym = first(_PSEUDONYM)
@@ -842,6 +903,21 @@ class Practitioner:
                     profession_code = ou_code
             elif structure_id is None and _STRUCTURE_ID.fullmatch(ou):
                 structure_id = ou
+        code_source = "title" if profession_code is not None else None
+        mismatch = False
+        raw_profession = parsed.extensions.get(OID_PROFESSION)
+        if raw_profession is not None:
+            ext_code, problem = _profession_extension(raw_profession)
+            if problem:
+                warnings.append(problem)
+            if ext_code is not None:
+                if profession_code is not None and profession_code != ext_code:
+                    mismatch = True
+                    warnings.append(
+                        f"profession extension {OID_PROFESSION} says {ext_code!r} but the "
+                        f"profession label {profession_label!r} means {profession_code!r}: "
+                        f"kept the extension's code")
+                profession_code, code_source = ext_code, "extension"
 
         # --- card
         card_type = CardType.UNKNOWN
@@ -899,6 +975,8 @@ class Practitioner:
             upn=upn,
             rpps_luhn_ok=chosen.rpps_luhn_ok,
             card_type_inferred=inferred,
+            profession_code_source=code_source,
+            profession_mismatch=mismatch,
             validated=validated,
             warnings=tuple(warnings),
         )
@@ -959,4 +1037,5 @@ def _raw_oid(dotted: str) -> bytes:
 _UPN_OTHER_NAME = b"\x06" + bytes([len(_raw_oid(OID_MS_UPN))]) + _raw_oid(OID_MS_UPN)
 
 #: the extensions identity extraction reads, by raw DER OID
-_WANTED_RAW = {_raw_oid(o): o for o in (_SAN, OID_CARD_TYPE, OID_CARD_ISSUER_ID)}
+_WANTED_RAW = {_raw_oid(o): o for o in (_SAN, OID_CARD_TYPE, OID_CARD_ISSUER_ID,
+                                        OID_PROFESSION)}

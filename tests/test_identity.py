@@ -31,6 +31,7 @@ from cps.identity import (
     OID_CARD_ISSUER_ID,
     OID_CARD_TYPE,
     OID_MS_UPN,
+    OID_PROFESSION,
     CardType,
     IdType,
     Practitioner,
@@ -58,6 +59,11 @@ def ext_card_type(code: int) -> x509.UnrecognizedExtension:
 def ext_card_id(value: str) -> x509.UnrecognizedExtension:
     return x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_CARD_ISSUER_ID),
                                       asn1.PrintableString(value).dump())
+
+
+def ext_profession(code: int) -> x509.UnrecognizedExtension:
+    return x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_PROFESSION),
+                                      asn1.Integer(code).dump())
 
 
 def ext_upn(*upns: str, email: str | None = None) -> x509.SubjectAlternativeName:
@@ -317,7 +323,10 @@ def test_emulator_profiles(pki, name):
         assert p.card_type is CardType(profile.card_type)
         assert p.card_type_inferred is False
         assert p.card_number == profile.card_number
-        assert p.upn == f"{holder.idnat}@carte-cps.fr"
+        # the signature certificate has no UPN, like the real one
+        assert p.upn == (None if cert is issued.sign_cert else f"{holder.idnat}@carte-cps.fr")
+        assert p.profession_code_source == ("extension" if holder.profession_code else None)
+        assert p.profession_mismatch is False
         assert p.id_type is not IdType.UNKNOWN
         assert p.idnat == p.id_type.value + p.national_id + (
             f"/{p.internal_id}" if p.internal_id else "")
@@ -449,7 +458,7 @@ def test_card_number_extension_not_a_string():
     assert p.card_number is None and p.warnings
 
 
-def test_upn_cross_check_and_fallback():
+def test_upn_cross_check_never_gives_the_idnat():
     # consistent
     p = Practitioner.from_certificate(make_cert("CN=810002813839,C=FR",
                                                 ext_upn("810002813839@carte-cps.fr",
@@ -459,18 +468,155 @@ def test_upn_cross_check_and_fallback():
     p = Practitioner.from_certificate(make_cert("CN=810002813839,C=FR",
                                                 ext_upn("899700075122@carte-cps.fr")))
     assert p.idnat == "810002813839" and any("UPN" in w for w in p.warnings)
-    # no CN: the UPN gives the idnat
-    p = Practitioner.from_certificate(make_cert("SN=DUPONT+GN=JEAN,C=FR",
+    # no CN: the UPN is NOT used as the idnat
+    with pytest.raises(errors.CertificateParseError, match="CN"):
+        Practitioner.from_certificate(make_cert("SN=DUPONT+GN=JEAN,C=FR",
                                                 ext_upn("00B7010446@CARTE-CPS.FR")))
-    assert (p.idnat, p.id_type, p.last_name) == ("00B7010446", IdType.ADELI, "DUPONT")
-    assert any("UPN" in w for w in p.warnings)
-    # CN that is not an idnat (a name): the UPN gives it
+    # a CN that is not an idnat (a name) stays the idnat, UNKNOWN; the UPN is only compared
     p = Practitioner.from_certificate(make_cert("CN=JEAN DUPONT,C=FR",
                                                 ext_upn("810002813839@carte-cps.fr")))
-    assert p.idnat == "810002813839" and p.id_type is IdType.RPPS
-    # a UPN of another domain is reported but not used as the idnat
+    assert p.idnat == "JEAN DUPONT" and p.id_type is IdType.UNKNOWN
+    assert any("does not match" in w for w in p.warnings)
+    # a UPN of another domain is reported, and never used
+    p = Practitioner.from_certificate(make_cert("CN=810002813839,C=FR",
+                                                ext_upn("810002813839@x.fr")))
+    assert p.idnat == "810002813839" and any("domain" in w for w in p.warnings)
     with pytest.raises(errors.CertificateParseError):
         Practitioner.from_certificate(make_cert("SN=DUPONT,C=FR", ext_upn("810002813839@x.fr")))
+
+
+@pytest.mark.parametrize("subject, upn", [
+    # authentication certificate of a CPS / CPE card: <idnat>@carte-cps.fr
+    ("GN=ISABELLE+CN=810002813839+SN=DONNAT-GADY,title=Médecin,C=FR",
+     "810002813839@carte-cps.fr"),
+    ("GN=CHARLES+CN=30B0057881/CPET0002+SN=ADMINISTRATIF,title=Personnel santé ou social,C=FR",
+     "30B0057881/CPET0002@carte-cps.fr"),
+    ("CN=00B7010446,C=FR", "00B7010446@CARTE-CPS.FR"),  # domain case does not matter
+    # CPA card: 5.<SIRET>.<internal id>@carte-cps.fr
+    ("GN=PATRICE+SN=MAITRE0000029750001+CN=500000000029751/CPAT0001,OU=300000000029751,"
+     "L=Paris (75),O=TEST,C=FR", "5.00000000029751.CPAT0001@carte-cps.fr"),
+    ("CN=500000000029751/CPAT0001,C=FR", "500000000029751/CPAT0001@carte-cps.fr"),
+])
+def test_both_observed_upn_forms_are_accepted_silently(subject, upn):
+    p = Practitioner.from_certificate(make_cert(subject, ext_upn(upn)))
+    assert p.upn == upn and p.warnings == ()
+    assert p.idnat == x509.Name.from_rfc4514_string(subject, ATTRIBUTE_NAMES) \
+        .get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+@pytest.mark.parametrize("subject, upn", [
+    ("CN=500000000029751/CPAT0001,C=FR", "5.00000000029751.CPAT0002@carte-cps.fr"),
+    ("CN=500000000029751/CPAT0001,C=FR", "5.00000000029752.CPAT0001@carte-cps.fr"),
+    ("CN=500000000029751/CPAT0001,C=FR", "5.00000000029751CPAT0001@carte-cps.fr"),
+    # the dotted form only exists for SIRET-based (type 5) identifiers
+    ("CN=30B0057881/CPET0002,C=FR", "3.0B0057881.CPET0002@carte-cps.fr"),
+    ("CN=810002813839,C=FR", "8.10002813839@carte-cps.fr"),
+])
+def test_other_upn_forms_are_reported(subject, upn):
+    p = Practitioner.from_certificate(make_cert(subject, ext_upn(upn)))
+    assert p.idnat == subject[3:].split(",")[0]  # the CN, whatever the UPN says
+    assert p.upn == upn and any("does not match" in w for w in p.warnings)
+
+
+def test_signature_certificate_without_upn():
+    p = Practitioner.from_certificate(make_cert(
+        "GN=OLIVIER+CN=00B6087510+SN=INFIRMCS ADELI8751,title=Infirmier,C=FR",
+        ext_card_type(0), ext_card_id("8025000001/2800636234"), ext_profession(60)))
+    assert (p.idnat, p.id_type, p.upn) == ("00B6087510", IdType.ADELI, None)
+    assert (p.profession_code, p.profession_code_source, p.profession_mismatch) == \
+        ("60", "extension", False)
+    assert (p.card_type, p.card_number) == (CardType.CPS, "2800636234")
+    assert p.warnings == ()
+
+
+# --------------------------------------------------------------------------- profession ext
+def test_profession_extension_absent_uses_the_title():
+    p = Practitioner.from_certificate(make_cert("CN=810002813839,title=Pharmacien,C=FR"))
+    assert (p.profession_code, p.profession_code_source, p.profession_mismatch) == \
+        ("21", "title", False)
+    staff = Practitioner.from_certificate(make_cert(
+        "CN=30B0057881/CPET0002,title=Personnel santé ou social,C=FR"))
+    assert (staff.profession_code, staff.profession_code_source) == (None, None)
+    assert staff.warnings == ()
+
+
+def test_profession_extension_without_title():
+    p = Practitioner.from_certificate(make_cert("CN=810002813839,C=FR", ext_profession(10)))
+    assert (p.profession_code, p.profession_label, p.profession_code_source) == \
+        ("10", None, "extension")
+    assert p.warnings == ()
+
+
+def test_profession_extension_disagreeing_with_the_title():
+    p = Practitioner.from_certificate(make_cert("CN=810002813839,title=Médecin,C=FR",
+                                                ext_profession(21)))
+    # the extension (a code signed by the CA) wins; the disagreement is flagged twice
+    assert (p.profession_code, p.profession_label) == ("21", "Médecin")
+    assert p.profession_code_source == "extension" and p.profession_mismatch is True
+    [warning] = p.warnings
+    assert "'21'" in warning and "'10'" in warning and "Médecin" in warning
+    assert p.to_dict()["profession_mismatch"] is True
+
+
+def test_profession_extension_with_a_staff_title_is_no_mismatch():
+    p = Practitioner.from_certificate(make_cert(
+        "CN=30B0057881/CPET0002,title=Personnel santé ou social,C=FR", ext_profession(60)))
+    assert (p.profession_code, p.profession_mismatch, p.warnings) == ("60", False, ())
+
+
+def test_profession_extension_unknown_code_is_kept_and_reported():
+    p = Practitioner.from_certificate(make_cert("CN=810002813839,C=FR", ext_profession(99)))
+    assert p.profession_code == "99" and p.profession_code_source == "extension"
+    assert any("not in the TRE_G15 table" in w for w in p.warnings)
+    p = Practitioner.from_certificate(make_cert("CN=810002813839,C=FR", ext_profession(5)))
+    assert p.profession_code == "05"
+
+
+@pytest.mark.parametrize("value", [
+    b"",                                  # nothing
+    b"\x02",                              # truncated TLV
+    b"\x02\x00",                          # empty INTEGER
+    b"\x02\x01",                          # length beyond the data
+    b"\x02\x01\x0a\x00",                  # trailing byte
+    b"\x02\x01\xff",                      # negative
+    b"\x02\x03\x01\x00\x00",              # too large for a TRE_G15 code
+    b"\x02\x02\x03\xe8",                  # 1000
+    b"\x13\x0210",                        # PrintableString "10", not an INTEGER
+    b"\x04\x01\x0a",                      # OCTET STRING
+    b"\x02\x84\xff\xff\xff\xff\x0a",      # absurd length
+    b"\x30\x03\x02\x01\x0a",              # SEQUENCE { INTEGER }
+])
+def test_malformed_profession_extension_is_a_warning(value):
+    cert = make_cert("CN=810002813839,title=Infirmier,C=FR",
+                     x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_PROFESSION), value))
+    p = Practitioner.from_certificate(cert)
+    # ignored, reported; the code falls back on the title
+    assert (p.profession_code, p.profession_code_source, p.profession_mismatch) == \
+        ("60", "title", False)
+    assert any(OID_PROFESSION in w and "ignored" in w for w in p.warnings)
+    # the same through the raw-DER path (extension assembled by hand)
+    der = raw_cert([[(CN, UTF8, b"810002813839")], [(TITLE, UTF8, b"Infirmier")]],
+                   [(OID_PROFESSION, value)])
+    q = Practitioner.from_certificate(der)
+    assert (q.profession_code, q.profession_code_source) == ("60", "title")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=12))
+def test_profession_extension_fuzz_never_raises(value):
+    der = raw_cert([[(CN, UTF8, b"810002813839")]], [(OID_PROFESSION, value)])
+    p = Practitioner.from_certificate(der)
+    assert p.profession_code is None or (p.profession_code.isdigit()
+                                         and p.profession_code_source == "extension")
+
+
+def test_profession_extension_through_parsed_certificate():
+    from cps.trust import certs
+
+    der = der_of(make_cert("CN=810002813839,title=Médecin,C=FR", ext_profession(21)))
+    p = Practitioner.from_parsed_certificate(certs.parse_cert(der))
+    assert p == Practitioner.from_certificate(der)
+    assert p.profession_mismatch is True
 
 
 # --------------------------------------------------------------------------- failures

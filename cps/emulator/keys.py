@@ -26,7 +26,14 @@ primes ourselves:
   whose loader re-checks the key with OpenSSL.
 
 A 2048-bit key takes about 0.2-0.3 s in CPython; a 4096-bit key several
-seconds, hence :func:`cached_rsa_key`, which keeps derived keys on disk.
+seconds, hence :func:`cached_rsa_key`, which keeps derived keys on disk: in
+the directory of the PKI that uses them, and in one per-user *shared* cache
+(:func:`shared_key_cache`: ``$CPS_TEST_KEY_CACHE``, else
+``$XDG_CACHE_HOME/cps/test-keys``, else ``~/.cache/cps/test-keys``), so that
+the many test PKIs built in temporary directories derive each key once per
+machine, not once per directory. Sharing is safe because a derived key is a
+pure function of ``(derivation version, seed, label, bits)``, all of which
+are hashed into the file name.
 
 The derivation is versioned (``_DERIVATION_VERSION``): changing anything that
 affects the bytes drawn from the DRBG changes every key and certificate, so it
@@ -45,10 +52,21 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-__all__ = ["HmacDrbg", "cached_rsa_key", "derive_rsa_key", "seed_bytes", "write_atomic"]
+__all__ = [
+    "HmacDrbg",
+    "KEY_CACHE_ENV",
+    "cached_rsa_key",
+    "derive_rsa_key",
+    "seed_bytes",
+    "shared_key_cache",
+    "write_atomic",
+]
 
 PUBLIC_EXPONENT = 65537
 _DERIVATION_VERSION = b"cps-emulator/test-rsa-key/v1"
+#: Environment variable naming the shared key cache directory; empty disables it.
+KEY_CACHE_ENV = "CPS_TEST_KEY_CACHE"
+_SHARED = object()  # sentinel: "use shared_key_cache()"
 
 
 class HmacDrbg:
@@ -245,25 +263,47 @@ def _cache_file_name(seed: int | bytes, label: str, bits: int) -> str:
     return f"{slug}-{bits}-{digest}.pem"
 
 
-def cached_rsa_key(
-    directory: str | os.PathLike[str] | None, seed: int | bytes, label: str, bits: int = 2048
-) -> rsa.RSAPrivateKey:
-    """Like :func:`derive_rsa_key`, but keep the TEST-ONLY key in ``directory``.
+def shared_key_cache() -> Path | None:
+    """The per-user directory shared by every test PKI for its TEST-ONLY keys.
 
-    The file (unencrypted PKCS#8 PEM: the key is public knowledge anyway) is
-    named after a hash of ``(seed, label, bits)``, written atomically so that
-    concurrent test processes can share a directory, and re-derived when it is
-    missing or unreadable.
+    ``$CPS_TEST_KEY_CACHE`` when set (an empty value disables the shared
+    cache), else ``$XDG_CACHE_HOME/cps/test-keys``, else
+    ``~/.cache/cps/test-keys``. Read afresh on each call, so that tests may
+    change the variable.
 
-    :param directory: cache directory (created if needed); ``None`` disables caching.
-    :param seed: PKI seed.
-    :param label: key label, see :func:`derive_rsa_key`.
-    :param bits: modulus size.
+    :returns: the directory (maybe not created yet), or ``None`` when disabled
+        or when no home directory is known.
     """
-    if directory is None:
-        return derive_rsa_key(seed, label, bits)
-    folder = Path(directory)
-    path = folder / _cache_file_name(seed, label, bits)
+    configured = os.environ.get(KEY_CACHE_ENV)
+    if configured is not None:
+        return Path(configured).expanduser() if configured.strip() else None
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "cps" / "test-keys"
+    try:
+        return Path.home() / ".cache" / "cps" / "test-keys"
+    except (RuntimeError, KeyError):  # no home directory
+        return None
+
+
+def _usable_shared_dir(folder: Path) -> bool:
+    """Create the shared cache (mode 0700) if needed; refuse one that others may write.
+
+    The keys protect nothing, but a directory writable by another user would
+    let that user substitute keys, and with them the certificates the test
+    PKI issues.
+    """
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError:
+        return False
+    if os.name != "posix":  # pragma: no cover - POSIX-only checks
+        return True
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _load_cached(path: Path, bits: int) -> rsa.RSAPrivateKey | None:
     try:
         # OpenSSL's full key check costs ~30 ms per 2048-bit key (it re-tests
         # the primes); these files are ours, so a few big-integer identities
@@ -271,17 +311,68 @@ def cached_rsa_key(
         key = serialization.load_pem_private_key(
             path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
         )
-        if isinstance(key, rsa.RSAPrivateKey) and key.key_size == bits and _consistent(key):
-            return key
     except (OSError, ValueError, TypeError):
-        pass  # missing or damaged: derive again
-    key = derive_rsa_key(seed, label, bits)
+        return None  # missing or damaged: derive again
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size == bits and _consistent(key):
+        return key
+    return None
+
+
+def cached_rsa_key(
+    directory: str | os.PathLike[str] | None,
+    seed: int | bytes,
+    label: str,
+    bits: int = 2048,
+    *,
+    shared_cache: str | os.PathLike[str] | None | object = _SHARED,
+) -> rsa.RSAPrivateKey:
+    """Like :func:`derive_rsa_key`, but keep the TEST-ONLY key on disk.
+
+    The key is looked up in ``directory``, then in the shared per-user cache,
+    and derived only when neither has a sound copy; it is then written to
+    both (so that ``directory`` stays self-contained). Files (unencrypted
+    PKCS#8 PEM: the key is public knowledge anyway) are named after a hash of
+    ``(derivation version, seed, label, bits)``, written atomically so that
+    concurrent test processes can share a directory, and re-derived when
+    missing or unreadable. A shared cache that cannot be created or written,
+    or that other users may write to, is ignored.
+
+    :param directory: the PKI's own key directory (created if needed);
+        ``None``: none.
+    :param seed: PKI seed.
+    :param label: key label, see :func:`derive_rsa_key`.
+    :param bits: modulus size.
+    :param shared_cache: the shared cache directory; default
+        :func:`shared_key_cache`; ``None`` disables it.
+    """
+    name = _cache_file_name(seed, label, bits)
+    own = Path(directory) / name if directory is not None else None
+    if own is not None:
+        key = _load_cached(own, bits)
+        if key is not None:
+            return key
+    shared_dir = shared_key_cache() if shared_cache is _SHARED else shared_cache
+    shared = None
+    if shared_dir is not None:
+        folder = Path(shared_dir)  # type: ignore[arg-type]
+        if _usable_shared_dir(folder):
+            shared = folder / name
+    key = _load_cached(shared, bits) if shared is not None else None
+    derived = key is None
+    if key is None:
+        key = derive_rsa_key(seed, label, bits)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    write_atomic(path, pem)
+    if own is not None:
+        write_atomic(own, pem)
+    if shared is not None and derived:
+        try:
+            write_atomic(shared, pem)
+        except OSError:
+            pass  # a read-only or full cache only costs time
     return key
 
 

@@ -24,10 +24,20 @@ and, for intermediates, ``<base_url>/crl/<stem>-delta.crl``.
 
 Design decisions (details in ``docs/emulator.md``):
 
-* Key sizes: CA keys are RSA-2048 by default, RSA-4096 (as in production) with
-  ``ca_key_bits=4096``; pure-Python prime generation costs ~0.2 s per 2048-bit
-  key and ~2-3 s per 4096-bit key, paid once per directory (keys are cached).
-  Card and OCSP responder keys are RSA-2048, like CPS3 keys.
+* Key sizes: CA keys are RSA-4096 by default, as in production
+  (``ca_key_bits=2048`` remains for speed); pure-Python prime generation
+  costs ~0.2 s per 2048-bit key and a few seconds per 4096-bit key, paid once
+  per user: keys are cached in the PKI directory and in the shared per-user
+  cache of :func:`cps.emulator.keys.shared_key_cache`. Card and OCSP
+  responder keys are RSA-2048, like CPS3 keys.
+* Card certificates follow the real TEST card certificates: the
+  authentication certificate has keyUsage digitalSignature (critical), EKU
+  clientAuth + MS smartcardLogon and the UPN ``<idnat>@carte-cps.fr``
+  (``5.<SIRET>.<id>@carte-cps.fr`` on a CPA card); the signature certificate
+  has keyUsage nonRepudiation (critical), EKU emailProtection and no
+  subjectAltName; both carry the private GIP-CPS extensions 1.2.250.1.71.1.2.5
+  (OCTET STRING 0x80), .2 (card type), .3 (``8025000001/<card number>``) and,
+  when the holder has a profession, .7 (its TRE_G15 code, INTEGER).
 * Dates derive from a *reference time* (default: 1 January 00:00 UTC of the
   current year), never from the clock, so that a given seed gives the same DER
   all year: CAs span reference ± 10 years; valid card certificates
@@ -94,6 +104,7 @@ __all__ = [
     "OID_CARD_ISSUER_ID",
     "OID_CARD_TYPE",
     "OID_MS_SMARTCARD_LOGON",
+    "OID_PROFESSION",
     "OID_MS_UPN",
     "POLICY_TEST_AUTH",
     "POLICY_TEST_SIGN",
@@ -101,6 +112,7 @@ __all__ = [
     "CardCredentials",
     "CertificateAuthority",
     "TestPKI",
+    "card_upn",
     "crl_number",
     "default_reference_time",
 ]
@@ -122,6 +134,9 @@ OID_MS_UPN = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 OID_CARD_FLAGS = x509.ObjectIdentifier("1.2.250.1.71.1.2.5")  # OCTET STRING 0x80
 OID_CARD_TYPE = x509.ObjectIdentifier("1.2.250.1.71.1.2.2")  # INTEGER, see CARD_TYPE_CODES
 OID_CARD_ISSUER_ID = x509.ObjectIdentifier("1.2.250.1.71.1.2.3")  # "8025000001/<card>"
+#: TRE_G15 profession code (INTEGER, e.g. 60 for "Infirmier"), seen on real TEST
+#: practitioner certificates; absent for staff without a profession.
+OID_PROFESSION = x509.ObjectIdentifier("1.2.250.1.71.1.2.7")
 
 UPN_DOMAIN = "carte-cps.fr"
 #: The complete CRL that delta CRLs refer to is issued this long before the reference time.
@@ -131,6 +146,13 @@ DEFAULT_NEXT_UPDATE = timedelta(days=1)
 
 _FORMAT_VERSION = 1
 _ROLES = ("auth", "sign", "tech")
+#: extendedKeyUsage per certificate role (auth and sign as on real TEST cards;
+#: the contactless technical certificate has no public sample).
+_CARD_EKUS: Mapping[str, list[x509.ObjectIdentifier]] = {
+    "auth": [ExtendedKeyUsageOID.CLIENT_AUTH, OID_MS_SMARTCARD_LOGON],
+    "sign": [ExtendedKeyUsageOID.EMAIL_PROTECTION],
+    "tech": [ExtendedKeyUsageOID.CLIENT_AUTH],
+}
 
 
 @dataclass(frozen=True)
@@ -330,6 +352,22 @@ def _holder_name(profile: CardProfile) -> x509.Name:
     return x509.Name(rdns)
 
 
+def card_upn(profile: CardProfile) -> str:
+    """User Principal Name of a card's authentication certificate.
+
+    ``<idnat>@carte-cps.fr``, as on the real TEST card certificates; a CPA card
+    whose idNat is ``5<SIRET>/<internal id>`` gets the form observed on real
+    CPA certificates, ``5.<SIRET>.<internal id>@carte-cps.fr``.
+
+    :param profile: the card profile.
+    """
+    idnat = profile.holder.idnat
+    if profile.card_type == "CPA" and idnat.startswith("5") and "/" in idnat:
+        siret, _, internal = idnat[1:].partition("/")
+        return f"5.{siret}.{internal}@{UPN_DOMAIN}"
+    return f"{idnat}@{UPN_DOMAIN}"
+
+
 def _ski(cert: x509.Certificate) -> x509.SubjectKeyIdentifier:
     return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
 
@@ -411,7 +449,7 @@ class TestPKI:
         base_url: str = DEFAULT_BASE_URL,
         *,
         reference_time: datetime | None = None,
-        ca_key_bits: int = 2048,
+        ca_key_bits: int = 4096,
         profiles: Iterable[CardProfile] | None = None,
     ) -> TestPKI:
         """Create the test PKI in ``directory``, or reuse what is already there.
@@ -430,8 +468,10 @@ class TestPKI:
             written in certificates (no trailing slash needed).
         :param reference_time: aware datetime all validity and revocation
             dates derive from; default :func:`default_reference_time`.
-        :param ca_key_bits: CA key size: 2048 (default, fast), 3072 or 4096
-            (as in production; ~20 s on first use, then cached).
+        :param ca_key_bits: CA key size: 4096 (default, as in production;
+            ~20-30 s for the nine keys on first use, then cached per user,
+            see :func:`cps.emulator.keys.shared_key_cache`), 3072, or 2048
+            (faster signatures, for tests that issue many objects).
         :param profiles: profiles whose revocations the CAs publish; default
             every bundled profile.
         """
@@ -945,7 +985,6 @@ class TestPKI:
                           ca: CertificateAuthority, serial: int | None = None
                           ) -> x509.Certificate:
         not_before, not_after = self.card_validity(profile)
-        upn = asn1.UTF8String(f"{profile.holder.idnat}@{UPN_DOMAIN}").dump()
         policy = {"auth": POLICY_TEST_AUTH, "sign": POLICY_TEST_SIGN,
                   "tech": POLICY_TEST_TECH}[role]
         builder = (
@@ -961,17 +1000,14 @@ class TestPKI:
                                       content_commitment=role == "sign"), critical=True)
             .add_extension(x509.CertificatePolicies([
                 x509.PolicyInformation(policy, [TEST_CPS_URI])]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(_CARD_EKUS[role]), critical=False)
         )
-        if role == "auth":
-            builder = builder.add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.CLIENT_AUTH, OID_MS_SMARTCARD_LOGON]), critical=False)
-        elif role == "tech":
+        if role != "sign":  # the real signature certificate has no subjectAltName
+            upn = asn1.UTF8String(card_upn(profile)).dump()
             builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                x509.SubjectAlternativeName([x509.OtherName(OID_MS_UPN, upn)]), critical=False)
         builder = (
             builder
-            .add_extension(x509.SubjectAlternativeName([x509.OtherName(OID_MS_UPN, upn)]),
-                           critical=False)
             .add_extension(x509.CRLDistributionPoints(_uri_points(ca.crl_url)), critical=False)
             .add_extension(x509.FreshestCRL(_uri_points(ca.delta_crl_url or ca.crl_url)),
                            critical=False)
@@ -994,6 +1030,10 @@ class TestPKI:
                 OID_CARD_ISSUER_ID, asn1.PrintableString(profile.issuer_card_id).dump()),
                 critical=False)
         )
+        code = profile.holder.profession_code
+        if code is not None and code.isascii() and code.isdigit():
+            builder = builder.add_extension(x509.UnrecognizedExtension(
+                OID_PROFESSION, asn1.Integer(int(code)).dump()), critical=False)
         return builder.sign(ca.key, hashes.SHA256())
 
     def _ca_for_hashes(self, name_hash: bytes, key_hash: bytes,

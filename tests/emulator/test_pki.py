@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from asn1crypto import core as asn1_core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,20 +17,29 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from cps.emulator.keys import HmacDrbg, cached_rsa_key, derive_rsa_key, seed_bytes
+from cps.emulator.keys import (
+    KEY_CACHE_ENV,
+    HmacDrbg,
+    cached_rsa_key,
+    derive_rsa_key,
+    seed_bytes,
+    shared_key_cache,
+)
 from cps.emulator.pki import (
     OID_CARD_FLAGS,
     OID_CARD_ISSUER_ID,
     OID_CARD_TYPE,
     OID_MS_SMARTCARD_LOGON,
     OID_MS_UPN,
+    OID_PROFESSION,
     POLICY_TEST_AUTH,
     POLICY_TEST_SIGN,
     POLICY_TEST_TECH,
     TestPKI,
+    card_upn,
     default_reference_time,
 )
-from cps.emulator.profiles import load_profile, profile_names
+from cps.emulator.profiles import CardProfile, CertificateSpec, Holder, load_profile, profile_names
 
 REF = datetime(2025, 1, 1, tzinfo=timezone.utc)
 BASE = "http://127.0.0.1:18080"
@@ -122,6 +132,65 @@ def test_cached_key_roundtrip_and_repair(tmp_path: Path):
     assert cached_rsa_key(tmp_path, 5, "cache", 1024).private_numbers() == key.private_numbers()
 
 
+def test_shared_key_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv(KEY_CACHE_ENV, str(tmp_path / "shared"))
+    assert shared_key_cache() == tmp_path / "shared"
+    monkeypatch.setenv(KEY_CACHE_ENV, "")
+    assert shared_key_cache() is None  # empty: disabled
+    monkeypatch.delenv(KEY_CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert shared_key_cache() == tmp_path / "xdg" / "cps" / "test-keys"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert shared_key_cache() == tmp_path / "home" / ".cache" / "cps" / "test-keys"
+
+
+def test_shared_key_cache_serves_every_directory(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path):
+    shared = tmp_path / "shared"
+    monkeypatch.setenv(KEY_CACHE_ENV, str(shared))
+    key = cached_rsa_key(tmp_path / "a", 5, "shared", 1024)
+    [file] = shared.glob("*.pem")
+    assert (shared.stat().st_mode & 0o777) == 0o700
+    assert (tmp_path / "a" / file.name).read_bytes() == file.read_bytes()
+    # another directory (or none) gets the key from the shared cache, not by derivation
+    monkeypatch.setattr("cps.emulator.keys.derive_rsa_key",
+                        lambda *a: pytest.fail("derived again"))
+    for directory in (tmp_path / "b", None):
+        again = cached_rsa_key(directory, 5, "shared", 1024)
+        assert again.private_numbers() == key.private_numbers()
+    assert (tmp_path / "b" / file.name).exists()
+
+
+def test_shared_key_cache_ignored_when_unsafe_or_disabled(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # writable by others: another user could plant keys
+    monkeypatch.setenv(KEY_CACHE_ENV, str(shared))
+    key = cached_rsa_key(None, 6, "unsafe", 1024)
+    assert list(shared.iterdir()) == []
+    monkeypatch.setenv(KEY_CACHE_ENV, "")
+    assert cached_rsa_key(None, 6, "unsafe", 1024).private_numbers() == key.private_numbers()
+    # explicit argument: a damaged shared file is re-derived and repaired
+    shared.chmod(0o700)
+    cached_rsa_key(None, 6, "unsafe", 1024, shared_cache=shared)
+    [file] = shared.glob("*.pem")
+    file.write_bytes(b"damaged")
+    assert cached_rsa_key(None, 6, "unsafe", 1024, shared_cache=shared).private_numbers() == \
+        key.private_numbers()
+    assert file.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_ca_key_bits_2048_stays_available(tmp_path: Path):
+    small = TestPKI.generate(None, seed=1, base_url=BASE, reference_time=REF,
+                             ca_key_bits=2048, profiles=[])
+    assert small.roots["FORT"].public_key().key_size == 2048
+    cred = small.issue_card("cps3-medecin")
+    assert cred.auth_cert.public_key().key_size == 2048  # card keys: RSA-2048 always
+    cred.auth_cert.verify_directly_issued_by(cred.chain[0])
+
+
 # -- CA hierarchy --------------------------------------------------------------
 
 
@@ -170,7 +239,7 @@ def test_root_extensions(pki: TestPKI):
         cert.verify_directly_issued_by(cert)
         assert cert.not_valid_before_utc <= REF - timedelta(days=3650)
         assert cert.not_valid_after_utc >= REF + timedelta(days=3650)
-        assert cert.public_key().key_size == 2048
+        assert cert.public_key().key_size == 4096  # as IGC-Santé's (default ca_key_bits)
 
 
 def test_intermediate_extensions(pki: TestPKI):
@@ -268,17 +337,34 @@ def test_auth_certificate_extensions(pki: TestPKI, cards: dict):
     assert ext(cert, OID_CARD_FLAGS).value.value == bytes.fromhex("040180")
     assert ext(cert, OID_CARD_TYPE).value.value == bytes.fromhex("020100")  # CPS = 0
     assert ext(cert, OID_CARD_ISSUER_ID).value.value == b"\x13\x15" + b"8025000001/2990000101"
+    assert ext(cert, OID_PROFESSION).value.value == bytes.fromhex("02010a")  # Médecin = 10
     critical = {e.oid for e in cert.extensions if e.critical}
     assert critical == {x509.OID_KEY_USAGE}
+    ku = ext(cert, x509.KeyUsage).value  # digitalSignature only, as on the real card
+    assert [name for name in ("digital_signature", "content_commitment", "key_encipherment",
+                              "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
+            if getattr(ku, name)] == ["digital_signature"]
 
 
 def test_sign_certificate_differs_from_auth(cards: dict):
     cred = cards["cps3-medecin"]
     cert = cred.sign_cert
-    ku = ext(cert, x509.KeyUsage).value
-    assert ku.content_commitment and not ku.digital_signature
+    ku = ext(cert, x509.KeyUsage)
+    # nonRepudiation only (critical), EKU emailProtection, no subjectAltName: the shape
+    # of the real TEST signature certificate (padoa/tlsi-ins SAML fixture).
+    assert ku.critical
+    assert [name for name in ("digital_signature", "content_commitment", "key_encipherment",
+                              "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
+            if getattr(ku.value, name)] == ["content_commitment"]
+    eku = ext(cert, x509.ExtendedKeyUsage)
+    assert not eku.critical and list(eku.value) == [ExtendedKeyUsageOID.EMAIL_PROTECTION]
     with pytest.raises(x509.ExtensionNotFound):
-        ext(cert, x509.ExtendedKeyUsage)
+        ext(cert, x509.SubjectAlternativeName)
+    assert ext(cert, OID_CARD_FLAGS).value.value == bytes.fromhex("040180")
+    assert ext(cert, OID_CARD_TYPE).value.value == bytes.fromhex("020100")
+    assert ext(cert, OID_CARD_ISSUER_ID).value.value == b"\x13\x15" + b"8025000001/2990000101"
+    assert ext(cert, OID_PROFESSION).value.value == bytes.fromhex("02010a")
+    assert {e.oid for e in cert.extensions if e.critical} == {x509.OID_KEY_USAGE}
     assert [p.policy_identifier for p in ext(cert, x509.CertificatePolicies).value] == \
         [POLICY_TEST_SIGN]
     assert cert.serial_number != cred.auth_cert.serial_number
@@ -298,6 +384,55 @@ def test_contactless_technical_certificate(cards: dict):
     assert cred.tech_cert.public_key().public_numbers() == \
         cred.tech_key.public_key().public_numbers()
     cred.tech_cert.verify_directly_issued_by(cred.chain[0])
+
+
+@pytest.mark.parametrize("name", profile_names())
+def test_private_extensions_per_profile(cards: dict, name: str):
+    cred = cards[name]
+    profile = cred.profile
+    certs = [cred.auth_cert, cred.sign_cert] + ([cred.tech_cert] if cred.tech_cert else [])
+    for cert in certs:
+        assert ext(cert, OID_CARD_TYPE).value.value == bytes([2, 1, profile.card_type_code])
+        assert ext(cert, OID_CARD_ISSUER_ID).value.value[2:].decode() == \
+            f"8025000001/{profile.card_number}"
+        if profile.holder.profession_code is None:  # staff: no profession extension
+            with pytest.raises(x509.ExtensionNotFound):
+                ext(cert, OID_PROFESSION)
+        else:
+            assert ext(cert, OID_PROFESSION).value.value == \
+                bytes([2, 1, int(profile.holder.profession_code)])
+    # the UPN is on the authentication (and technical) certificate only
+    [upn] = ext(cred.auth_cert, x509.SubjectAlternativeName).value
+    assert upn.value[2:].decode() == f"{profile.holder.idnat}@carte-cps.fr"
+    with pytest.raises(x509.ExtensionNotFound):
+        ext(cred.sign_cert, x509.SubjectAlternativeName)
+
+
+def _cpa_profile() -> CardProfile:
+    holder = Holder(idnat="512345678900017/CPAT0001", last_name="MAITRE", first_name="PATRICE",
+                    profession_label="Personnel santé ou social", structure_id="312345678900017",
+                    structure_name="CENTRE DE SANTÉ TEST", locality="Paris (75)")
+    return CardProfile(name="test-cpa", description="CPA card built in the test",
+                       interface="contact", card_type="CPA", card_number="2990000190",
+                       holder=holder, certificates=CertificateSpec(issuer="STANDARD PERSONNES"),
+                       pin="1234", puk="12345678")
+
+
+def test_cpa_card_upn_has_the_dotted_siret_form(pki: TestPKI):
+    profile = _cpa_profile()
+    assert card_upn(profile) == "5.12345678900017.CPAT0001@carte-cps.fr"
+    assert card_upn(load_profile("cps3-cpe")) == "30B0012345/CPET0001@carte-cps.fr"
+    cred = pki.issue_card(profile)
+    [upn] = ext(cred.auth_cert, x509.SubjectAlternativeName).value
+    assert upn.value == asn1_core.UTF8String("5.12345678900017.CPAT0001@carte-cps.fr").dump()
+    assert ext(cred.auth_cert, OID_CARD_TYPE).value.value == bytes.fromhex("020103")  # CPA = 3
+    with pytest.raises(x509.ExtensionNotFound):
+        ext(cred.auth_cert, OID_PROFESSION)
+    from cps.identity import Practitioner
+
+    who = Practitioner.from_certificate(cred.auth_cert)
+    assert who.idnat == "512345678900017/CPAT0001" and who.warnings == ()
+    assert who.upn == "5.12345678900017.CPAT0001@carte-cps.fr"
 
 
 @pytest.mark.parametrize("name", profile_names())
