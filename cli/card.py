@@ -80,6 +80,33 @@ def _secret(spec: Optional[str], what: str, confirm_twice: bool = False) -> str:
     return read_secret(spec, what, confirm_twice=confirm_twice)
 
 
+def _prompts(spec: Optional[str]) -> bool:
+    """The PIN will be typed at a prompt (not ``env:``, not piped)."""
+    return not spec and sys.stdin.isatty()
+
+
+def _pin_for(card: Any, spec: Optional[str], force: bool) -> str:
+    """The PIN to verify. Without one, a card that is blocked (or at its last
+    try) is the problem to report, not the missing PIN."""
+    try:
+        return _secret(spec, "PIN")
+    except CliFail:
+        from cps.card import check_last_try
+
+        status = card.pin_status()
+        check_last_try(status.tries_left, None, "PIN", force)
+        raise
+
+
+def _verify(card: Any, spec: Optional[str], force: bool, as_json: bool,
+            report: bool = True) -> None:
+    # A prompt comes after the counters are shown (no PIN typed for a blocked
+    # card); a PIN from env: or stdin costs no APDU beyond the library call.
+    pin_operation(card, "verify",
+                  lambda: card.verify_pin(_pin_for(card, spec, force), allow_last_try=force),
+                  as_json, force=force, report=report, read_before=_prompts(spec))
+
+
 # --------------------------------------------------------------------------- rendering
 def _who(practitioner: Dict[str, Any]) -> str:
     name = " ".join(p for p in (practitioner.get("first_name"), practitioner.get("last_name"))
@@ -293,53 +320,50 @@ def pin_status(card: Any, as_json: bool) -> None:
     emit(data, as_json, style_bad(text) if status.blocked or status.last_try else text)
 
 
-def _guard(status: Any, force: bool, unblock: bool = False) -> None:
-    """Refuse before asking anything: blocked code, or the last try without --force."""
-    from cps import errors
-
-    if unblock:
-        if status.unblock_blocked:
-            raise errors.PinBlocked("the unblock code is blocked (or no unblock is left): "
-                                    "the card must be replaced", what="unblock code")
-        last = status.unblock_tries_left == 1
-        what = "unblock code"
-    else:
-        if status.blocked:
-            raise errors.PinBlocked("PIN blocked: unblock it with `cps pin unblock`")
-        last = status.last_try
-        what = "PIN"
-    if last and not force:
-        raise CliFail(f"only one {what} try left: refusing to risk it without --force",
-                      exitcodes.LAST_TRY_REFUSED)
-
-
-def pin_operation(card: Any, operation: str, action: Callable[[], None], force: bool,
-                  as_json: bool, *, unblock: bool = False, report: bool = True,
+def pin_operation(card: Any, operation: str, action: Callable[[], None], as_json: bool, *,
+                  force: bool = False, report: bool = True, read_before: bool = False,
                   before_action: Optional[Callable[[Any], None]] = None) -> Dict[str, Any]:
     """Run one PIN operation with the tries shown before and after.
 
-    ``before`` goes to stderr; on success the result (with the tries after) is
-    emitted when ``report``; on failure the tries after go to stderr (or the
-    JSON to stdout) and the error propagates to its exit code.
+    The library applies the last-try rule and reads the counter it needs
+    (:meth:`cps.card.Card.last_pin_check`); "after" is what the card's answer
+    taught (:attr:`cps.card.Card.pin_status_seen`), so a verification costs no
+    APDU beyond the library call. ``read_before`` reads every counter first (for
+    a confirmation that names the unblocks left). On failure the tries go to
+    stderr (or the JSON to stdout) and the error propagates to its exit code.
     """
     from cps import errors
+    from cps.card import LastTryRefused, check_last_try
     from cps.info import describe_pin_status, error_to_dict, pin_status_dict
 
-    before = card.pin_status()
-    note(f"Before: {describe_pin_status(before)}")
-    after = before
+    before = card.pin_status() if read_before else None
+    if before is not None:
+        note(f"Before: {describe_pin_status(before)}")
+
+    def run() -> None:
+        try:
+            if before is not None:
+                # The library's rule, applied before a confirmation is asked (the
+                # library applies it again, on a fresh counter, before sending).
+                unblock = operation == "unblock"
+                check_last_try(before.unblock_tries_left if unblock else before.tries_left,
+                               before.unblock_uses_left if unblock else None,
+                               "unblock code" if unblock else "PIN", force)
+            if before_action is not None:
+                before_action(before)
+            action()
+        except LastTryRefused as refused:  # the library's words name its keyword
+            raise CliFail(f"only one {refused.what} try left: refusing to risk it without "
+                          "--force", exitcodes.LAST_TRY_REFUSED) from refused
+
     try:
-        _guard(before, force, unblock)
-        if before_action is not None:
-            before_action(before)
-        action()
+        run()
     except (errors.CpsError, CliFail) as exc:
-        if not isinstance(exc, CliFail) or exc.exit_code == exitcodes.LAST_TRY_REFUSED:
-            try:
-                after = card.pin_status()
-            except errors.CpsError:
-                after = None
-        data = {"operation": operation, "ok": False, "before": pin_status_dict(before),
+        checked = before or card.last_pin_check
+        if before is None and checked is not None:
+            note(f"Before: {describe_pin_status(checked)}")
+        after = card.pin_status_seen
+        data = {"operation": operation, "ok": False, "before": pin_status_dict(checked),
                 "after": pin_status_dict(after)}
         if as_json:
             code = exc.exit_code if isinstance(exc, CliFail) else exitcodes.exit_code_for(exc)
@@ -347,8 +371,11 @@ def pin_operation(card: Any, operation: str, action: Callable[[], None], force: 
         else:
             note(f"After:  {describe_pin_status(after)}")
         raise
-    after = card.pin_status()
-    data = {"operation": operation, "ok": True, "before": pin_status_dict(before),
+    checked = before or card.last_pin_check
+    if before is None and checked is not None:
+        note(f"Before: {describe_pin_status(checked)}")
+    after = card.pin_status_seen
+    data = {"operation": operation, "ok": True, "before": pin_status_dict(checked),
             "after": pin_status_dict(after)}
     if report:
         done = {"verify": "PIN verified", "change": "PIN changed",
@@ -366,10 +393,7 @@ def pin_operation(card: Any, operation: str, action: Callable[[], None], force: 
 @json_option
 def pin_verify(card: Any, pin_spec: Optional[str], force: bool, as_json: bool) -> None:
     """present the PIN once (never retried)"""
-    pin_operation(card, "verify",
-                  lambda: card.verify_pin(_secret(pin_spec, "PIN"),
-                                          allow_last_try=force),
-                  force, as_json)
+    _verify(card, pin_spec, force, as_json)
 
 
 def _holder(card: Any) -> str:
@@ -401,7 +425,8 @@ def pin_change(card: Any, pin_spec: Optional[str], new_pin_spec: Optional[str], 
         new = _secret(new_pin_spec, "new PIN", confirm_twice=True)
         card.change_pin(old, new, allow_last_try=force)
 
-    pin_operation(card, "change", action, force, as_json, before_action=ask)
+    pin_operation(card, "change", action, as_json, force=force, read_before=True,
+                  before_action=ask)
 
 
 @pin.command("unblock")
@@ -424,18 +449,16 @@ def pin_unblock(card: Any, puk_spec: Optional[str], new_pin_spec: Optional[str],
     def action() -> None:
         puk = _secret(puk_spec, "unblock code")
         new = _secret(new_pin_spec, "new PIN", confirm_twice=True)
-        card.unblock_pin(puk, new)
+        card.unblock_pin(puk, new, allow_last_try=force)
 
-    pin_operation(card, "unblock", action, force, as_json, unblock=True, before_action=ask)
+    pin_operation(card, "unblock", action, as_json, force=force, read_before=True,
+                  before_action=ask)
 
 
 def verify_pin_for(card: Any, pin_spec: Optional[str], force: bool) -> None:
     """Verify the PIN before a key operation (tries shown on stderr before and after;
     the calling command reports a failure in its own --json output)."""
-    pin_operation(card, "verify",
-                  lambda: card.verify_pin(_secret(pin_spec, "PIN"),
-                                          allow_last_try=force),
-                  force, False, report=False)
+    _verify(card, pin_spec, force, False, report=False)
 
 
 # --------------------------------------------------------------------------- cps certs

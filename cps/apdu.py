@@ -234,14 +234,20 @@ class ResponseChaining(_Layer):
 
     :param max_rounds: GET RESPONSE commands allowed for one command.
     :param max_bytes: response bytes allowed for one command.
+    :param max_le: the largest Le asked in one GET RESPONSE: a card announcing
+        more (``61 00``) gives the rest in further rounds. The ANS Cryptolib reads
+        a CPS3 0xE7 bytes at a time (a real trace: ``61 00``, then GET RESPONSE
+        ``E7`` and ``19``), and no trace shows a CPS3 answering a larger Le.
     """
 
     def __init__(self, delegate: ApduProcessor, ins: int = INS_GET_RESPONSE,
-                 max_rounds: int = 256, max_bytes: int = 0x10000 + 256) -> None:
+                 max_rounds: int = 256, max_bytes: int = 0x10000 + 256,
+                 max_le: int = 256) -> None:
         super().__init__(delegate)
         self.ins = ins
         self.max_rounds = max_rounds
         self.max_bytes = max_bytes
+        self.max_le = max_le
 
     def send(self, apdu: CommandApdu) -> Response:
         response = self.delegate.send(apdu)
@@ -254,7 +260,7 @@ class ResponseChaining(_Layer):
         cla = apdu.cla & 0xEF
         for _ in range(self.max_rounds):
             response = self.delegate.send(
-                CommandApdu(cla, self.ins, 0, 0, ne=response.sw2 or 256))
+                CommandApdu(cla, self.ins, 0, 0, ne=min(response.sw2 or 256, self.max_le)))
             if not response.data and response.sw1 == 0x61:
                 # A GET RESPONSE that gives nothing but asks to be called again
                 # would make one command cost hundreds of APDUs: a broken card.
@@ -297,16 +303,20 @@ class ApduChannel:
     :param connection: the card link.
     :param extended: use extended-length encoding when a command needs it
         (CPS3 does not support it; command chaining is used instead).
+    :param max_response_length: the largest Le of a GET RESPONSE (see
+        :class:`ResponseChaining`); callers cap their own reads to the same.
     """
 
     def __init__(self, connection: Connection, *, extended: bool = False,
-                 max_response_rounds: int = 256) -> None:
+                 max_response_rounds: int = 256, max_response_length: int = 256) -> None:
         self.connection = connection
         bottom: ApduProcessor = Transmitter(connection, extended=extended)
         if connection.protocol == "T0":
             bottom = T0Case4(bottom)
         stack: ApduProcessor = WrongLength(bottom)
-        stack = ResponseChaining(stack, max_rounds=max_response_rounds)
+        self.max_response_length = max_response_length
+        stack = ResponseChaining(stack, max_rounds=max_response_rounds,
+                                 max_le=max_response_length)
         if not extended:
             stack = CommandChaining(stack)
         self._stack = stack

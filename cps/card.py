@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Optional
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
-from .errors import NotSupported, PinBlocked, PinError
+from .errors import NotSupported, PinBlocked, PinError, WrongPin
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptography import x509
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .identity import Practitioner
 
 __all__ = ["KeyRole", "PinStatus", "Card", "LastTryRefused", "open_card", "DIGEST_INFO_PREFIXES",
-           "digest_info", "check_pin_format"]
+           "digest_info", "check_pin_format", "check_last_try"]
 
 
 class KeyRole(str, enum.Enum):
@@ -105,6 +105,24 @@ def check_pin_format(pin: str, what: str = "PIN", min_len: int = 4, max_len: int
     return pin.encode("ascii")
 
 
+def check_last_try(tries_left: Optional[int], uses_left: Optional[int], what: str,
+                   allow_last_try: bool) -> None:
+    """The one last-try rule (every backend applies it before sending a code).
+
+    :param tries_left: tries left of the code about to be sent; ``None`` unknown.
+    :param uses_left: unblocks left (unblock code only); ``None`` unknown.
+    :param what: ``"PIN"`` or ``"unblock code"``.
+    :raises PinBlocked: no try (or no unblock) left.
+    :raises LastTryRefused: one try left and ``allow_last_try`` is false.
+    """
+    if tries_left == 0 or (what != "PIN" and uses_left == 0):
+        raise PinBlocked("PIN blocked: unblock it with the unblock code" if what == "PIN"
+                         else "the unblock code is blocked (or no unblock is left): the "
+                         "card must be replaced", what=what)
+    if tries_left == 1 and not allow_last_try:
+        raise LastTryRefused(what)
+
+
 class Card(abc.ABC):
     """A CPS card, opened through one backend. Use :func:`cps.open_card` to get one.
 
@@ -169,15 +187,108 @@ class Card(abc.ABC):
         """Change the PIN (the old one is checked by the card)."""
 
     @abc.abstractmethod
-    def unblock_pin(self, puk: str, new_pin: str) -> None:
-        """Reset the PIN counter with the unblock code and set a new PIN."""
+    def unblock_pin(self, puk: str, new_pin: str, *, allow_last_try: bool = False) -> None:
+        """Reset the PIN counter with the unblock code and set a new PIN.
 
-    def _guard_last_try(self, allow_last_try: bool) -> None:
+        Each attempt spends an unblock-code try (and, on success, one of the
+        card's unblocks): it is sent once, in one form, never retried.
+
+        :raises WrongPin: the unblock code was refused (``what == "unblock code"``).
+        :raises PinBlocked: the unblock code is blocked, or no unblock is left.
+        :raises LastTryRefused: one unblock-code try left and ``allow_last_try`` is false.
+        """
+
+    #: End the session with the card's security state reset (PIN verification
+    #: forgotten) when this session presented the PIN. ``False`` leaves it for
+    #: other programs sharing the card, and for anyone who opens the card next.
+    logout_on_close: bool = True
+
+    @property
+    def pin_status_seen(self) -> Optional[PinStatus]:
+        """The counters as this session last read or learnt them, without an APDU.
+
+        ``None`` before any. A PIN operation's own check (:meth:`verify_pin`...)
+        reads only the counters it needs: the others keep their last known value
+        (``None`` when never read). After a verification, change or unblock the
+        PIN counter is known to be full; after a refusal, what the card said is left.
+        """
+        return self._seen
+
+    _seen: Optional[PinStatus] = None
+    _checked: Optional[PinStatus] = None
+
+    @property
+    def last_pin_check(self) -> Optional[PinStatus]:
+        """The counters as the last PIN operation read them before it sent a code
+        (``None`` before any): what "before" means in a report of that operation."""
+        return self._checked
+
+    def _counters(self, what: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+        """``(tries left, max tries, unblocks left)`` of the PIN (``what == "PIN"``) or
+        the unblock code, without spending a try. Backends override it to read
+        only what the rule needs; this default reads everything."""
         status = self.pin_status()
-        if status.blocked:
-            raise PinBlocked("PIN blocked: unblock it with the unblock code")
-        if status.last_try and not allow_last_try:
-            raise LastTryRefused()
+        if what == "PIN":
+            return status.tries_left, status.max_tries, None
+        return status.unblock_tries_left, status.unblock_max_tries, status.unblock_uses_left
+
+    def _check_last_try(self, what: str, allow_last_try: bool) -> None:
+        """The one last-try rule, for every backend and both codes.
+
+        Refuses a blocked code (or a card with no unblock left) and the last try
+        unless ``allow_last_try``. Unknown counters (``None``) refuse nothing.
+        """
+        left, maximum, uses = self._counters(what)
+        self._note(what, left, maximum, uses)
+        self._checked = self._seen
+        check_last_try(left, uses, what, allow_last_try)
+
+    def _note(self, what: str, left: Optional[int], maximum: Optional[int] = None,
+              uses: Optional[int] = None) -> None:
+        """Remember counters read or learnt (see :attr:`pin_status_seen`)."""
+        seen = self._seen
+        if what == "PIN":
+            if left is None:
+                return
+            if maximum is None:
+                maximum = seen.max_tries if seen is not None else left
+            if seen is None:
+                self._seen = PinStatus(tries_left=left, max_tries=maximum, blocked=left == 0)
+            else:
+                self._seen = replace(seen, tries_left=left, max_tries=maximum,
+                                     blocked=left == 0)
+        elif seen is not None:
+            if uses is None:
+                uses = seen.unblock_uses_left
+            if maximum is None:
+                maximum = seen.unblock_max_tries
+            self._seen = replace(seen, unblock_tries_left=left, unblock_max_tries=maximum,
+                                 unblock_uses_left=uses,
+                                 unblock_blocked=left == 0 or uses == 0)
+
+    def _note_status(self, status: PinStatus) -> PinStatus:
+        self._seen = status
+        return status
+
+    def _note_error(self, error: BaseException, what: str) -> None:
+        """Learn the counter a refusal carries (``WrongPin.tries_left``, blocked)."""
+        if isinstance(error, WrongPin):
+            self._note(what, error.tries_left)
+        elif isinstance(error, PinBlocked):
+            self._note(what, 0)
+
+    def _note_success(self, what: str) -> None:
+        """After a verification, change or unblock the PIN counter is full."""
+        seen = self._seen
+        if seen is None:
+            return
+        seen = replace(seen, tries_left=seen.max_tries, blocked=False)
+        if what == "unblock code":
+            uses = seen.unblock_uses_left - 1 if seen.unblock_uses_left else \
+                seen.unblock_uses_left
+            seen = replace(seen, unblock_tries_left=seen.unblock_max_tries,
+                           unblock_uses_left=uses, unblock_blocked=uses == 0)
+        self._seen = seen
 
     # ---------------------------------------------------------------- keys
     @abc.abstractmethod

@@ -59,6 +59,16 @@ class Connection(abc.ABC):
         """
         return contextlib.nullcontext()
 
+    def reset(self) -> None:
+        """Warm-reset the card: its security state (PIN verification) is lost.
+
+        Other programs sharing the card lose theirs too. The default raises
+        :class:`~cps.errors.NotSupported` (a connection that cannot reset).
+        """
+        from .errors import NotSupported
+
+        raise NotSupported(f"{type(self).__name__} cannot reset the card")
+
     def close(self) -> None:
         """Release the card. Idempotent."""
 

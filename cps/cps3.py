@@ -6,10 +6,13 @@ the in-process emulator and on a recorded script. Every multi-APDU operation
 runs inside one PC/SC transaction; what the card gives once (serial number,
 PKCS#15 directories, certificates) is read once and cached for the session.
 
-APDU economy: files are selected without FCP (``P2=0C``), relative to the
-application DF, which is selected once; certificates are read 256 bytes at a
-time with the length taken from their DER header, so no read is wasted on a
-``6Cxx`` correction. See docs/performance.md for the count against OpenSC.
+Only what a real card was seen doing (docs/emulator.md, "What the library
+relies on"): files are selected by their path from the MF with the FCP
+(``00 A4 09 04 3F00...``, the Cryptolib's form in a real trace), read exactly
+to the size the FCP gives (certificates to the length their DER header gives)
+and never more than 0xE7 bytes per command, as the Cryptolib reads; PIN
+counters come from GET DATA on the CHV's DOCP with the MF current; nothing
+depends on a ``6Cxx`` answer, on an SFI read, or on VERIFY without data.
 """
 
 from __future__ import annotations
@@ -17,21 +20,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
 from . import pkcs15, sha, tlv
 from .apdu import ApduChannel, CommandApdu
 from .atr import CardKind, require_supported
-from .card import Card, KeyRole, LastTryRefused, PinStatus, check_pin_format, digest_info
+from .card import Card, KeyRole, PinStatus, check_pin_format, digest_info
 from .connection import Connection
-from .errors import (CardProtocolError, CpsError, NotSupported, PinBlocked,
-                     WrongPin)
-from .sw import error_for_sw
+from .errors import CardProtocolError, CpsError, NotSupported
+from .sw import error_for_sw, pin_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptography import x509
 
-__all__ = ["Cps3Card", "AID_CONTACT", "AID_CONTACTLESS", "parse_serial", "luhn_ok"]
+__all__ = ["Cps3Card", "AID_CONTACT", "AID_CONTACTLESS", "parse_serial", "luhn_ok", "fcp_size"]
 
 _log = logging.getLogger("cps.cps3")
 
@@ -39,7 +41,10 @@ AID_CONTACT = bytes.fromhex("E828BD080F8025000001FF0010")
 AID_CONTACTLESS = bytes.fromhex("E828BD080F8025000001FF0020")
 ISSUER = "8025000001"
 MF = b"\x3f\x00"
-SFI_SN_ICC = 0x1C
+EF_SN_ICC = MF + b"\xd0\x03"
+#: The most asked of the card in one READ BINARY or GET RESPONSE: the ANS
+#: Cryptolib's ``max_recv_size`` for CPS3 (card-cps3.c), what a real trace shows.
+MAX_RECV = 0xE7
 CHV_PIN, CHV_PUK = 1, 2
 # Algorithm references (cps-domain 1.7)
 ALG_HASH = {"sha1": 0x10, "sha256": 0x40}
@@ -100,6 +105,21 @@ def _docp_counters(data: bytes) -> Dict[int, int]:
     return out
 
 
+def fcp_size(fcp: bytes, path: bytes = b"") -> int:
+    """The size of a transparent EF from its FCP (``62 { 80 <size> ... }``).
+
+    :raises CardProtocolError: no FCP, no size, or a size no CPS3 file has.
+    """
+    where = f" of {path.hex().upper()}" if path else ""
+    item = tlv.find(fcp, 0x62, 0x80)
+    if item is None or not 1 <= len(item.value) <= 2:
+        raise CardProtocolError(f"the FCP{where} gives no file size (tag 80)")
+    size = int.from_bytes(item.value, "big")
+    if size > MAX_FILE:
+        raise CardProtocolError(f"the FCP{where} gives {size} bytes: beyond any CPS3 file")
+    return size
+
+
 class Cps3Card(Card):
     """A CPS3 card over a :class:`~cps.connection.Connection` (PC/SC or in process).
 
@@ -116,7 +136,7 @@ class Cps3Card(Card):
         self._owns = owns_connection
         self.atr_entry = require_supported(connection.atr)
         self.kind = self.atr_entry.kind
-        self.channel = ApduChannel(connection)
+        self.channel = ApduChannel(connection, max_response_length=MAX_RECV)
         self._lock = threading.RLock()
         self._current: Optional[bytes] = None     # which DF we left current ("MF"/AID)
         self._depth = 0
@@ -127,6 +147,8 @@ class Cps3Card(Card):
         self._certs: Optional[List[pkcs15.CertificateObject]] = None
         self._cert_cache: Dict[KeyRole, "x509.Certificate"] = {}
         self._cert_der: Dict[KeyRole, bytes] = {}
+        self._presented = False   # a PIN command went to the card in this session
+        self._closed = False
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -173,69 +195,81 @@ class Cps3Card(Card):
 
     def _select_app(self) -> None:
         if self._current != self.aid:
-            self._send(0xA4, 0x04, 0x0C, self.aid, context="SELECT application")
+            if self.contactless:
+                # No trace of the contactless interface exists: its application
+                # is chosen by AID, as the Cryptolib picks it (cps3_get_aid_pkcs15).
+                self._send(0xA4, 0x04, 0x0C, self.aid, context="SELECT application")
+            else:
+                # The Cryptolib's form in a real trace: by path, no FCP.
+                self._send(0xA4, 0x09, 0x0C, MF + self.app_fid, context="SELECT application")
             self._current = self.aid
 
     def _select_mf(self) -> None:
         if self._current != MF:
-            self._send(0xA4, 0x00, 0x0C, MF, context="SELECT MF")
+            # The Cryptolib's form before GET DATA on a CHV (cps3_get_pin_counter).
+            self._send(0xA4, 0x09, 0x0C, MF, context="SELECT MF")
             self._current = MF
 
-    def _select_file(self, path: bytes) -> None:
-        """Select an EF from a PKCS#15 path: relative FID (under the app) or absolute."""
-        if len(path) == 2:
-            if self._current == self.aid:
-                self._send(0xA4, 0x02, 0x0C, path, context=f"SELECT {path.hex().upper()}")
-            else:
-                # One APDU instead of two: the app DF and the EF by an absolute path
-                # (with 3F00 first, as CPS3 requires: OpenSC fc0df4e5d).
-                self._send(0xA4, 0x09, 0x0C, MF + self.app_fid + path,
-                           context=f"SELECT {path.hex().upper()}")
-                self._current = self.aid
-        elif path[:2] == MF:
-            self._send(0xA4, 0x09, 0x0C, path, context=f"SELECT {path.hex().upper()}")
-            self._current = None  # we may have moved to another DF
-        else:
-            raise CardProtocolError(f"unsupported PKCS#15 path {path.hex()}")
+    def _absolute(self, path: bytes) -> bytes:
+        """A PKCS#15 path as a path from the MF.
 
-    def _read_current(self, der: bool = False) -> bytes:
-        """READ BINARY the current EF to its end.
-
-        With ``der`` (one DER object, a certificate) the length comes from the
-        object's header after the first read, and every later read asks exactly
-        what is left. Otherwise the end is found by a short answer (T=0 cards
-        answer ``6Cxx``, which the channel follows).
-
-        A short answer, ``62 82`` or ``6B 00`` says the file ends there (``6Cxx``
-        too: "only xx bytes"). For a DER object that ends before the length its
-        header announces, that is an error, never a shorter certificate.
+        A path starting with ``3F00`` is already absolute. A path starting with
+        the application DF's FID (``0001 xxxx``) leaves out only the MF. Any
+        other path is relative to the application DF (``3F00 0001`` + path),
+        as both the Cryptolib and OpenSC resolve ODF entries.
         """
-        expected: Optional[int] = None
+        if not 2 <= len(path) <= 16 or len(path) % 2:
+            raise CardProtocolError(f"unsupported PKCS#15 path {path.hex()}")
+        if path[:2] == MF:
+            return path
+        if len(path) > 2 and path[:2] == self.app_fid:
+            return MF + path
+        return MF + self.app_fid + path
+
+    def _select_path(self, path: bytes) -> int:
+        """SELECT an EF by its path from the MF, with the FCP; return the file's size.
+
+        ``00 A4 09 04 3F00...``: the form of the Cryptolib in a real trace (the
+        path from the current DF must start with 3F00 on a CPS3: OpenSC
+        fc0df4e5d). The EF's DF becomes current.
+        """
+        fcp = self._send(0xA4, 0x09, 0x04, path, ne=256, context=f"SELECT {path.hex().upper()}")
+        df = path[:-2]
+        self._current = self.aid if df == MF + self.app_fid else MF if df == MF else None
+        return fcp_size(fcp, path)
+
+    def _read_binary(self, size: int, what: str, der: bool = False) -> bytes:
+        """READ BINARY the current EF: exactly ``size`` bytes, at most 0xE7 per command.
+
+        With ``der`` (one DER object, a certificate) the reads stop at the end
+        its header announces, which must lie within the file. Nothing is
+        learnt from a ``6Cxx`` or a short answer: the size is known before the
+        first read, so a card answering otherwise is broken, not done.
+        """
         out = bytearray()
-        while len(out) < MAX_FILE:
-            want = 256 if expected is None else min(256, expected - len(out))
-            if want <= 0:
-                break
+        end = size
+        known = not der
+        while len(out) < end:
             offset = len(out)
-            response = self.channel.transmit(CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF,
-                                                         ne=want))
-            if response.sw == 0x6B00 and offset:   # read exactly to the end: offset past EOF
-                break
-            if response.sw not in (0x9000, 0x6282):
-                raise error_for_sw(response.sw, response.data, "READ BINARY")
-            out += response.data
-            if der and expected is None:
+            want = min(MAX_RECV, end - offset)
+            data = self._send(0xB0, offset >> 8, offset & 0xFF, ne=want,
+                              context=f"READ BINARY {what}")
+            if len(data) != want:  # within the file a card gives what is asked
+                raise CardProtocolError(f"READ BINARY {what}: {len(data)} bytes for {want} asked")
+            out += data
+            if not known:
                 expected = self._der_length(bytes(out))
-            if len(response.data) < want or response.sw == 0x6282:
-                break
-        else:
-            raise CardProtocolError(f"file longer than {MAX_FILE} bytes")
-        if der and (expected is None or len(out) < expected):
-            raise CardProtocolError(
-                f"the file ends after {len(out)} bytes"
-                + (f", before the {expected} its DER header announces" if expected else
-                   ", before a complete DER header"))
-        return bytes(out[:expected] if expected is not None else out)
+                if expected is None:
+                    if len(out) >= 5:
+                        raise CardProtocolError(f"{what} does not start with a DER header")
+                    continue
+                if expected > size:
+                    raise CardProtocolError(f"{what}: a DER object of {expected} bytes in a "
+                                            f"file of {size}")
+                known, end = True, expected
+        if not known:
+            raise CardProtocolError(f"{what}: the file ends before a complete DER header")
+        return bytes(out[:end])
 
     @staticmethod
     def _der_length(head: bytes) -> Optional[int]:
@@ -245,7 +279,9 @@ class Cps3Card(Card):
         if first < 0x80:
             return 2 + first
         n = first & 0x7F
-        if n == 0 or n > 3 or len(head) < 2 + n:
+        if n == 0 or n > 3:
+            raise CardProtocolError("not a definite DER length")
+        if len(head) < 2 + n:
             return None
         total = 2 + n + int.from_bytes(head[2:2 + n], "big")
         if total > MAX_FILE:
@@ -255,19 +291,22 @@ class Cps3Card(Card):
     def _read_file(self, path: bytes, der: bool = False) -> bytes:
         # The lock keeps other threads of this process out (a PC/SC transaction
         # only keeps other processes out); SELECT and READs belong together.
+        absolute = self._absolute(path)
         with self._lock, self._transaction():
-            self._select_file(path)
-            return self._read_current(der)
+            size = self._select_path(absolute)
+            return self._read_binary(size, absolute.hex().upper(), der)
 
     # ------------------------------------------------------------------ identity
     @property
     def card_number(self) -> str:
         if self._serial is None:
             with self._lock, self._transaction():
-                # READ BINARY by SFI: the MF is current right after reset, and the
-                # SFI read makes EF.SN.ICC current wherever we are (cps-domain 1.8 f).
-                data = self._send(0xB0, 0x80 | SFI_SN_ICC, 0, ne=256, context="READ EF.SN.ICC")
-                self._serial = parse_serial(data)
+                # As the Cryptolib does in a real trace: SELECT 3F00 D003 by path
+                # with the FCP, READ BINARY of the size the FCP gives. (An SFI read
+                # resolves in the current DF only: right after a signature, with
+                # DF 0001 current, a real card answers it 6A82.)
+                size = self._select_path(EF_SN_ICC)
+                self._serial = parse_serial(self._read_binary(size, "EF.SN.ICC"))
         return self._serial
 
     @property
@@ -390,7 +429,7 @@ class Cps3Card(Card):
                           ne=256, context="GET DATA DOCP")
         return _docp_counters(data)
 
-    def _references(self) -> tuple:
+    def _references(self) -> Tuple[int, int]:
         if self.contactless:
             raise NotSupported("the contactless interface has no PIN")
         if self._pins is None:
@@ -405,58 +444,44 @@ class Cps3Card(Card):
             p = self._docp(pin_ref)
             u = self._docp(puk_ref)
         uses = u.get(0x9D)
-        return PinStatus(tries_left=p[0x9B], max_tries=p[0x9A], blocked=p[0x9B] == 0,
-                         unblock_tries_left=u[0x9B], unblock_max_tries=u[0x9A],
-                         unblock_uses_left=uses,
-                         unblock_blocked=u[0x9B] == 0 or uses == 0)
+        return self._note_status(PinStatus(
+            tries_left=p[0x9B], max_tries=p[0x9A], blocked=p[0x9B] == 0,
+            unblock_tries_left=u[0x9B], unblock_max_tries=u[0x9A], unblock_uses_left=uses,
+            unblock_blocked=u[0x9B] == 0 or uses == 0))
 
-    def _tries(self, ref: int) -> Optional[int]:
-        """VERIFY without data: tries left (None = already verified). Spends nothing."""
-        response = self.channel.transmit(CommandApdu(0x00, 0x20, 0x00, ref))
-        if response.sw == 0x9000:
-            return None
-        if response.sw & 0xFFF0 == 0x63C0:
-            return response.sw & 0x0F
-        if response.sw == 0x6983:
-            return 0
-        raise error_for_sw(response.sw, response.data, "VERIFY status")
+    def _counters(self, what: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+        # One DOCP, the counter the rule needs (the Cryptolib's way on a CPS3;
+        # it never sends VERIFY without data to a CPS3).
+        ref = self._references()[0 if what == "PIN" else 1]
+        with self._lock, self._transaction():
+            docp = self._docp(ref)
+        return docp[0x9B], docp[0x9A], docp.get(0x9D)
 
     def _check_code(self, obj: pkcs15.PinObject, code: str, what: str) -> bytes:
         max_len = obj.max_length or obj.stored_length
         check_pin_format(code, what, obj.min_length, max(obj.min_length, max_len))
         return obj.encode(code)
 
-    def _guard(self, obj: pkcs15.PinObject, allow_last_try: bool, what: str) -> None:
-        tries = self._tries(obj.reference)
-        if tries == 0:
-            raise PinBlocked(f"{what} blocked", sw=0x6983, what=what)
-        if tries == 1 and not allow_last_try:
-            raise LastTryRefused(what)
-
-    def _present(self, obj: pkcs15.PinObject, data: bytes, what: str) -> None:
-        response = self.channel.transmit(CommandApdu(0x00, 0x20, 0x00, obj.reference, data))
-        self._raise_pin_sw(response.sw, what)
-
-    @staticmethod
-    def _raise_pin_sw(sw: int, what: str) -> None:
-        if sw == 0x9000:
+    def _pin_command(self, ins: int, p1: int, p2: int, data: bytes, what: str,
+                     context: str) -> None:
+        """Send one PIN command, once; its refusal becomes the one typed PIN error."""
+        self._presented = True
+        response = self.channel.transmit(CommandApdu(0x00, ins, p1, p2, data))
+        if response.sw == 0x9000:
             return
-        if sw & 0xFFF0 == 0x63C0:
-            left = sw & 0x0F
-            if left == 0:
-                raise PinBlocked(f"wrong {what}: now blocked", sw=sw, what=what)
-            raise WrongPin(left, sw=sw, what=what)
-        if sw == 0x6983:
-            raise PinBlocked(f"{what} blocked", sw=sw, what=what)
-        raise error_for_sw(sw, b"", what)
+        error = (pin_error(response.sw, what, context)
+                 or error_for_sw(response.sw, response.data, context))
+        self._note_error(error, what)
+        raise error
 
     def verify_pin(self, pin: str, *, allow_last_try: bool = False) -> None:
         obj = self._pin_object()
         data = self._check_code(obj, pin, "PIN")
         with self._lock, self._transaction():
-            self._guard(obj, allow_last_try, "PIN")
+            self._check_last_try("PIN", allow_last_try)
             _log.debug("verifying the PIN")
-            self._present(obj, data, "PIN")
+            self._pin_command(0x20, 0x00, obj.reference, data, "PIN", "VERIFY")
+        self._note_success("PIN")
         _log.info("PIN verified")
 
     def change_pin(self, old_pin: str, new_pin: str, *, allow_last_try: bool = False) -> None:
@@ -464,39 +489,58 @@ class Cps3Card(Card):
         old = self._check_code(obj, old_pin, "PIN")
         new = self._check_code(obj, new_pin, "new PIN")
         with self._lock, self._transaction():
-            self._guard(obj, allow_last_try, "PIN")
-            response = self.channel.transmit(
-                CommandApdu(0x00, 0x24, 0x00, obj.reference, old + new))
-            self._raise_pin_sw(response.sw, "PIN")
+            self._check_last_try("PIN", allow_last_try)
+            self._pin_command(0x24, 0x00, obj.reference, old + new, "PIN",
+                              "CHANGE REFERENCE DATA")
+        self._note_success("PIN")
         _log.info("PIN changed")
 
     def unblock_pin(self, puk: str, new_pin: str, *, allow_last_try: bool = False) -> None:
+        """Unblock as both middlewares do on a CPS3 (docs/emulator.md, "Unblock"):
+        VERIFY the unblock code (``00 20 00 02``), then RESET RETRY COUNTER with
+        the new PIN only (``00 2C 02 01``), the PIN's reset rule being "unblock
+        code verified". The unblock code goes to the card once: a refusal is
+        final, no other form is tried (each attempt spends an unblock-code try)."""
         pin_obj = self._pin_object()
         puk_obj = self._pin_object(unblock=True)
         code = self._check_code(puk_obj, puk, "unblock code")
         new = self._check_code(pin_obj, new_pin, "new PIN")
         with self._lock, self._transaction():
-            self._guard(puk_obj, allow_last_try, "unblock code")
-            # IAS-ECC: present the unblock code (CHV 2), then RESET RETRY COUNTER
-            # with the new PIN (P1=02), the reset rule of CHV 1 being "CHV 2 verified".
-            self._present(puk_obj, code, "unblock code")
-            response = self.channel.transmit(
-                CommandApdu(0x00, 0x2C, 0x02, pin_obj.reference, new))
-            if response.sw == 0x6983:
-                raise PinBlocked("no unblock left on this card", sw=response.sw,
-                                 what="unblock code")
-            if response.sw != 0x9000:
-                raise error_for_sw(response.sw, response.data, "RESET RETRY COUNTER")
+            self._check_last_try("unblock code", allow_last_try)
+            self._pin_command(0x20, 0x00, puk_obj.reference, code, "unblock code", "VERIFY")
+            # 6983 here: the unblock code is right but no unblock is left (usage counter).
+            self._pin_command(0x2C, 0x02, pin_obj.reference, new, "unblock code",
+                              "RESET RETRY COUNTER")
+        self._note_success("unblock code")
         _log.info("PIN unblocked")
+
+    def logout(self) -> None:
+        """Forget the PIN verification: the card is reset.
+
+        No CPS3 trace shows a command that clears the security status, so the
+        library resets the card (PC/SC ``SCardReconnect`` with a reset; the
+        emulator's warm reset). Every program sharing the card loses its PIN
+        verification too and gets ``CardReset`` on its next command.
+        """
+        with self._lock:
+            self._current = None
+            self.connection.reset()
+            self._presented = False
+            _log.info("card reset: PIN verification forgotten")
 
     # ------------------------------------------------------------------ keys
     def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False,
              hash_on_card: bool = True) -> bytes:
         """Sign with CPS_PRIV_SIG (PKCS#1 v1.5).
 
-        :param hash_on_card: the IAS-ECC way (default): the host hashes the full
-            blocks, the card the last one (PSO HASH). ``False`` sends the whole
-            digest (hash off card), which some CPS3 versions may refuse.
+        :param hash_on_card: the IAS-ECC way (default), the only form seen in a
+            real trace: the host hashes the full blocks, the card the last one
+            (PSO HASH). ``False`` sends the whole digest (hash off card), which
+            some CPS3 versions may refuse.
+
+        The host's part of the hash is computed before the card is held (at
+        C speed: :mod:`cps.sha`): a 4 MiB document holds the card no longer
+        than a 1 KiB one.
         """
         if self.contactless:
             raise NotSupported("signing is not allowed on the contactless interface "
@@ -508,22 +552,25 @@ class Cps3Card(Card):
                                f"not {len(data)}")
         key = self._key(KeyRole.SIGN)
         ref = key.key_reference or DEFAULT_KEY_REFS[KeyRole.SIGN]
-        with self._lock, self._transaction():
-            self._select_app()
-            if prehashed or not hash_on_card:
-                import hashlib
+        dst = bytes((0x80, 1, ALG_DST[hash], 0x84, 1, ref))
+        digest: Optional[bytes] = None
+        body = b""
+        if prehashed or not hash_on_card:
+            import hashlib
 
-                digest = data if prehashed else hashlib.new(hash, data).digest()
-                self._send(0x22, 0x41, 0xB6, bytes((0x80, 1, ALG_DST[hash], 0x84, 1, ref)),
-                           context="MSE SET DST")
-                return self._send(0x2A, 0x9E, 0x9A, digest, ne=256, context="PSO CDS")
+            digest = bytes(data) if prehashed else hashlib.new(hash, data).digest()
+        else:
             part = sha.split(hash, data)
             state = part.state_and_count if part.bit_count else b""
             body = tlv.encode(0x90, state) + tlv.encode(0x80, part.tail)
+        with self._lock, self._transaction():
+            self._select_app()
+            if digest is not None:
+                self._send(0x22, 0x41, 0xB6, dst, context="MSE SET DST")
+                return self._send(0x2A, 0x9E, 0x9A, digest, ne=256, context="PSO CDS")
             self._send(0x22, 0x41, 0xAA, bytes((0x80, 1, ALG_HASH[hash])), context="MSE SET HT")
             self._send(0x2A, 0x90, 0xA0, body, context="PSO HASH")
-            self._send(0x22, 0x41, 0xB6, bytes((0x80, 1, ALG_DST[hash], 0x84, 1, ref)),
-                       context="MSE SET DST")
+            self._send(0x22, 0x41, 0xB6, dst, context="MSE SET DST")
             return self._send(0x2A, 0x9E, 0x9A, ne=256, context="PSO CDS")
 
     def authenticate(self, challenge: bytes, *, hash: Optional[str] = None) -> bytes:
@@ -548,8 +595,21 @@ class Cps3Card(Card):
                               context="INTERNAL AUTHENTICATE")
 
     def close(self) -> None:
-        if self._owns:
-            self.connection.close()
+        """End the session; when it presented the PIN (and :attr:`logout_on_close`),
+        reset the card first so that no verified state outlives it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._presented and self.logout_on_close:
+                try:
+                    self.logout()
+                except CpsError as exc:  # removed card: its state went with it
+                    _log.warning("could not reset the card at close (%s): %s",
+                                 type(exc).__name__, exc)
+        finally:
+            if self._owns:
+                self.connection.close()
 
     def __repr__(self) -> str:
         return f"<Cps3Card {self.atr_entry.name} reader={self.connection.reader!r}>"

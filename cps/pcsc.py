@@ -231,6 +231,12 @@ class PcscConnection(Connection):
         self._set_protocol(proto)
         self._atr = self._read_atr()
 
+    def reset(self) -> None:
+        """Warm-reset the card (``SCardReconnect`` with ``SCARD_RESET_CARD``)."""
+        if self._card is None:
+            raise errors.ReaderError("connection closed", reader=self.reader)
+        self.reconnect(reset=True)
+
     def close(self) -> None:
         card, self._card = getattr(self, "_card", None), None
         if card is not None:

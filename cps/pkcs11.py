@@ -53,7 +53,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .card import Card, KeyRole, LastTryRefused, PinStatus, check_pin_format, digest_info
+from .card import Card, KeyRole, PinStatus, check_pin_format, digest_info
 from .errors import CpsError, NotSupported, SecurityStatusNotSatisfied
 from .pkcs11_modules import CRYPTOLIB, OPENSC, candidate_paths, find_module
 
@@ -421,10 +421,10 @@ class Pkcs11Card(Card):
         if flags & (F.SO_PIN_LOCKED | F.SO_PIN_FINAL_TRY | F.SO_PIN_COUNT_LOW):
             unblock = (0 if flags & F.SO_PIN_LOCKED else 1 if flags & F.SO_PIN_FINAL_TRY
                        else _PUK_MAX - 1)
-        return PinStatus(tries_left=tries, max_tries=_PIN_MAX, blocked=tries == 0,
-                         unblock_tries_left=unblock,
-                         unblock_max_tries=None if unblock is None else _PUK_MAX,
-                         unblock_blocked=unblock == 0)
+        return self._note_status(PinStatus(
+            tries_left=tries, max_tries=_PIN_MAX, blocked=tries == 0,
+            unblock_tries_left=unblock, unblock_max_tries=None if unblock is None else _PUK_MAX,
+            unblock_blocked=unblock == 0))
 
     def verify_pin(self, pin: str, *, allow_last_try: bool = False) -> None:
         """C_Login as user, once; a login in force is dropped first, so the PIN is checked.
@@ -436,11 +436,12 @@ class Pkcs11Card(Card):
         """
         self._no_pin("PIN verification")
         secret = check_pin_format(pin)
-        self._guard_last_try(allow_last_try)
+        self._check_last_try("PIN", allow_last_try)
         if self.logged_in:
             self.logout()
         log.debug("C_Login (user) on %r", self.token_label)
         self._login(self._session.handle, _CKU_USER, secret, "PIN verification", "PIN")
+        self._note_success("PIN")
 
     def change_pin(self, old_pin: str, new_pin: str, *, allow_last_try: bool = False) -> None:
         """C_SetPIN in a read-write session (the module checks the old PIN).
@@ -450,15 +451,18 @@ class Pkcs11Card(Card):
         self._no_pin("PIN change")
         check_pin_format(old_pin)
         check_pin_format(new_pin, "new PIN")
-        self._guard_last_try(allow_last_try)
+        self._check_last_try("PIN", allow_last_try)
         log.debug("C_SetPIN on %r", self.token_label)
         session = self._call(lambda: self._token.open(rw=True), "PIN change")
         try:
             session.set_pin(old_pin, new_pin)
         except _pkcs11_error() as exc:
-            raise _mapped(exc, "PIN change", tries_left=self._tries) from exc
+            error = _mapped(exc, "PIN change", tries_left=self._tries)
+            self._note_error(error, "PIN")
+            raise error from exc
         finally:
             _close_quietly(session)
+        self._note_success("PIN")
 
     def unblock_pin(self, puk: str, new_pin: str, *, allow_last_try: bool = False) -> None:
         """C_Login as SO with the unblock code, then C_InitPIN: how the Cryptolib unblocks.
@@ -478,12 +482,7 @@ class Pkcs11Card(Card):
             raise NotSupported("OpenSC cannot unblock a CPS3 PIN: the card's PIN object points "
                                "to an unblock code that does not exist (authId mismatch); use "
                                "the pcsc backend or the ANS Cryptolib")
-        status = self.pin_status()
-        if status.unblock_blocked:
-            raise errors.PinBlocked("unblock code blocked: the PIN can no longer be unblocked",
-                                    what="unblock code")
-        if status.unblock_tries_left == 1 and not allow_last_try:
-            raise LastTryRefused("unblock code")
+        self._check_last_try("unblock code", allow_last_try)
         if self.logged_in:
             self.logout()
         # C_Login(SO) fails while a read-only session exists: close ours meanwhile.
@@ -501,6 +500,7 @@ class Pkcs11Card(Card):
                 _close_quietly(rw)
         finally:
             self._session = self._call(lambda: self._token.open(), "reopening the session")
+        self._note_success("unblock code")
 
     @property
     def logged_in(self) -> bool:
@@ -584,7 +584,7 @@ class Pkcs11Card(Card):
         """Log out if logged in, close the session."""
         if not self._closed:
             self._closed = True
-            if self.logged_in:
+            if self.logout_on_close and self.logged_in:
                 self._raw.logout(self._session.handle)
             _close_quietly(self._session)
 
@@ -623,6 +623,7 @@ class Pkcs11Card(Card):
         error = map_error(rv, action, what=what,
                           tries_left=lambda: self._tries(unblock=user == _CKU_SO)) if rv else None
         if error is not None:  # None: success, or CKR_USER_ALREADY_LOGGED_IN
+            self._note_error(error, what)
             raise error
 
     def _find(self, klass: Any, label: str, role: KeyRole, action: str) -> Any:

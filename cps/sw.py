@@ -12,7 +12,7 @@ from typing import Dict, Optional, Type
 
 from . import errors
 
-__all__ = ["StatusWord", "SW_OK", "lookup", "error_for_sw", "describe"]
+__all__ = ["StatusWord", "SW_OK", "lookup", "error_for_sw", "pin_error", "describe"]
 
 SW_OK = 0x9000
 
@@ -102,6 +102,27 @@ def describe(sw: int) -> str:
     return f"{sw:04X} {entry.name}: {entry.text}"
 
 
+def pin_error(sw: int, what: str = "PIN", context: str = "") -> Optional[errors.PinError]:
+    """The one reading of a PIN command's refusal (VERIFY, CHANGE, RESET RETRY COUNTER).
+
+    ``63Cx``: the code was wrong, ``x`` tries left (``63C0``: it is now blocked);
+    ``6983``: the code was already blocked (for an unblock: no unblock left).
+    ``None`` for any other status word.
+
+    :param what: ``"PIN"`` or ``"unblock code"``: carried by the error, so the
+        caller knows which counter the card spoke of.
+    """
+    prefix = f"{context}: " if context else ""
+    if sw & 0xFFF0 == 0x63C0:
+        tries = sw & 0x0F
+        if tries == 0:
+            return errors.PinBlocked(f"{prefix}wrong {what}: now blocked", sw=sw, what=what)
+        return errors.WrongPin(tries, sw=sw, what=what)
+    if sw == 0x6983:
+        return errors.PinBlocked(f"{prefix}{what} blocked", sw=sw, what=what)
+    return None
+
+
 def error_for_sw(sw: int, data: bytes = b"", context: str = "") -> errors.CardError:
     """Build the error for a failing status word.
 
@@ -111,11 +132,7 @@ def error_for_sw(sw: int, data: bytes = b"", context: str = "") -> errors.CardEr
     """
     prefix = f"{context}: " if context else ""
     if sw & 0xFFF0 == 0x63C0:
-        tries = sw & 0x0F
-        if tries == 0:
-            return errors.PinBlocked(f"{prefix}PIN blocked", sw=sw)
-        err = errors.WrongPin(tries, sw=sw)
-        return err
+        return pin_error(sw, context=context)  # type: ignore[return-value]
     entry = _EXACT.get(sw)
     cls: Optional[Type[errors.CardError]] = entry[2] if entry else None
     if cls is errors.PinBlocked:

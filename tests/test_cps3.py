@@ -110,8 +110,12 @@ def test_opening_reading_everything_costs_few_apdus_and_nothing_is_read_twice(ca
     card.certificate(KeyRole.SIGN)
     card.pin_status()
     first = emu.apdu_count
-    # serial 2 + ODF 3 + CDF 3 + 2 certificates x 7 (1.4 KB in 256-byte reads) + MF 1 + 2 DOCP x 2
-    assert first <= 27
+    # Each file: SELECT with FCP (61xx + GET RESPONSE) then reads of at most 0xE7
+    # bytes: serial 3 + ODF 3 + CDF 3 + each certificate 2 + ceil(size / 231);
+    # then SELECT MF 1 + 2 DOCP x 2 (GET DATA + GET RESPONSE).
+    reads = sum(-(-len(card.certificate_der(role)) // 0xE7) for role in (KeyRole.AUTH,
+                                                                          KeyRole.SIGN))
+    assert first == 3 + 3 + 3 + 2 * 2 + reads + 1 + 2 * 2
     card.card_number, card.practitioner, card.certificate(KeyRole.AUTH)
     card.certificate(KeyRole.SIGN)
     assert emu.apdu_count == first  # cached for the card session
@@ -129,13 +133,16 @@ def test_pin_status_spends_nothing(card, emu):
 
 def test_wrong_pin_is_never_retried(card, emu):
     card.pin_objects()  # the AODF, read once on first use
-    before = emu.apdu_count
+    emu.journal = []
     with pytest.raises(errors.WrongPin) as info:
         card.verify_pin("0000")
     assert info.value.tries_left == 2 and info.value.sw == 0x63C2
     assert "0000" not in str(info.value) and "0000" not in repr(info.value)
-    # the status query (no data) and exactly one VERIFY with data
-    assert emu.apdu_count - before == 2
+    # the counter from the DOCP (SELECT MF, GET DATA, GET RESPONSE), then exactly
+    # one VERIFY, with data (never the data-less status VERIFY)
+    sent = [command for command, _ in emu.journal]
+    assert [c[:4].hex() for c in sent] == ["00a4090c", "00cb3fff", "00c00000", "00200001"]
+    assert sent[-1] == h("0020000108") + b"0000" + b"\xff" * 4
     assert emu.os.chvs[1].tries_left == 2
 
 

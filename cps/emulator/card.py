@@ -15,12 +15,13 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..connection import Connection, split_response
 from ..errors import CardRemoved, ReaderError, ReaderTimeout
+from ..platform_paths import user_cache_dir
 from .cardos import CardOS
 from .faults import CardMuted, Faults
 from .filesystem import SwError  # noqa: F401 - re-exported for tests
@@ -42,12 +43,12 @@ _default_pki: Optional[TestPKI] = None
 
 def default_pki() -> TestPKI:
     """The test PKI used when none is given: seed 1, cached in ``$CPS_TEST_PKI_DIR``
-    (default ``~/.cache/cps/test-pki``)."""
+    (default ``test-pki`` in :func:`cps.platform_paths.user_cache_dir`)."""
     global _default_pki
     with _default_pki_lock:
         if _default_pki is None:
             directory = os.environ.get("CPS_TEST_PKI_DIR") or str(
-                Path.home() / ".cache" / "cps" / "test-pki")
+                user_cache_dir() / "test-pki")
             _default_pki = TestPKI.generate(directory, seed=1)
         return _default_pki
 
@@ -68,6 +69,9 @@ class EmulatedCard:
         self._pin = pin if pin is not None else profile.pin
         self._puk = puk if puk is not None else profile.puk
         self.faults = Faults()
+        #: set to a list to record every ``(command, response)`` the card sees
+        #: (after faults), e.g. to compare a sequence with a real-card trace
+        self.journal: Optional[List[Tuple[bytes, bytes]]] = None
         self._lock = threading.RLock()
         #: what a PC/SC transaction is to processes, for in-process connections
         self._transaction_lock = threading.RLock()
@@ -89,7 +93,8 @@ class EmulatedCard:
             chvs[2] = Chv(2, (self._puk or "").encode(), 10, profile.puk_tries_left, ACL_CHV2,
                           usage_left=profile.unblock_uses_left, min_length=8, max_length=8)
             atr, protocol = ATR_CONTACT, "T0"
-        self.os = CardOS(atr, build_tree(profile, certificates), chvs, keys, protocol)
+        self.os = CardOS(atr, build_tree(profile, certificates), chvs, keys, protocol,
+                         behaviour=profile.behaviour)
 
     @classmethod
     def from_profile(cls, name: Union[str, CardProfile], pki: Optional[TestPKI] = None,
@@ -135,8 +140,14 @@ class EmulatedCard:
 
     # ------------------------------------------------------------------ power and faults
     def power_up(self) -> bytes:
+        """Cold start: power the card (again); its volatile state is lost."""
         with self._lock:
             return self.os.power_up()
+
+    def power_on(self) -> bytes:
+        """Power the card if it is off; a powered card keeps its state."""
+        with self._lock:
+            return self.os.atr if self.os.powered else self.os.power_up()
 
     def power_down(self) -> None:
         with self._lock:
@@ -164,6 +175,12 @@ class EmulatedCard:
         :raises CardMuted: the card is mute (attachments turn it into a timeout).
         :raises CardRemoved: the card is out.
         """
+        response = self._transmit(raw)
+        if self.journal is not None:
+            self.journal.append((bytes(raw), bytes(response)))
+        return response
+
+    def _transmit(self, raw: bytes) -> bytes:
         faults = self.faults
         if faults.delay:
             time.sleep(faults.delay)
@@ -177,9 +194,11 @@ class EmulatedCard:
                 self.os.reset()
             if faults.endless_61xx:
                 return b"\x61\x10"
-            if faults.force_6cxx and len(raw) == 5 and faults.take("force_6cxx"):
+            if faults.force_6cxx and len(raw) == 5 and raw[1] != 0xC0 \
+                    and faults.take("force_6cxx"):
                 # A case-2 command answered "wrong Le, use xx" (the command had no
-                # effect worth keeping: reads and GET DATA are idempotent).
+                # effect worth keeping: reads are idempotent; GET RESPONSE is not,
+                # so it is spared).
                 probe = self.os.execute(raw)
                 if probe[-2:] == b"\x90\x00" and len(probe) > 2:
                     return b"\x6C" + bytes(((len(probe) - 2) & 0xFF,))
@@ -232,7 +251,9 @@ class EmulatedConnection(Connection):
         self.card = card
         self.protocol = card.protocol
         self._closed = False
-        card.power_up()
+        # Connecting does not reset a card that is already powered: its security
+        # state (a PIN verified through another connection) stays, as in PC/SC.
+        card.power_on()
 
     def transaction(self):  # type: ignore[override]
         return self.card._transaction_lock  # noqa: SLF001 - shared by all connections
@@ -251,6 +272,11 @@ class EmulatedConnection(Connection):
             raise ReaderTimeout("the card does not answer (mute card)", reader=self.reader) \
                 from None
         return split_response(raw)
+
+    def reset(self) -> None:
+        if self._closed:
+            raise ReaderError("connection closed", reader=self.reader)
+        self.card.reset()
 
     def close(self) -> None:
         self._closed = True

@@ -26,6 +26,7 @@ from ..errors import CardProtocolError
 from ..logs import TRAFFIC, format_command, format_response
 from ..sha import DIGEST_SIZES, finish
 from .filesystem import DF, EF, NEVER, SwError
+from .profiles import Behaviour
 from .security import (ACL_DECIPHER, ACL_INT_AUTH, ACL_PSO_CDS, ALG_AT_PKCS1, ALG_CT_DECIPHER, ALG_DST, ALG_HASH, CardKey, Chv,
                        SecurityEnvironment, chv_by_ref)
 
@@ -38,6 +39,10 @@ MF_FID = 0x3F00
 _HASHES = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}
 # Internal authenticate accepts at most 40 % of the modulus (ANS spec, cps-domain 1.7).
 INT_AUTH_MAX_RATIO = 0.40
+# Commands whose answer the card computes: on T=0 it answers them 61xx and gives
+# the data by GET RESPONSE, even to a case-2 command with Le (a real trace:
+# ``00 2A 9E 9A 00`` -> ``61 00``).
+_COMPUTED = frozenset((0x2A, 0x88))
 
 
 class CardOS:
@@ -48,11 +53,14 @@ class CardOS:
     :param chvs: PIN objects by reference (1 = PIN, 2 = unblock code).
     :param keys: RSA keys by reference (0x81 sign, 0x82 auth, ...).
     :param protocol: ``"T0"`` (contact: ``61xx`` answers) or ``"T1"`` (contactless).
+    :param behaviour: the profile's choices where no trace settles the card's answer.
     """
 
     def __init__(self, atr: bytes, mf: DF, chvs: Dict[int, Chv], keys: Dict[int, CardKey],
-                 protocol: str = "T0") -> None:
+                 protocol: str = "T0", behaviour: Optional[Behaviour] = None) -> None:
         self.atr = atr
+        #: what no real-card trace settles (defaults: the strictest)
+        self.behaviour = behaviour or Behaviour()
         self.mf = mf
         self.chvs = chvs
         self.keys = keys
@@ -158,7 +166,7 @@ class CardOS:
         if not data:
             return b"\x90\x00"
         if self.protocol == "T0":
-            if apdu.data or apdu.ne is None:
+            if apdu.data or apdu.ne is None or apdu.ins in _COMPUTED:
                 # Case 4 (or case 3 with an answer): T=0 cannot send data here.
                 self._pending = data
                 return b"\x61" + bytes((min(len(data), 256) & 0xFF,))
@@ -251,12 +259,11 @@ class CardOS:
 
     def _read_binary(self, apdu: CommandApdu) -> bytes:
         if apdu.p1 & 0x80:  # short file identifier in P1
+            # ISO 7816-4: an SFI names an EF of the current DF, nowhere else (with
+            # DF 0001 current, EF.SN.ICC's SFI 1C is not found).
             sfi = apdu.p1 & 0x1F
             ef = next((c for c in self.current_df.children.values()
                        if isinstance(c, EF) and c.sfi == sfi), None)
-            if ef is None:
-                ef = next((n for n in self.mf.walk() if isinstance(n, EF) and n.sfi == sfi
-                           and n.parent is self.mf), None)
             if ef is None:
                 raise SwError(0x6A82)
             self.current_ef = ef
@@ -271,13 +278,25 @@ class CardOS:
             raise SwError(0x6B00)
         if apdu.ne is None:
             raise SwError(0x6700)
-        return bytes(ef.data[offset:offset + apdu.ne])
+        data = bytes(ef.data[offset:offset + apdu.ne])
+        if len(data) < apdu.ne:
+            # Asked past the end: no trace shows what a CPS3 answers.
+            answer = self.behaviour.over_long_le
+            if answer == "6282":
+                raise _Partial(data, 0, sw=0x6282)
+            if answer == "6Cxx" and data:
+                raise SwError(0x6C00 | len(data))
+            raise SwError(0x6700)
+        return data
 
     def _get_response(self, apdu: CommandApdu) -> bytes:
         if not self._pending:
             raise SwError(0x6985)
-        pending, self._pending = self._pending, b""
         ne = apdu.ne or 256
+        if ne > self.behaviour.get_response_max:
+            # No trace shows a CPS3 answering a GET RESPONSE of more than 0xE7.
+            raise SwError(0x6700)
+        pending, self._pending = self._pending, b""
         if ne > len(pending):
             self._pending = pending
             raise SwError(0x6C00 | len(pending))
@@ -390,18 +409,17 @@ class CardOS:
             raise SwError(0x6A88)
         if puk.blocked:
             raise SwError(0x6983)
-        if apdu.p1 in (0x00, 0x01):  # unblock code in the data (and the new PIN with P1=00)
-            if apdu.p1 == 0x00:
-                code, new = self._split_pair(apdu.data, puk.max_length)
-            else:
-                code, new = apdu.data, b""
-            self._present(puk, code)
-        elif apdu.p1 in (0x02, 0x03):  # unblock code verified before (SCB 13 of CHV 1)
-            if not puk.verified:
-                raise SwError(0x6982)
-            new = apdu.data if apdu.p1 == 0x02 else b""
-        else:
+        if apdu.p1 != 0x02:
+            # The one form both middlewares send (docs/emulator.md, "Unblock"):
+            # VERIFY of the unblock code, then P1=02 with the new PIN. Whether a
+            # CPS3 takes the unblock code inside this command (P1=00/01) or resets
+            # without a new PIN (P1=03) no trace shows: refused.
             raise SwError(0x6A86)
+        if not puk.verified:  # the reset rule of CHV 1: SCB 13, CHV 2 verified
+            raise SwError(0x6982)
+        new = apdu.data
+        if not new:
+            raise SwError(0x6A80)
         assert puk.usage_left is not None  # noqa: S101 - CHV2 always has a usage counter
         puk.usage_left -= 1
         pin.tries_left = pin.max_tries
@@ -534,10 +552,11 @@ class CardOS:
 
 
 class _Partial(SwError):
-    """GET RESPONSE with Le smaller than what waits: data now, ``61xx`` for the rest."""
+    """Data with a status word other than 9000: ``61xx`` (a GET RESPONSE with Le
+    smaller than what waits: the rest is announced), or a warning such as ``6282``."""
 
-    def __init__(self, data: bytes, rest: int) -> None:
-        super().__init__(0x6100 | (min(rest, 256) & 0xFF))
+    def __init__(self, data: bytes, rest: int, sw: Optional[int] = None) -> None:
+        super().__init__(sw if sw is not None else 0x6100 | (min(rest, 256) & 0xFF))
         self.data = data
 
 

@@ -94,12 +94,25 @@ def _int(value: int) -> bytes:
     return T(0x02, value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big"))
 
 
-def odf(contactless: bool = False) -> bytes:
-    """EF.ODF: relative paths of the PrKDF [0], CDF [4] and AODF [8] (real FIDs)."""
-    out = T(0xA0, _seq(T(0x04, FID_PRKDF.to_bytes(2, "big"))))
-    out += T(0xA4, _seq(T(0x04, FID_CDF.to_bytes(2, "big"))))
+def pkcs15_path(fid: int, app_fid: int, form: str = "fid") -> bytes:
+    """A PKCS#15 Path to a file of the application DF, in one of the forms a card
+    may use (profile ``behaviour.pkcs15_paths``): ``fid`` (``7005``), ``app-path``
+    (``0001 7005``) or ``absolute`` (``3F00 0001 7005``)."""
+    path = fid.to_bytes(2, "big")
+    if form == "fid":
+        return path
+    path = app_fid.to_bytes(2, "big") + path
+    return path if form == "app-path" else b"\x3f\x00" + path
+
+
+def odf(contactless: bool = False, form: str = "fid") -> bytes:
+    """EF.ODF: paths of the PrKDF [0], CDF [4] and AODF [8] (real FIDs; the form of
+    the paths on a real card is unknown: FIDs by default)."""
+    app_fid = 0x0002 if contactless else 0x0001
+    out = T(0xA0, _seq(T(0x04, pkcs15_path(FID_PRKDF, app_fid, form))))
+    out += T(0xA4, _seq(T(0x04, pkcs15_path(FID_CDF, app_fid, form))))
     if not contactless:
-        out += T(0xA8, _seq(T(0x04, FID_AODF.to_bytes(2, "big"))))
+        out += T(0xA8, _seq(T(0x04, pkcs15_path(FID_AODF, app_fid, form))))
     return out
 
 
@@ -167,26 +180,28 @@ def prkdf(contactless: bool = False) -> bytes:
     return sig + aut
 
 
-def _cert(label: str, ref: int) -> bytes:
+def _cert(label: str, ref: int, app_fid: int, form: str) -> bytes:
     common = (T(0x0C, label.encode()) + h("03020800")
               + h("3011" "300603020780" "0500" "300703020640040101"))
     return _seq(_seq(common), _seq(T(0x04, key_id(ref))),
-                T(0xA1, _seq(_seq(T(0x04, CERT_FIDS[ref].to_bytes(2, "big"))))))
+                T(0xA1, _seq(_seq(T(0x04, pkcs15_path(CERT_FIDS[ref], app_fid, form))))))
 
 
-def cdf(contactless: bool = False) -> bytes:
+def cdf(contactless: bool = False, form: str = "fid") -> bytes:
     """The CDF: the signature entry is shaped like a real card's (OpenSC #2224)."""
     if contactless:
-        return _cert("Certificat Technique CPS", KEY_TECH)
-    return (_cert("Certificat de Signature CPS", KEY_SIGN)
-            + _cert("Certificat d'Authentification CPS", KEY_AUTH))
+        return _cert("Certificat Technique CPS", KEY_TECH, 0x0002, form)
+    return (_cert("Certificat de Signature CPS", KEY_SIGN, 0x0001, form)
+            + _cert("Certificat d'Authentification CPS", KEY_AUTH, 0x0001, form))
 
 
 def _app_df(fid: int, aid: bytes, profile: CardProfile, certificates: Dict[int, bytes],
             contactless: bool) -> DF:
     app = DF(fid, name=aid, acl=ACL_ADMIN_READ)
-    for ef_fid, content in ((FID_ODF, odf(contactless)), (FID_TOKENINFO, token_info(profile)),
-                            (FID_PRKDF, prkdf(contactless)), (FID_CDF, cdf(contactless))):
+    form = profile.behaviour.pkcs15_paths
+    for ef_fid, content in ((FID_ODF, odf(contactless, form)),
+                            (FID_TOKENINFO, token_info(profile)),
+                            (FID_PRKDF, prkdf(contactless)), (FID_CDF, cdf(contactless, form))):
         app.add(EF(ef_fid, bytearray(content), acl_contact=ACL_ADMIN_READ,
                    acl_contactless=ACL_ADMIN_READ))
     for ref, der in certificates.items():

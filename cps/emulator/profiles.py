@@ -40,6 +40,11 @@ silently)::
     revoked_days_ago = 30        # days before the PKI reference time (> 0, < 365;
                                  # fractions allowed), when revoked
 
+    [behaviour]                  # optional; what no real-card trace settles
+    over_long_le = "6700"        # READ BINARY past the end: "6700" | "6Cxx" | "6282"
+    get_response_max = 231       # largest Le of a GET RESPONSE (0xE7 .. 256)
+    pkcs15_paths = "fid"         # ODF/CDF paths: "fid" | "app-path" | "absolute"
+
 Revocation dates are relative to the PKI *reference time* (see
 :mod:`cps.emulator.pki`), not to the wall clock, so that CRLs and OCSP answers
 are reproducible. PIN and PUK never appear in a profile's ``repr``.
@@ -65,6 +70,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "CARD_ISSUER_ID",
     "CARD_TYPE_CODES",
+    "Behaviour",
     "REVOCATION_REASONS",
     "CardProfile",
     "CertificateSpec",
@@ -190,6 +196,32 @@ class CertificateSpec:
     revoked_days_ago: float | None = None
 
 
+#: READ BINARY asking past the end of a file: what a card may answer.
+OVER_LONG_LE = ("6700", "6Cxx", "6282")
+#: How the PKCS#15 files name the files they point to.
+PKCS15_PATHS = ("fid", "app-path", "absolute")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Card behaviour no real-card trace settles (docs/emulator.md, "Variants").
+
+    The defaults are the strictest: the library must work with every variant,
+    so it can depend on none of them.
+    """
+
+    #: READ BINARY past the end of the file: ``"6700"`` refused (default),
+    #: ``"6Cxx"`` the number of bytes left, ``"6282"`` the bytes left with
+    #: "end of file reached"
+    over_long_le: str = "6700"
+    #: the largest Le a GET RESPONSE may ask; more is refused with ``6700``.
+    #: Default 231 (0xE7), what the Cryptolib asks in a real trace; up to 256
+    get_response_max: int = 0xE7
+    #: paths in the ODF and the CDF: ``"fid"`` a FID of the application DF
+    #: (default), ``"app-path"`` ``0001xxxx``, ``"absolute"`` ``3F000001xxxx``
+    pkcs15_paths: str = "fid"
+
+
 @dataclass(frozen=True)
 class CardProfile:
     """An emulated card, loaded from a TOML profile (see the module docstring).
@@ -217,6 +249,8 @@ class CardProfile:
     pin_tries_left: int = PIN_MAX_TRIES
     puk_tries_left: int = PUK_MAX_TRIES
     unblock_uses_left: int = UNBLOCK_MAX_USES
+    #: what no trace settles (defaults: the strictest)
+    behaviour: Behaviour = field(default_factory=Behaviour)
 
     @property
     def contactless(self) -> bool:
@@ -339,7 +373,8 @@ class _Checker:
 
     def profile(self, data: Mapping[str, Any]) -> CardProfile:
         self.keys(data, "profile", {"description", "interface", "card_type", "card_number",
-                                    "pin", "puk", "counters", "holder", "certificates"})
+                                    "pin", "puk", "counters", "holder", "certificates",
+                                    "behaviour"})
         interface = self.string(data, "interface", "profile") or ""
         if interface not in ("contact", "contactless"):
             raise self.fail("interface must be 'contact' or 'contactless'")
@@ -377,7 +412,27 @@ class _Checker:
             puk_tries_left=self.integer(counters, "puk_tries_left", "counters", PUK_MAX_TRIES),
             unblock_uses_left=self.integer(counters, "unblock_uses_left", "counters",
                                            UNBLOCK_MAX_USES),
+            behaviour=self.behaviour(data.get("behaviour", {})),
         )
+
+    def behaviour(self, table: Any) -> Behaviour:
+        where = "behaviour"
+        if not isinstance(table, dict):
+            raise self.fail("[behaviour] must be a table")
+        self.keys(table, where, {"over_long_le", "get_response_max", "pkcs15_paths"})
+        default = Behaviour()
+        over_long = table.get("over_long_le", default.over_long_le)
+        if over_long not in OVER_LONG_LE:
+            raise self.fail(f"behaviour.over_long_le must be one of {', '.join(OVER_LONG_LE)}")
+        paths = table.get("pkcs15_paths", default.pkcs15_paths)
+        if paths not in PKCS15_PATHS:
+            raise self.fail(f"behaviour.pkcs15_paths must be one of {', '.join(PKCS15_PATHS)}")
+        maximum = table.get("get_response_max", default.get_response_max)
+        if isinstance(maximum, bool) or not isinstance(maximum, int) \
+                or not 1 <= maximum <= 256:
+            raise self.fail("behaviour.get_response_max must be an integer between 1 and 256")
+        return Behaviour(over_long_le=over_long, get_response_max=maximum,
+                         pkcs15_paths=paths)
 
     def holder(self, table: Any) -> Holder:
         if not isinstance(table, dict):

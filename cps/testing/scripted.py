@@ -33,6 +33,8 @@ class ScriptedConnection(Connection):
         self.repeat_last = repeat_last
         self.sent: List[bytes] = []
         self.closed = False
+        #: warm resets asked (:meth:`reset`); a scripted card keeps no state to lose
+        self.resets = 0
 
     @property
     def atr(self) -> bytes:
@@ -50,6 +52,9 @@ class ScriptedConnection(Connection):
             raise ScriptError(f"command #{index}: expected {expected.hex()}, got {apdu.hex()}")
         raw = response(apdu) if callable(response) else response
         return split_response(raw)
+
+    def reset(self) -> None:
+        self.resets += 1
 
     def close(self) -> None:
         self.closed = True

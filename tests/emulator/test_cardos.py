@@ -28,7 +28,8 @@ def card(cps_emulated_card):
 
 @pytest.fixture
 def ch(card):
-    return ApduChannel(card.connection())
+    # GET RESPONSE asks at most 0xE7, as the Cryptolib (the emulator's default refuses more)
+    return ApduChannel(card.connection(), max_response_length=0xE7)
 
 
 def raw(card, hexstr: str) -> bytes:
@@ -64,7 +65,8 @@ def test_ef_atr_keeps_the_stray_leading_80(ch):
 
 
 def test_ef_sn_icc_holds_issuer_card_number_and_luhn(ch, card):
-    data = ch.send(0, 0xB0, 0x9C, 0, ne=256)  # READ BINARY by SFI 1C
+    size = len(card.os.mf.children[0xD003].data)
+    data = ch.send(0, 0xB0, 0x9C, 0, ne=size)  # READ BINARY by SFI 1C, the MF current
     assert data[0] == 0x5A and data[2:7] == h("8025000001")
     digits = data[2:2 + data[1]].hex().rstrip("f")
     assert digits == card.profile.pan and luhn_valid(digits)
@@ -98,11 +100,52 @@ def test_t0_case4_answers_61xx_and_get_response_obeys_le(card):
     assert raw(card, "00C0000001") == h("6985")             # nothing left
 
 
-def test_read_binary_with_wrong_le_gets_6cxx(card):
+def test_read_binary_past_the_end_is_refused_by_default(card):
     raw(card, "00A4090C043F00D003")
-    answer = raw(card, "00B0000000")
-    assert answer[0] == 0x6C
-    assert len(raw(card, f"00B00000{answer[1]:02X}")) == answer[1] + 2
+    assert raw(card, "00B0000000") == h("6700")      # the strictest: no trace settles it
+    size = len(card.os.mf.children[0xD003].data)
+    assert len(raw(card, f"00B00000{size:02X}")) == size + 2
+
+
+@pytest.mark.parametrize("answer", ["6Cxx", "6282"])
+def test_read_binary_past_the_end_variants(cps_card_factory, answer):
+    from dataclasses import replace
+
+    from cps.emulator import EmulatedCard
+    from cps.emulator.profiles import Behaviour, load_profile
+
+    profile = replace(load_profile("cps3-medecin"), behaviour=Behaviour(over_long_le=answer))
+    card = EmulatedCard.from_profile(profile)
+    raw(card, "00A4090C043F00D003")
+    size = len(card.os.mf.children[0xD003].data)
+    reply = raw(card, "00B0000000")
+    if answer == "6Cxx":
+        assert reply == bytes((0x6C, size))
+    else:
+        assert len(reply) == size + 2 and reply[-2:] == h("6282")
+
+
+def test_get_response_is_capped_at_e7_by_default(card):
+    assert raw(card, "00A40904043F00D003") == h("6127")
+    assert raw(card, "00C0000000") == h("6700")         # Le 256 > 0xE7: refused
+    assert raw(card, "00C0000027")[-2:] == h("9000")    # the data still waited
+
+
+def test_sfi_read_resolves_in_the_current_df_only(card):
+    assert raw(card, "00B09C000D")[-2:] == h("9000")      # MF current: EF.SN.ICC
+    assert raw(card, "00A4090C043F000001") == h("9000")   # DF 0001 current (after a signature)
+    assert raw(card, "00B09C000D") == h("6A82")           # a real card: not found
+
+
+def test_a_computed_answer_comes_through_get_response_on_t0(card, ch):
+    # A real trace: PSO CDS (case 2, Le 00) answered 61 00, then GET RESPONSE E7 and 19.
+    assert verify(ch, card.pin).sw == 0x9000
+    ch.send(0, 0xA4, 0x09, 0x0C, h("3F000001"))
+    ch.send(0, 0x22, 0x41, 0xB6, h("800142840181"))
+    assert raw(card, "002A9E9A20" + "00" * 32) == h("6100")
+    first = raw(card, "00C00000E7")
+    assert len(first) == 0xE7 + 2 and first[-2:] == h("6119")
+    assert len(raw(card, "00C0000019")) == 0x19 + 2
 
 
 def test_sdo_public_part_is_refused_with_incorrect_parameters(card, ch):
@@ -179,7 +222,10 @@ def test_change_with_wrong_old_pin_counts(card, ch):
 
 @pytest.mark.cps_profile("cps3-pin-blocked")
 def test_unblock_with_puk_sets_new_pin_and_uses_one_unblock(card, ch):
-    ch.send(0, 0x2C, 0, 1, card.puk.encode() + b"4321".ljust(8, b"\xff"))
+    # both middlewares: VERIFY the unblock code (CHV 2), then RESET RETRY COUNTER P1=02
+    assert raw(card, "002C020108" + b"4321".ljust(8, b"\xff").hex()) == h("6982")
+    ch.send(0, 0x20, 0, 2, card.puk.encode())
+    ch.send(0, 0x2C, 0x02, 1, b"4321".ljust(8, b"\xff"))
     assert card.pin == "4321" and tries(ch) == 3
     docp2 = ch.send(0, 0xCB, 0x3F, 0xFF, DOCP_CHV2, ne=256)
     uses = card.profile.unblock_uses_left - 1
@@ -188,9 +234,17 @@ def test_unblock_with_puk_sets_new_pin_and_uses_one_unblock(card, ch):
 
 def test_wrong_puk_counts_down(card, ch):
     with pytest.raises(errors.WrongPin) as info:
-        ch.send(0, 0x2C, 0, 1, b"00000000" + b"4321".ljust(8, b"\xff"))
+        ch.send(0, 0x20, 0, 2, b"00000000")
     assert info.value.tries_left == 9
     assert tries(ch, ref=2) == 9
+
+
+@pytest.mark.parametrize("p1", ["00", "01", "03"])
+def test_unblock_forms_no_trace_shows_are_refused(card, p1):
+    # PUK || new PIN in one command (P1=00), PUK alone (01), no new PIN (03)
+    data = card.puk.encode() + b"4321".ljust(8, b"\xff")
+    assert raw(card, f"002C{p1}01{len(data):02X}{data.hex()}") == h("6A86")
+    assert card.os.chvs[2].tries_left == 10 and card.pin != "4321"
 
 
 def test_reset_loses_the_security_state(card, ch):

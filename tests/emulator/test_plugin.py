@@ -19,8 +19,11 @@ def test_indirect_parametrisation(cps_emulated_card):
     assert cps_emulated_card.profile.name in ("cps3-cpe", "cps3-adeli")
 
 
+h = bytes.fromhex
+
+
 def test_connection_fixture_talks_to_the_card(cps_connection):
-    assert ApduChannel(cps_connection).send(0, 0xB0, 0x9C, 0, ne=256)[0] == 0x5A
+    assert ApduChannel(cps_connection).send(0, 0xB0, 0x9C, 0, ne=2) == h("5A0B")
 
 
 def test_card_factory_overrides_the_pin(cps_card_factory):

@@ -316,27 +316,32 @@ def _lie_in_docp(emu, ref: int, max_tries: int, tries_left: int) -> None:
     chv.docp = docp  # an instance attribute shadows the method
 
 
-def test_docp_says_three_tries_while_verify_says_one(cps_card_factory):
+def test_docp_is_the_one_counter_and_verify_without_data_is_never_sent(cps_card_factory):
+    # The Cryptolib reads a CPS3's counters from the DOCP only; so does the library.
+    # A card whose DOCP claims 3 tries while its counter holds 1 is believed, and
+    # the PIN goes once: the card's answer is final, never retried.
     emu, conn, card = _session(cps_card_factory)
     emu.os.chvs[1].tries_left = 1
     _lie_in_docp(emu, 1, 3, 3)
-    assert card.pin_status().tries_left == 3          # what the card claims...
+    assert card.pin_status().tries_left == 3
     mark = conn.mark()
-    with pytest.raises(LastTryRefused):                # ...but the guard asks VERIFY itself
+    with pytest.raises(errors.PinBlocked):
         card.verify_pin("0000")
-    assert conn.secrets_since(mark) == 0 and emu.os.chvs[1].tries_left == 1
-    card.verify_pin(PIN, allow_last_try=True)          # the user's explicit decision
-    assert emu.os.chvs[1].tries_left == 3
+    assert conn.secrets_since(mark) == 1
+    assert not [a for a in conn.sent if len(a) == 4 and a[1] == 0x20]  # no status VERIFY
 
 
-def test_docp_says_one_try_while_verify_says_three(cps_card_factory):
+@pytest.mark.parametrize("left,error", [(1, LastTryRefused), (0, errors.PinBlocked)])
+def test_docp_saying_last_try_or_blocked_keeps_the_pin_home(cps_card_factory, left, error):
     emu, conn, card = _session(cps_card_factory)
-    _lie_in_docp(emu, 1, 3, 1)
-    assert card.pin_status().last_try
+    _lie_in_docp(emu, 1, 3, left)
     mark = conn.mark()
-    with pytest.raises(errors.WrongPin) as info:
-        card.verify_pin("0000")                        # the card's VERIFY status rules
-    assert info.value.tries_left == 2 and conn.secrets_since(mark) == 1
+    with pytest.raises(error):
+        card.verify_pin(PIN)
+    assert conn.secrets_since(mark) == 0 and emu.os.chvs[1].tries_left == 3
+    if left:
+        card.verify_pin(PIN, allow_last_try=True)       # the user's explicit decision
+        assert conn.secrets_since(mark) == 1
 
 
 @pytest.mark.parametrize("max_tries,tries_left", [(3, 9), (0, 0), (255, 255)])
@@ -356,47 +361,9 @@ def test_garbage_docp(cps_card_factory):
     with pytest.raises(errors.CardProtocolError):
         card.pin_status()
     mark = conn.mark()
-    card.verify_pin(PIN)                               # the PIN itself is unaffected
-    assert conn.secrets_since(mark) == 1
-
-
-class _VerifyStatusLies(TappedConnection):
-    """A card answering ``status`` to VERIFY without data, whatever its real counter."""
-
-    status = b"\x63\xc3"
-
-    def send_and_receive(self, apdu: bytes):
-        if len(apdu) == 4 and apdu[1] == 0x20:
-            self.sent.append(bytes(apdu))
-            from cps.connection import split_response
-
-            return split_response(self.status)
-        return super().send_and_receive(apdu)
-
-
-@pytest.mark.parametrize("status,error,presented", [
-    (b"\x63\xc0", errors.PinBlocked, 0),          # "blocked": never present the PIN
-    (b"\x63\xc1", LastTryRefused, 0),             # "last try": refused without allow_last_try
-    (b"\x69\x83", errors.PinBlocked, 0),
-    (b"\x6a\x88", errors.CardError, 0),           # nonsense: typed, PIN never sent
-    (b"\x6f\x00", errors.CardError, 0),
-    (b"\x63\xcf", None, 1),                       # "15 tries": one presentation, no more
-    (b"\x90\x00", None, 1),                       # "already verified": one presentation
-])
-def test_verify_status_that_lies(cps_card_factory, status, error, presented):
-    emu = cps_card_factory("cps3-medecin", pin=PIN, puk=PUK)
-    conn = _VerifyStatusLies(emu)
-    conn.status = status
-    card = Cps3Card(conn)
-    card.pin_objects()
-    mark = conn.mark()
-    if error is None:
+    with pytest.raises(errors.CardProtocolError):      # no counter: the PIN stays home
         card.verify_pin(PIN)
-    else:
-        with pytest.raises(error):
-            card.verify_pin(PIN)
-    assert conn.secrets_since(mark) == presented
-    assert emu.os.chvs[1].tries_left == 3
+    assert conn.secrets_since(mark) == 0 and emu.os.chvs[1].tries_left == 3
 
 
 # --------------------------------------------------------------------------- through pcscd
