@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -12,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 import cps
 from cps import errors, pkcs15
 from cps.card import KeyRole, LastTryRefused
-from cps.cps3 import Cps3Card, parse_serial
+from cps.cps3 import parse_serial
 from cps.logs import TRAFFIC
 from cps.testing.scripted import ScriptedConnection
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from cryptography.hazmat.primitives.serialization import Encoding

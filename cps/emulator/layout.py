@@ -23,10 +23,10 @@ refuses to read over the air (ANS tells the interfaces apart that way), and DF
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict
 
 from ..tlv import encode as T
-from .filesystem import DF, EF, NEVER
+from .filesystem import DF, EF
 from .profiles import CardProfile
 from .security import KEY_AUTH, KEY_SIGN, KEY_TECH
 
