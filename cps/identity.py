@@ -633,7 +633,9 @@ def _upns_any(value: bytes) -> Tuple[List[str], List[str]]:
 def _to_der(cert: Any) -> bytes:
     if isinstance(cert, (bytes, bytearray, memoryview)):
         data = bytes(cert)
-        return _pem_to_der(data) if b"-----BEGIN" in data else data
+        # PEM only when it is not a whole DER SEQUENCE: a DER certificate may
+        # contain the bytes "-----BEGIN" (in a name or an extension).
+        return _pem_to_der(data) if b"-----BEGIN" in data and not _is_der(data) else data
     if isinstance(cert, str):
         return _pem_to_der(cert.encode("utf-8", "replace"))
     try:
@@ -648,6 +650,15 @@ def _to_der(cert: Any) -> bytes:
             raise CertificateParseError(f"cannot get the certificate's DER: {exc}") from exc
     raise TypeError("from_certificate takes a cryptography x509.Certificate or DER/PEM "
                     f"bytes, not {type(cert).__name__}")
+
+
+def _is_der(data: bytes) -> bool:
+    """Whether ``data`` is exactly one DER SEQUENCE (the shape of a certificate)."""
+    try:
+        top = _read(data, 0, len(data))
+    except (_Malformed, IndexError, ValueError):
+        return False
+    return top.tag == _SEQUENCE and top.end == len(data)
 
 
 _PEM = re.compile(rb"-----BEGIN (X509 )?CERTIFICATE-----(.*?)-----END \1?CERTIFICATE-----",

@@ -883,3 +883,14 @@ def test_title_matching_tolerates_case_and_accents_in_certificates():
     p = Practitioner.from_certificate(
         make_cert("CN=30B0057881/CPET0002,title=Personnel santé ou social,OU=Infirmier"))
     assert (p.profession_code, p.profession_label) == (None, "Personnel santé ou social")
+
+
+def test_der_containing_a_pem_marker_is_read_as_der():
+    # found by test_profession_extension_fuzz_never_raises: DER bytes that contain
+    # "-----BEGIN" were taken for PEM
+    der = raw_cert([[(CN, UTF8, b"810002813839")], [(TITLE, UTF8, b"-----BEGIN")]])
+    assert Practitioner.from_certificate(der).profession_label == "-----BEGIN"
+    cert = make_cert("CN=810002813839,C=FR", ext_upn("-----BEGIN CERTIFICATE-----@x.fr"))
+    assert Practitioner.from_certificate(der_of(cert)).idnat == "810002813839"
+    pem = b"notes -----BEGIN\n" + cert.public_bytes(serialization.Encoding.PEM)
+    assert Practitioner.from_certificate(pem).idnat == "810002813839"
