@@ -36,7 +36,8 @@ def list_profiles(as_json: bool) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=35963, show_default=True,
               help="vpcd port: 35963 is reader 'Virtual PCD 00 00', 35964 '... 00 01'.")
 @click.option("--pki-dir", type=click.Path(file_okay=False), default=None,
-              help="Test PKI directory (default: ~/.cache/cps/test-pki, seed 1).")
+              help="Test PKI directory (default: test-pki in the user cache, "
+                   "~/.cache/cps on Linux; seed 1).")
 def serve(profile: str, port: int, pki_dir: Optional[str]) -> None:
     """insert an emulated card into pcscd's virtual reader until interrupted"""
     from cps.emulator.card import EmulatedCard, default_pki
@@ -67,7 +68,8 @@ def _pki(pki_dir: Optional[str]) -> Any:
 @emulator.command()
 @click.option("-d", "--dir", "directory", type=click.Path(file_okay=False), default=None,
               help="Where the PKI lives (default: $CPS_TEST_PKI_DIR, else "
-                   "~/.cache/cps/test-pki). Created on first use, reused after.")
+                   "test-pki in the user cache, ~/.cache/cps on Linux). Created on first "
+                   "use, reused after.")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="PKI seed: same seed, same keys and certificates.")
 @click.option("--base-url", default=None, metavar="URL",
@@ -94,7 +96,7 @@ def pki(directory: Optional[str], seed: int, base_url: Optional[str], as_json: b
         test_pki = default_pki()
     else:
         directory = directory or os.environ.get("CPS_TEST_PKI_DIR") or os.path.expanduser(
-            "~/.cache/cps/test-pki")
+            "test-pki in the user cache, ~/.cache/cps on Linux")
         test_pki = TestPKI.generate(directory, seed=seed, base_url=base_url or DEFAULT_BASE_URL)
     data = test_pki_summary(test_pki)
     lines = [click.style("TEST PKI: for tests only, its keys are public", fg="yellow"),
@@ -116,7 +118,8 @@ def pki(directory: Optional[str], seed: int, base_url: Optional[str], as_json: b
 @click.option("-d", "--dir", "directory", type=click.Path(file_okay=False), required=True,
               help="Token directory: softhsm2.conf and tokens/ go there.")
 @click.option("--pki-dir", type=click.Path(file_okay=False), default=None,
-              help="Test PKI directory (default: $CPS_TEST_PKI_DIR, else ~/.cache/cps/test-pki).")
+              help="Test PKI directory (default: $CPS_TEST_PKI_DIR, else test-pki in the "
+                   "user cache, ~/.cache/cps on Linux).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/cli.md).")
 def softhsm(profile: str, directory: str, pki_dir: Optional[str], as_json: bool) -> None:
     """put a card's keys in a SoftHSM2 token

@@ -24,7 +24,7 @@ def trust_options(f: Callable) -> Callable:
     """``--anchors``, ``--crl``, ``--revocation``, ``--online``, ``--cache-dir``."""
     f = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="CRL cache used with --online (default: $CPS_CRL_CACHE_DIR, "
-                          "else ~/.cache/cps/crl).")(f)
+                          "else crl in the user cache, ~/.cache/cps on Linux).")(f)
     f = click.option("--online", is_flag=True,
                      help="Download the CRLs the certificates name (and ask OCSP when no "
                           "CRL answers).")(f)
@@ -244,7 +244,8 @@ def crl_show(file: str, entries: int, as_json: bool) -> None:
 @click.option("--cert", "cert", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Fetch the CRLs (complete and delta) this certificate names.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Cache directory (default: $CPS_CRL_CACHE_DIR, else ~/.cache/cps/crl).")
+              help="Cache directory (default: $CPS_CRL_CACHE_DIR, else crl in the user "
+                   "cache, ~/.cache/cps on Linux).")
 @click.option("--force", is_flag=True, help="Download even when the cached copy is current.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Also write the CRL to this file (one URL only).")
@@ -312,7 +313,8 @@ def crl_fetch(urls: Sequence[str], cert: Optional[str], cache_dir: Optional[str]
 
 @crl.command("status")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Cache directory (default: $CPS_CRL_CACHE_DIR, else ~/.cache/cps/crl).")
+              help="Cache directory (default: $CPS_CRL_CACHE_DIR, else crl in the user "
+                   "cache, ~/.cache/cps on Linux).")
 @json_option
 def crl_status(cache_dir: Optional[str], as_json: bool) -> None:
     """what the CRL cache holds, fresh or stale"""
