@@ -162,6 +162,7 @@ class PcscConnection(Connection):
         self._share = s.SCARD_SHARE_EXCLUSIVE if exclusive else s.SCARD_SHARE_SHARED
         self._lock = threading.RLock()
         self._depth = 0
+        self._removed = False   # the reader said the card was pulled out
         try:
             rv, self._card, proto = s.SCardConnect(
                 self._ctx.handle, reader, self._share,
@@ -194,6 +195,7 @@ class PcscConnection(Connection):
             raise errors.ReaderError("connection closed", reader=self.reader)
         rv, response = self._ctx.scard.SCardTransmit(self._card, self._pci, list(apdu))
         if rv != SCARD_S_SUCCESS:
+            self._removed = self._removed or rv in (SCARD_W_REMOVED_CARD, SCARD_E_NO_SMARTCARD)
             raise pcsc_error(rv, "sending a command", self.reader)
         if not response:
             # Some drivers (vpcd among them) report success with no bytes at all
@@ -232,9 +234,21 @@ class PcscConnection(Connection):
         self._atr = self._read_atr()
 
     def reset(self) -> None:
-        """Warm-reset the card (``SCardReconnect`` with ``SCARD_RESET_CARD``)."""
+        """Warm-reset the card (``SCardReconnect`` with ``SCARD_RESET_CARD``).
+
+        :raises CardRemoved: the card is gone (its state went with it): nothing
+            is asked of the reader, since a reset of an absent card can leave
+            pcsc-lite's reader unable to see the next insertion.
+        """
         if self._card is None:
             raise errors.ReaderError("connection closed", reader=self.reader)
+        if self._removed:
+            raise errors.CardRemoved("the card was removed", reader=self.reader)
+        # An absent card makes SCardStatus fail (SCARD_W_REMOVED_CARD, on
+        # pcsc-lite and Windows alike): its state bits differ between the two.
+        rv = self._ctx.scard.SCardStatus(self._card)[0]
+        if rv != SCARD_S_SUCCESS:
+            raise pcsc_error(rv, "checking the card before a reset", self.reader)
         self.reconnect(reset=True)
 
     def close(self) -> None:

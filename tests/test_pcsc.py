@@ -112,10 +112,11 @@ def test_pcsc_connection_to_the_emulated_card(cps_vpcd_card):
 
     with PcscConnection(name) as conn:
         assert conn.atr == CPS3 and conn.protocol == "T0"
-        channel = ApduChannel(conn)
+        channel = ApduChannel(conn, max_response_length=0xE7)
+        size = len(cps_vpcd_card.os.mf.children[0xD003].data)
         with channel.transaction():
             with channel.transaction():  # re-entrant
-                data = channel.send(0, 0xB0, 0x9C, 0, ne=256)  # 6Cxx then the data
+                data = channel.send(0, 0xB0, 0x9C, 0, ne=size)  # by SFI, the MF current
         assert data[0] == 0x5A and data[2:7] == bytes.fromhex("8025000001")
         fcp = channel.send(0, 0xA4, 0x09, 0x04, bytes.fromhex("3F000001"), ne=256)  # 61xx
         assert fcp[0] == 0x62

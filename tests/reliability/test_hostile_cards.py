@@ -407,7 +407,12 @@ def test_card_pulled_out_in_the_middle_of_a_signature_through_pcscd(served):
         assert time.monotonic() - start < 10
         with pytest.raises(errors.ReaderError):       # the old session keeps saying so
             card.pin_status()
+    # (closing tried to reset the card, to forget the PIN: it is gone, which did it)
     emu.transmit = type(emu).transmit.__get__(emu)
+    # A hand pulls a card out for longer than pcscd's polling period: let pcscd see
+    # the removal, or it would take the reinserted card for the one it failed to reset.
+    attachment.wait_present(present=False)
+    time.sleep(1.0)   # out for a few of pcscd's polls of vpcd, as a card in a hand is
     emu.insert()
     with open_when_ready(attachment.reader_name, emu) as card:   # a new session works
         assert card.pin_status().tries_left == 3           # nothing spent
