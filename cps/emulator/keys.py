@@ -267,9 +267,9 @@ def shared_key_cache() -> Path | None:
     """The per-user directory shared by every test PKI for its TEST-ONLY keys.
 
     ``$CPS_TEST_KEY_CACHE`` when set (an empty value disables the shared
-    cache), else ``$XDG_CACHE_HOME/cps/test-keys``, else
-    ``~/.cache/cps/test-keys``. Read afresh on each call, so that tests may
-    change the variable.
+    cache), else ``test-keys`` in :func:`cps.platform_paths.user_cache_dir`
+    (``$XDG_CACHE_HOME/cps`` or ``~/.cache/cps`` on Linux). Read afresh on each
+    call, so that tests may change the variable.
 
     :returns: the directory (maybe not created yet), or ``None`` when disabled
         or when no home directory is known.
@@ -277,11 +277,10 @@ def shared_key_cache() -> Path | None:
     configured = os.environ.get(KEY_CACHE_ENV)
     if configured is not None:
         return Path(configured).expanduser() if configured.strip() else None
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "cps" / "test-keys"
+    from ..platform_paths import user_cache_dir
+
     try:
-        return Path.home() / ".cache" / "cps" / "test-keys"
+        return user_cache_dir() / "test-keys"
     except (RuntimeError, KeyError):  # no home directory
         return None
 
