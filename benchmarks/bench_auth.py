@@ -70,6 +70,10 @@ _NAMES = ["MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT",
           "LEFÈVRE", "MOREAU", "SIMON", "LAURENT", "MICHEL", "GARCÍA", "DAVID", "BERTRAND"]
 _FIRST = ["ÉLODIE", "JEAN", "MARIE", "LUC", "CHLOÉ", "HÉLÈNE", "PAUL", "INÈS"]
 _TITLES = ["Médecin", "Pharmacien", "Infirmier", "Chirurgien-Dentiste", "Sage-Femme"]
+#: TRE_G15 codes of the titles, for extension 1.2.250.1.71.1.2.7 (as on real cards)
+_CODES = {"Médecin": 10, "Pharmacien": 21, "Infirmier": 60, "Chirurgien-Dentiste": 40,
+          "Sage-Femme": 50}
+OID_PROFESSION = x509.ObjectIdentifier("1.2.250.1.71.1.2.7")
 
 
 def _practitioners(pki: TestPKI, template: x509.Certificate) -> List[Tuple[bytes, int]]:
@@ -77,7 +81,7 @@ def _practitioners(pki: TestPKI, template: x509.Certificate) -> List[Tuple[bytes
     ca = pki.ca("FORT PERSONNES")
     # Named after the template *and* the signing CA: the RSA-2048 and RSA-4096
     # PKIs issue the same serials and names under different keys.
-    path = CACHE_DIR / (f"auth-leaves-{N_PRACTITIONERS}-{template.serial_number:x}-"
+    path = CACHE_DIR / (f"auth-leaves-v2-{N_PRACTITIONERS}-{template.serial_number:x}-"
                         f"{cert_tag(template, ca.cert)}.pickle")
     if path.exists():
         return pickle.loads(path.read_bytes())
@@ -93,7 +97,7 @@ def _practitioners(pki: TestPKI, template: x509.Certificate) -> List[Tuple[bytes
                 x509.NameAttribute(x509.NameOID.COMMON_NAME, idnat),
                 x509.NameAttribute(x509.NameOID.SURNAME, rng.choice(_NAMES))]),
             x509.RelativeDistinguishedName([
-                x509.NameAttribute(x509.NameOID.TITLE, rng.choice(_TITLES))]),
+                x509.NameAttribute(x509.NameOID.TITLE, title := rng.choice(_TITLES))]),
             x509.RelativeDistinguishedName([
                 x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "FR")])])
         k = i % N_KEYS
@@ -106,6 +110,11 @@ def _practitioners(pki: TestPKI, template: x509.Certificate) -> List[Tuple[bytes
         for ext in template.extensions:
             if ext.oid == x509.ExtensionOID.SUBJECT_ALTERNATIVE_NAME:
                 builder = builder.add_extension(x509.SubjectAlternativeName([upn]), ext.critical)
+            elif ext.oid == OID_PROFESSION:   # the holder's own code (INTEGER)
+                code = _CODES[title]
+                builder = builder.add_extension(
+                    x509.UnrecognizedExtension(OID_PROFESSION, bytes((0x02, 1, code))),
+                    ext.critical)
             elif ext.oid == x509.ExtensionOID.SUBJECT_KEY_IDENTIFIER:
                 builder = builder.add_extension(
                     x509.SubjectKeyIdentifier.from_public_key(keys[k].public_key()), ext.critical)
