@@ -32,6 +32,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from cps.der import encode_length
+
 __all__ = ["make_crl", "crl_serials", "cached_crl", "cached_crl_path", "CACHE_DIR",
            "DEFAULT_THIS_UPDATE"]
 
@@ -45,16 +47,8 @@ _REASONS = (1, 3, 4, 5, 1, 4, 9, 4, 3, 2)
 _SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")
 
 
-def _length(n: int) -> bytes:
-    """DER length octets (any size)."""
-    if n < 0x80:
-        return bytes((n,))
-    size = (n.bit_length() + 7) // 8
-    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
-
-
 def _tlv(tag: int, value: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(value)) + value
+    return bytes((tag,)) + encode_length(len(value)) + value
 
 
 def _integer(value: int) -> bytes:
@@ -177,17 +171,17 @@ def make_crl(
         parts.append(_time(nxt))
     if n_entries:
         entries = _entries(n_entries, reasons_every, this, seed)
-        parts.append(b"\x30" + _length(len(entries)))
+        parts.append(b"\x30" + encode_length(len(entries)))
         parts.append(entries)
         del entries
     parts.append(_tlv(0xA0, _tlv(0x30, extensions)))
     body_len = sum(len(p) for p in parts)
-    tbs = b"".join([b"\x30", _length(body_len)] + parts)
+    tbs = b"".join([b"\x30", encode_length(body_len)] + parts)
     del parts
     signature = ca_key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
     bit_string = _tlv(0x03, b"\x00" + signature)
     content_len = len(tbs) + len(_SHA256_WITH_RSA) + len(bit_string)
-    return b"".join((b"\x30", _length(content_len), tbs, _SHA256_WITH_RSA, bit_string))
+    return b"".join((b"\x30", encode_length(content_len), tbs, _SHA256_WITH_RSA, bit_string))
 
 
 def cached_crl_path(

@@ -120,7 +120,8 @@ def verdict(report: Any, *, color: bool = True) -> str:
 def trust_store(specs: Sequence[str]) -> Any:
     """``--anchors`` values -> a TrustStore (``None``: the library's default, IGC-Santé)."""
     from cps.errors import CpsError
-    from cps.info import trust_store as build
+
+    from .view import trust_store as build
 
     if not specs:
         return None

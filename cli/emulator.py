@@ -88,9 +88,9 @@ def pki(directory: Optional[str], seed: int, base_url: Optional[str], as_json: b
 
     from cps.emulator.card import default_pki
     from cps.emulator.pki import DEFAULT_BASE_URL, TestPKI
-    from cps.info import test_pki_summary
 
     from .util import emit
+    from .view import test_pki_summary
 
     if directory is None and seed == 1 and base_url is None:
         test_pki = default_pki()

@@ -78,7 +78,7 @@ class DownloadProgress:
 
 def validator_from(anchors: Sequence[str], crls: Sequence[str], revocation: str, online: bool,
                    cache_dir: Optional[str], progress: Optional[DownloadProgress] = None) -> Any:
-    from cps.info import make_validator
+    from .view import make_validator
 
     return make_validator(list(anchors) or ["igc-sante"], list(crls), revocation,
                           online=online, cache_dir=cache_dir, progress=progress)
@@ -103,9 +103,8 @@ def parse_time(value: Optional[str]) -> Any:
 def fail_with_json(exc: BaseException, as_json: bool, data: Dict[str, Any]) -> None:
     """With --json, print ``data`` plus the error and its exit code, then re-raise."""
     if as_json:
-        from cps.info import error_to_dict
-
         from .exitcodes import exit_code_for
+        from .view import error_to_dict
 
         emit({**data, "error": error_to_dict(exc), "exit_code": exit_code_for(exc)}, True, "")
     raise exc
@@ -171,7 +170,8 @@ def validate(cert: str, anchors: Sequence[str], crls: Sequence[str], revocation:
     Exit codes: 9 invalid, 10 revoked, 11 revocation status unavailable.
     """
     from cps import KeyRole, errors
-    from cps.info import load_certificate_der, load_certificates_der, validation_summary
+
+    from .view import load_certificate_der, load_certificates_der, validation_summary
 
     moment = parse_time(at)
     progress = DownloadProgress() if online else None
@@ -218,7 +218,8 @@ def _crl_text(d: Dict[str, Any]) -> List[str]:
 def crl_show(file: str, entries: int, as_json: bool) -> None:
     """show a CRL: issuer, updates, number, delta, entries"""
     from cps.errors import CrlError
-    from cps.info import crl_summary, load_crls
+
+    from .view import crl_summary, load_crls
 
     if file == "-":
         der, source = read_input("-"), "-"
@@ -260,14 +261,15 @@ def crl_fetch(urls: Sequence[str], cert: Optional[str], cache_dir: Optional[str]
     A CRL is cached only once its signature verified under a CA of the trust
     anchors: on plain HTTP anyone may answer, and a forged CRL must never
     stand in the cache for the real one."""
-    from cps.info import (
+    from cps.trust.fetch import Fetcher
+
+    from .view import (
         certificate_summary,
         crl_summary,
         default_crl_cache_dir,
         iso,
         load_certificate_der,
     )
-    from cps.trust.fetch import Fetcher
 
     wanted = list(urls)
     if cert:
@@ -318,7 +320,7 @@ def crl_fetch(urls: Sequence[str], cert: Optional[str], cache_dir: Optional[str]
 @json_option
 def crl_status(cache_dir: Optional[str], as_json: bool) -> None:
     """what the CRL cache holds, fresh or stale"""
-    from cps.info import crl_cache_status
+    from .view import crl_cache_status
 
     data = crl_cache_status(cache_dir)
     if not data["entries"]:

@@ -11,13 +11,14 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import click
 
 __all__ = ["emit", "json_option", "card_options", "open_card_from", "read_secret",
            "force_option", "confirm", "CliFail", "style_ok", "style_bad", "env_name_problem",
-           "nameable_env_name", "scrub_usage_message", "REDACTED"]
+           "nameable_env_name", "scrub_usage_message", "REDACTED", "note", "write_output"]
 
 #: What replaces a value that may be a code, in a message.
 REDACTED = "<redacted>"
@@ -192,3 +193,21 @@ def with_card(f: Callable) -> Callable:
             return f(card, **kwargs)
 
     return wrapper
+
+
+def note(message: str) -> None:
+    """Information for the human, on stderr (stdout stays for results)."""
+    click.echo(message, err=True)
+
+
+def write_output(output: str, data: bytes) -> None:
+    """Bytes to a file, or to stdout for ``-`` (``-o/--output``)."""
+    if output == "-":
+        stream = sys.stdout.buffer
+        stream.write(data)
+        stream.flush()
+        return
+    try:
+        Path(output).write_bytes(data)
+    except OSError as exc:
+        raise CliFail(f"cannot write {output}: {exc.strerror}") from None

@@ -22,7 +22,7 @@ __all__ = ["__version__", "errors", "TRAFFIC", "ReaderInfo", "list_readers", "op
 _LAZY = {
     "errors": None, "TRAFFIC": "logs",
     "ReaderInfo": "readers", "list_readers": "readers",
-    "open_card": "card", "Card": "card", "KeyRole": "card", "PinStatus": "card",
+    "open_card": "open", "Card": "card", "KeyRole": "card", "PinStatus": "card",
     "LastTryRefused": "card", "Practitioner": "identity",
 }
 

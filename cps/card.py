@@ -25,10 +25,9 @@ from .errors import NotSupported, PinBlocked, PinError, WrongPin
 if TYPE_CHECKING:  # pragma: no cover
     from cryptography import x509
 
-    from .connection import Connection
     from .identity import Practitioner
 
-__all__ = ["KeyRole", "PinStatus", "Card", "LastTryRefused", "open_card", "DIGEST_INFO_PREFIXES",
+__all__ = ["KeyRole", "PinStatus", "Card", "LastTryRefused", "DIGEST_INFO_PREFIXES",
            "digest_info", "check_pin_format", "check_last_try"]
 
 
@@ -315,9 +314,14 @@ class Card(abc.ABC):
         Signs SHA-256(origin) || SHA-256(nonce) with the authentication key; the
         PIN must have been verified (not on the contactless interface).
         """
-        from .auth.token import make_token
+        from cryptography.hazmat.primitives.serialization import Encoding
 
-        return make_token(self, nonce, origin)
+        from .token_format import signed_data, token_fields
+
+        role = KeyRole.TECH if self.contactless else KeyRole.AUTH
+        signature = self.authenticate(signed_data(origin, nonce), hash="sha256")
+        return token_fields(self.certificate(role).public_bytes(Encoding.DER), signature,
+                            nonce, origin)
 
     def close(self) -> None:
         """Release the card."""
@@ -332,45 +336,11 @@ class Card(abc.ABC):
         return f"<{type(self).__name__} backend={self.backend}>"
 
 
+def __getattr__(name: str) -> object:
+    # cps.card.open_card stays importable; it lives in cps.open, beside the
+    # backends it picks from (this module, the Card base class, imports none of them).
+    if name == "open_card":
+        from .open import open_card
 
-
-def open_card(reader: Optional[str] = None, backend: str = "pcsc", module: Optional[str] = None,
-              connection: Optional["Connection"] = None, *, exclusive: bool = False) -> Card:
-    """Open the CPS card in a reader (or on a given connection).
-
-    :param reader: PC/SC reader: index, name substring or ATR prefix; ``None``
-        takes the first reader holding a CPS card.
-    :param backend: ``"pcsc"`` (the library speaks to the card itself) or
-        ``"pkcs11"`` (through a PKCS#11 module: ANS Cryptolib, OpenSC, SoftHSM2).
-    :param module: PKCS#11 module path (``backend="pkcs11"``); default: the ANS
-        Cryptolib, then OpenSC, in their usual places.
-    :param connection: an already open :class:`~cps.connection.Connection`
-        (e.g. ``EmulatedCard.connection()``); it is not closed with the card.
-    :raises NoReaders, ReaderNotFound, NoCard, UnknownCard, UnsupportedCard: ...
-    """
-    if connection is not None:
-        from .cps3 import Cps3Card
-
-        card: Card = Cps3Card(connection, owns_connection=False)
-        card.backend = "connection"
-        return card
-    if backend == "pkcs11":
-        from .pkcs11 import Pkcs11Card
-
-        return Pkcs11Card.open(module=module, reader=reader)
-    if backend != "pcsc":
-        raise NotSupported(f"unknown backend {backend!r}: use 'pcsc' or 'pkcs11'")
-    from .cps3 import Cps3Card
-    from .errors import NoCard
-    from .pcsc import PcscConnection
-    from .readers import list_readers, select_reader
-
-    info = select_reader(list_readers(), reader)
-    if not info.card_present:
-        raise NoCard(f"no card in {info.name}", reader=info.name)
-    conn = PcscConnection(info.name, exclusive=exclusive)
-    try:
-        return Cps3Card(conn, owns_connection=True)
-    except BaseException:
-        conn.close()
-        raise
+        return open_card
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

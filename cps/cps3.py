@@ -22,7 +22,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Tuple
 
-from . import pkcs15, sha, tlv
+from . import der, luhn, pkcs15, sha, tlv
 from .apdu import ApduChannel, CommandApdu
 from .atr import CardKind, require_supported
 from .card import Card, KeyRole, PinStatus, check_pin_format, digest_info
@@ -59,15 +59,12 @@ MAX_FILE = 16 * 1024        # no CPS3 file comes near; a larger claim is a broke
 INT_AUTH_RATIO = 0.40       # INTERNAL AUTHENTICATE input limit (ANS spec, cps-domain 1.7)
 
 
-def luhn_ok(digits: str) -> bool:
-    """Luhn check over a string of digits."""
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = ord(c) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+def _not_definite(message: str) -> CardProtocolError:
+    return CardProtocolError(f"not a definite DER length ({message})")
+
+
+#: Luhn check over a string of digits: :func:`cps.luhn.is_valid` (empty: ``False``)
+luhn_ok = luhn.is_valid
 
 
 def parse_serial(data: bytes) -> str:
@@ -276,14 +273,10 @@ class Cps3Card(Card):
         if len(head) < 2:
             return None
         first = head[1]
-        if first < 0x80:
-            return 2 + first
-        n = first & 0x7F
-        if n == 0 or n > 3:
-            raise CardProtocolError("not a definite DER length")
-        if len(head) < 2 + n:
-            return None
-        total = 2 + n + int.from_bytes(head[2:2 + n], "big")
+        if first & 0x80 and 0 < first & 0x7F <= 3 and len(head) < 2 + (first & 0x7F):
+            return None  # not all the length octets yet
+        length, value_start = der.read_length(head, 1, len(head), 3, _not_definite)
+        total = value_start + length
         if total > MAX_FILE:
             raise CardProtocolError("certificate length beyond any CPS3 file")
         return total
@@ -313,10 +306,7 @@ class Cps3Card(Card):
     def pan(self) -> str:
         """The full PAN: issuer + card number + Luhn digit."""
         digits = ISSUER + self.card_number
-        for d in "0123456789":
-            if luhn_ok(digits + d):
-                return digits + d
-        raise CardProtocolError("no Luhn digit")  # pragma: no cover
+        return digits + luhn.check_digit(digits)
 
     def _pkcs15_odf(self) -> Dict[int, List[bytes]]:
         with self._lock:

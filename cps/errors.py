@@ -3,7 +3,11 @@
 Every error derives from :class:`CpsError`. Errors carry data (status word,
 tries left, ATR, reader name...) as attributes; the message is for humans.
 No domain error inherits :class:`ValueError`: callers catch ``CpsError`` (or a
-subclass) and never confuse a wrong PIN with a programming mistake.
+subclass) and never confuse a wrong PIN with a programming mistake. A caller's
+mistake (a naive datetime, an unknown mode string, an argument of the wrong
+type) is a plain :class:`TypeError` or :class:`ValueError`, never a ``CpsError``.
+Errors about one certificate of a path name it: ``str()`` ends with its
+position in the path (0 = the leaf) and its subject, also kept as attributes.
 
 The hierarchy::
 
@@ -27,6 +31,7 @@ The hierarchy::
     │   ├── UnknownCard
     │   └── UnsupportedCard(card_name)
     ├── NotSupported                the operation does not exist on this card/backend
+    │   └── MissingExtra(extra, package)  an optional dependency is not installed
     ├── CertificateError            certificate parsing and validation (cps.trust)
     │   ├── CertificateParseError
     │   └── CertificateInvalid(reason, position, subject)
@@ -43,6 +48,7 @@ The hierarchy::
         ├── MalformedToken ── TokenTooLarge
         ├── UnsupportedTokenFormat, UnsupportedAlgorithm
         ├── UnknownNonce, NonceExpired, NonceReplayed, NonceIssuerMismatch
+        ├── NonceStoreFull, NonceStoreUnavailable, RateLimited
         ├── OriginMismatch(expected, got), OriginNotAllowed
         └── InvalidSignature
 """
@@ -55,6 +61,7 @@ from typing import Optional
 __all__ = [
     "ValidationBudgetExceeded",
     "NonceStoreFull",
+    "NonceStoreUnavailable",
     "RateLimited",
     "CpsError",
     "ReaderError",
@@ -76,6 +83,7 @@ __all__ = [
     "UnknownCard",
     "UnsupportedCard",
     "NotSupported",
+    "MissingExtra",
     "CertificateError",
     "CertificateParseError",
     "CertificateInvalid",
@@ -168,13 +176,6 @@ class CardError(CpsError):
         self.sw = sw
         self.data = data
 
-    @classmethod
-    def from_sw(cls, sw: int, data: bytes = b"", context: str = "") -> "CardError":
-        """Build the most specific error for a status word, from the SW table."""
-        from .sw import error_for_sw
-
-        return error_for_sw(sw, data, context)
-
 
 class SecurityStatusNotSatisfied(CardError):
     """The operation needs a PIN verification (or another condition) first (``69 82``)."""
@@ -244,6 +245,25 @@ class NotSupported(CpsError):
     """The operation is not available on this card, mode or backend."""
 
 
+class MissingExtra(NotSupported):
+    """An optional dependency of this operation is not installed (or cannot load).
+
+    ``pip install cps-middleware`` is the light install (certificate validation,
+    login verification); card access and some stores come with extras. The
+    message names the command to run.
+
+    :ivar extra: the extra that brings the dependency (``"card"``, ``"redis"``...).
+    :ivar package: the missing distribution (``"pyscard"``, ``"python-pkcs11"``...).
+    :ivar module: the module that failed to import (``"smartcard.scard"``...).
+    """
+
+    def __init__(self, message: str, *, extra: str, package: str, module: str = "") -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.package = package
+        self.module = module
+
+
 # --------------------------------------------------------------------------- certificates
 class CertificateError(CpsError):
     """Base of certificate parsing and validation errors."""
@@ -253,8 +273,22 @@ class CertificateParseError(CertificateError):
     """A certificate (or CRL, OCSP answer) could not be decoded."""
 
 
+def _which_certificate(message: str, position: Optional[int], subject: str) -> str:
+    """``message`` followed by the certificate it is about: its position in the path
+    (0 = the leaf) and its subject, unless the message already names them."""
+    parts = []
+    if position is not None:
+        parts.append("leaf, path position 0" if position == 0 else f"path position {position}")
+    if subject and subject not in message:
+        parts.append(subject)
+    return f"{message} [{': '.join(parts)}]" if parts else message
+
+
 class CertificateInvalid(CertificateError):
     """A certificate failed validation.
+
+    ``str()`` is the message followed by the certificate's position in the path
+    and subject: ``bad signature [path position 1: CN=...]``.
 
     :ivar reason: a short machine-readable reason (``"expired"``, ``"untrusted"``...).
     :ivar position: index of the failing certificate in the path (0 = leaf), if known.
@@ -267,6 +301,9 @@ class CertificateInvalid(CertificateError):
         self.reason = reason
         self.position = position
         self.subject = subject
+
+    def __str__(self) -> str:
+        return _which_certificate(super().__str__(), self.position, self.subject)
 
 
 class CertificateExpired(CertificateInvalid):
@@ -338,18 +375,26 @@ class RevocationUnavailable(RevocationError):
         ``"bad-signature"``, ``"malformed"``, ``"out-of-scope"``...).
     :ivar next_update: the nextUpdate of the CRL involved, when there was one.
     :ivar position: index in the path of the certificate whose status is unknown.
+    :ivar subject: that certificate's subject (RFC 4514), when the error is about one.
     :ivar failures: the individual source failures, when several were tried.
+
+    When raised by validation, ``str()`` ends with the certificate's position
+    and subject, as :class:`CertificateInvalid`'s.
     """
 
     def __init__(self, message: str, *, source: str = "", reason: str = "unavailable",
                  next_update: Optional[datetime] = None, position: Optional[int] = None,
-                 failures: Optional[list] = None) -> None:
+                 failures: Optional[list] = None, subject: str = "") -> None:
         super().__init__(message)
         self.source = source
         self.reason = reason
         self.next_update = next_update
         self.position = position
+        self.subject = subject
         self.failures = list(failures or [])
+
+    def __str__(self) -> str:
+        return _which_certificate(super().__str__(), self.position, self.subject)
 
 
 class CrlError(RevocationError):
@@ -392,6 +437,20 @@ class NonceStoreFull(AuthError):
     no new nonce can be consumed (and so no login accepted) until some expire."""
 
     reason = "nonce-store-full"
+
+
+class NonceStoreUnavailable(AuthError):
+    """The nonce store could not be reached (a Redis server down, a network
+    failure): no nonce can be checked, so no login is accepted. Retry later.
+
+    :ivar store: the store's class name (``"RedisNonceStore"``).
+    """
+
+    reason = "nonce-store-unavailable"
+
+    def __init__(self, message: str, *, store: str = "") -> None:
+        super().__init__(message)
+        self.store = store
 
 
 class RateLimited(AuthError):

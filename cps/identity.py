@@ -57,14 +57,14 @@ nothing else.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import enum
 import re
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
+from . import luhn, pem
+from .der import read_length
 from .errors import CertificateParseError
 from .professions import PROFESSIONS, code_for
 
@@ -177,23 +177,8 @@ _EXPECTED_SHAPE = {
 }
 
 
-def luhn_valid(digits: str) -> bool:
-    """Tell whether a string of digits ends with a correct Luhn check digit.
-
-    :param digits: decimal digits, check digit last.
-    :returns: ``False`` for anything that is not at least two ASCII digits.
-    """
-    if not (isinstance(digits, str) and len(digits) > 1 and digits.isascii()
-            and digits.isdigit()):
-        return False
-    # From the right: the check digit and every second digit count as they
-    # are, the others doubled (minus 9 above 9): a table per digit.
-    digits_summed = digits[::-2] + digits[-2::-2].translate(_LUHN_DOUBLED)
-    return (sum(digits_summed.encode("ascii")) - 48 * len(digits)) % 10 == 0  # "0" is 48
-
-
-#: a digit -> the digit its double adds up to (for the doubled positions)
-_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
+#: the one Luhn check (:func:`cps.luhn.is_valid`), under the name this module exports
+luhn_valid = luhn.is_valid
 
 
 @dataclass(frozen=True)
@@ -309,10 +294,6 @@ class _Malformed(Exception):
     :class:`~cps.errors.CertificateParseError`), a warning inside an extension."""
 
 
-def _fail(message: str) -> _Malformed:
-    return _Malformed(message)
-
-
 def _parse_error(reason: object) -> CertificateParseError:
     return CertificateParseError(f"not a decodable X.509 certificate: {reason}")
 
@@ -320,33 +301,22 @@ def _parse_error(reason: object) -> CertificateParseError:
 def _read(data: bytes, pos: int, end: int) -> _Tlv:
     """One DER TLV at ``pos``; every length is checked against ``end``."""
     if pos >= end:
-        raise _fail("truncated (expected a tag)")
+        raise _Malformed("truncated (expected a tag)")
     tag = data[pos]
     pos += 1
     if tag & 0x1F == 0x1F:  # high tag number form
         for _ in range(4):
             if pos >= end:
-                raise _fail("truncated inside a tag")
+                raise _Malformed("truncated inside a tag")
             tag = (tag << 8) | data[pos]
             pos += 1
             if not tag & 0x80:
                 break
         else:
-            raise _fail("tag number too large")
-    if pos >= end:
-        raise _fail("truncated (expected a length)")
-    length = data[pos]
-    pos += 1
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0:
-            raise _fail("indefinite length (BER) where DER is required")
-        if count > 4 or pos + count > end:
-            raise _fail("impossible length")
-        length = int.from_bytes(data[pos:pos + count], "big")
-        pos += count
+            raise _Malformed("tag number too large")
+    length, pos = read_length(data, pos, end, 4, _Malformed)
     if length > end - pos:
-        raise _fail("a length runs past the end of the data")
+        raise _Malformed("a length runs past the end of the data")
     return _Tlv(tag, pos, pos + length)
 
 
@@ -377,7 +347,7 @@ def _decode_oid(raw: bytes) -> str:
 
 def _decode_new_oid(raw: bytes) -> str:
     if not raw or len(raw) > 64 or raw[-1] & 0x80:
-        raise _fail("malformed object identifier")
+        raise _Malformed("malformed object identifier")
     arcs: List[int] = []
     value = 0
     for byte in raw:
@@ -499,30 +469,30 @@ def _parse_short_name(der: bytes, pos: int, end: int) -> Optional[_Subject]:
 
 def _parse_any_name(der: bytes, name: _Tlv) -> _Subject:
     # Any DER lengths, with an error message for what is malformed: plain
-    # tuples from cps.trust.certs' reader rather than a _Tlv per element.
+    # tuples from the project's DER reader (cps.der) rather than a _Tlv per element.
+    from .der import children as _kids
     from .errors import CertificateParseError as _Bad
-    from .trust.certs import children as _kids
 
     attributes: List[Tuple[str, str]] = []
     remarks: List[str] = []
     try:
         rdns = _kids(der, name.start, name.end)
     except _Bad as exc:
-        raise _fail(f"subject: {exc}") from None
+        raise _Malformed(f"subject: {exc}") from None
     for rtag, _, rs, re_ in rdns:
         if rtag != _SET:
-            raise _fail("subject: a relative distinguished name is not a SET")
+            raise _Malformed("subject: a relative distinguished name is not a SET")
         try:
             atvs = _kids(der, rs, re_)
         except _Bad as exc:
-            raise _fail(f"subject: {exc}") from None
+            raise _Malformed(f"subject: {exc}") from None
         for atag, _, as_, ae in atvs:
             try:
                 parts = _kids(der, as_, ae) if atag == _SEQUENCE else []
             except _Bad as exc:
-                raise _fail(f"subject: {exc}") from None
+                raise _Malformed(f"subject: {exc}") from None
             if len(parts) != 2 or parts[0][0] != _OID:
-                raise _fail("subject: malformed attribute")
+                raise _Malformed("subject: malformed attribute")
             oid = _decode_oid(der[parts[0][2]:parts[0][3]])
             text, remark = _decode_text(parts[1][0], der[parts[1][2]:parts[1][3]])
             if remark:
@@ -540,12 +510,12 @@ def _parse_extensions(der: bytes, wrapper: Optional[_Tlv]) -> Tuple[Dict[str, by
     try:
         inner = _children(der, wrapper)
         if len(inner) != 1 or inner[0].tag != _SEQUENCE:
-            raise _fail("extensions are not a SEQUENCE")
+            raise _Malformed("extensions are not a SEQUENCE")
         for ext in _children(der, inner[0]):
             parts = _children(der, ext) if ext.tag == _SEQUENCE else []
             if not 2 <= len(parts) <= 3 or parts[0].tag != _OID \
                     or parts[-1].tag != _OCTET_STRING:
-                raise _fail("malformed extension")
+                raise _Malformed("malformed extension")
             oid = _decode_oid(der[parts[0].start:parts[0].end])
             out.setdefault(oid, der[parts[-1].start:parts[-1].end])
     except _Malformed as exc:
@@ -555,20 +525,20 @@ def _parse_extensions(der: bytes, wrapper: Optional[_Tlv]) -> Tuple[Dict[str, by
 
 def _parse_certificate(der: bytes) -> _Parsed:
     if not der:
-        raise _fail("no data")
+        raise _Malformed("no data")
     top = _read(der, 0, len(der))
     if top.tag != _SEQUENCE:
-        raise _fail("does not start with a SEQUENCE")
+        raise _Malformed("does not start with a SEQUENCE")
     if top.end != len(der):
-        raise _fail(f"{len(der) - top.end} trailing byte(s) after the certificate")
+        raise _Malformed(f"{len(der) - top.end} trailing byte(s) after the certificate")
     parts = _children(der, top)
     if [p.tag for p in parts] != [_SEQUENCE, _SEQUENCE, _BIT_STRING]:
-        raise _fail("not the shape of a Certificate (tbsCertificate, algorithm, signature)")
+        raise _Malformed("not the shape of a Certificate (tbsCertificate, algorithm, signature)")
     tbs = _children(der, parts[0])
     first = 1 if tbs and tbs[0].tag == 0xA0 else 0
     expected = [_INTEGER, _SEQUENCE, _SEQUENCE, _SEQUENCE, _SEQUENCE, _SEQUENCE]
     if [t.tag for t in tbs[first:first + 6]] != expected:
-        raise _fail("malformed tbsCertificate")
+        raise _Malformed("malformed tbsCertificate")
     subject = _parse_name(der, tbs[first + 4])
     wrapper = next((t for t in tbs[first + 6:] if t.tag == 0xA3), None)
     extensions, remarks = _parse_extensions(der, wrapper)
@@ -586,7 +556,7 @@ def _single_text(data: bytes) -> Tuple[Optional[str], Optional[str]]:
 def _single_text_any(data: bytes) -> Tuple[Optional[str], Optional[str]]:
     tlv = _read(data, 0, len(data))
     if tlv.end != len(data):
-        raise _fail("trailing bytes")
+        raise _Malformed("trailing bytes")
     return _decode_text(tlv.tag, data[tlv.start:tlv.end])
 
 
@@ -613,13 +583,13 @@ def _upns_any(value: bytes) -> Tuple[List[str], List[str]]:
     try:
         names = _read(value, 0, len(value))
         if names.tag != _SEQUENCE:
-            raise _fail("not a SEQUENCE")
+            raise _Malformed("not a SEQUENCE")
         for general_name in _children(value, names):
             if general_name.tag != 0xA0:  # otherName [0]
                 continue
             parts = _children(value, general_name)
             if len(parts) != 2 or parts[0].tag != _OID or parts[1].tag != 0xA0:
-                raise _fail("malformed otherName")
+                raise _Malformed("malformed otherName")
             if _decode_oid(value[parts[0].start:parts[0].end]) != OID_MS_UPN:
                 continue
             text, _ = _single_text(value[parts[1].start:parts[1].end])
@@ -635,7 +605,7 @@ def _to_der(cert: Any) -> bytes:
         data = bytes(cert)
         # PEM only when it is not a whole DER SEQUENCE: a DER certificate may
         # contain the bytes "-----BEGIN" (in a name or an extension).
-        return _pem_to_der(data) if b"-----BEGIN" in data and not _is_der(data) else data
+        return _pem_to_der(data) if pem.MARKER in data and not _is_der(data) else data
     if isinstance(cert, str):
         return _pem_to_der(cert.encode("utf-8", "replace"))
     try:
@@ -661,19 +631,14 @@ def _is_der(data: bytes) -> bool:
     return top.tag == _SEQUENCE and top.end == len(data)
 
 
-_PEM = re.compile(rb"-----BEGIN (X509 )?CERTIFICATE-----(.*?)-----END \1?CERTIFICATE-----",
-                  re.DOTALL)
-
-
 def _pem_to_der(data: bytes) -> bytes:
-    match = _PEM.search(data)
-    if match is None:
-        raise CertificateParseError("no PEM 'BEGIN CERTIFICATE' block found")
-    body = b"".join(match.group(2).split())
     try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise CertificateParseError(f"invalid base64 in the PEM certificate: {exc}") from exc
+        found = pem.blocks(data, (b"CERTIFICATE", b"X509 CERTIFICATE"), limit=1)
+    except ValueError as exc:
+        raise CertificateParseError(f"invalid PEM certificate: {exc}") from None
+    if not found:
+        raise CertificateParseError("no PEM 'BEGIN CERTIFICATE' block found")
+    return found[0]
 
 
 def _upn_problem(upn: str, idnat: IdNat) -> Optional[str]:

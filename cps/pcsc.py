@@ -20,12 +20,12 @@ SCARD_E_TIMEOUT                ReaderTimeout
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Tuple
 
 from . import errors
+from ._extras import require
 from .connection import Connection, split_response
 
 __all__ = ["PcscReader", "PcscConnection", "list_pcsc_readers", "pcsc_error"]
@@ -79,15 +79,14 @@ def pcsc_error(code: int, action: str, reader: Optional[str] = None) -> errors.R
 
 
 def _scard() -> Any:
-    try:
-        # Loaded on first use only (never by `import cps`): this module is the
-        # PC/SC backend, the one place that talks to pyscard.
-        scard = importlib.import_module("smartcard.scard")
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise errors.PcscServiceUnavailable(
-            "pyscard is not installed: pip install pyscard (needs swig and libpcsclite-dev)"
-        ) from exc
-    return scard
+    """pyscard's ``smartcard.scard``.
+
+    Loaded on first use only (never by `import cps`): this module is the PC/SC
+    backend, the one place that talks to pyscard.
+
+    :raises MissingExtra: pyscard is not installed (``extra == "card"``).
+    """
+    return require("smartcard.scard", "card", "pyscard")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from ._extras import require
 from .card import Card, KeyRole, PinStatus, check_pin_format, digest_info
 from .errors import CpsError, NotSupported, SecurityStatusNotSatisfied
 from .pkcs11_modules import CRYPTOLIB, OPENSC, candidate_paths, find_module
@@ -166,7 +167,7 @@ def map_error(error: BaseException | int, action: str, *, what: str = "PIN",
     code = error if isinstance(error, int) else _code(error)
     if code is None or code not in ERRORS:
         name = f"CKR 0x{code:X}" if code is not None else type(error).__name__
-        return CpsError(f"{action} failed: PKCS#11 error {name}")
+        return errors.CardError(f"{action} failed: PKCS#11 error {name}")
     ckr, _, cls, text = ERRORS[code]
     message = f"{action}: {text.format(what=what)} ({ckr})"
     if cls is errors.WrongPin:
@@ -191,6 +192,14 @@ def map_error(error: BaseException | int, action: str, *, what: str = "PIN",
 _LOCK = threading.Lock()
 
 
+def _require_pkcs11() -> None:
+    """Import python-pkcs11 through the extras guard, before any ``import pkcs11`` here.
+
+    :raises MissingExtra: python-pkcs11 is not installed (``extra == "card"``).
+    """
+    require("pkcs11", "card", "python-pkcs11")
+
+
 def _load(path: str) -> Pkcs11Lib:
     """python-pkcs11's library for ``path``, loaded once per process.
 
@@ -198,10 +207,9 @@ def _load(path: str) -> Pkcs11Lib:
     its cache by path string: a symlink to an already loaded module would fail
     with CKR_CRYPTOKI_ALREADY_INITIALIZED, so reuse the path loaded first.
     """
-    try:
-        import pkcs11
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise NotSupported("python-pkcs11 is not installed") from exc
+    _require_pkcs11()
+    import pkcs11
+
     with _LOCK:
         real = os.path.realpath(path)
         for loaded in list(getattr(pkcs11, "_loaded", {})):
@@ -291,11 +299,13 @@ class Pkcs11Card(Card):
         :param token_label: only the token with exactly this label.
         :param slot: only this slot ID.
         :param reader: only slots whose description (the PC/SC reader name) contains this.
-        :raises NotSupported: no module, or python-pkcs11 missing.
+        :raises NotSupported: no module.
+        :raises MissingExtra: python-pkcs11 is not installed (the ``card`` extra).
         :raises ReaderNotFound: no slot matches ``slot``/``reader``.
         :raises NoCard: no token present (with that label).
         :raises UnknownCard: tokens present, but none holds CPS objects.
         """
+        _require_pkcs11()
         import pkcs11
         from pkcs11 import Attribute, ObjectClass
 
@@ -468,8 +478,8 @@ class Pkcs11Card(Card):
         """C_Login as SO with the unblock code, then C_InitPIN: how the Cryptolib unblocks.
 
         Ends logged out. OpenSC cannot unblock a CPx (the card's PIN object names
-        an unblock code that does not exist, notes/opensc-cpx.md 3.3): NotSupported
-        is raised before any unblock-code try is spent.
+        an unblock code that does not exist, docs/emulator.md "What OpenSC showed
+        us"): NotSupported is raised before any unblock-code try is spent.
 
         :param allow_last_try: risk the last unblock-code try (when the module tells).
         :raises WrongPin: the unblock code was refused (``what == "unblock code"``).
@@ -602,7 +612,7 @@ class Pkcs11Card(Card):
 
     def _call(self, function: Callable[[], Any], action: str) -> Any:
         if self._closed:
-            raise CpsError("the card is closed")
+            raise errors.ReaderError("the card is closed")
         try:
             return function()
         except _pkcs11_error() as exc:
@@ -618,7 +628,7 @@ class Pkcs11Card(Card):
 
     def _login(self, handle: int, user: int, secret: bytes, action: str, what: str) -> None:
         if self._closed:
-            raise CpsError("the card is closed")
+            raise errors.ReaderError("the card is closed")
         rv = self._raw.login(handle, user, secret, len(secret))  # once: never retried
         error = map_error(rv, action, what=what,
                           tries_left=lambda: self._tries(unblock=user == _CKU_SO)) if rv else None
@@ -653,13 +663,14 @@ class Pkcs11Card(Card):
 
 
 def _pkcs11_error() -> type[Exception]:
+    _require_pkcs11()
     import pkcs11
 
     return pkcs11.PKCS11Error
 
 
 def _mapped(error: BaseException | int, action: str, **kwargs: Any) -> CpsError:
-    return map_error(error, action, **kwargs) or CpsError(f"{action}: unexpected answer")
+    return map_error(error, action, **kwargs) or errors.CardError(f"{action}: unexpected answer")
 
 
 def _close_quietly(session: Any) -> None:

@@ -31,6 +31,7 @@ def list_readers() -> List[ReaderInfo]:
     """Every PC/SC reader, with card presence, ATR and card kind.
 
     :raises PcscServiceUnavailable: pcscd is not reachable.
+    :raises MissingExtra: pyscard is not installed (``cps-middleware[card]``).
     """
     from .pcsc import list_pcsc_readers  # pyscard only when readers are asked for
 

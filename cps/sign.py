@@ -21,8 +21,6 @@ says otherwise: a signingTime is the signer's claim. See docs/signing.md.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import hashlib
 import hmac
@@ -31,6 +29,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
 from asn1crypto import cms, core  # type: ignore[import-untyped]
+
 # tsp registers signing-certificate(-v2) in cms.CMSAttribute: imported for that effect
 from asn1crypto import tsp as _tsp  # type: ignore[import-untyped]  # noqa: F401
 from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
@@ -40,7 +39,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from . import pem
 from .card import KeyRole
+from .der import encode_length
 from .errors import CertificateParseError, CpsError, NotSupported
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -452,7 +453,7 @@ def _validation_time(validator: Any, at: Optional[datetime]) -> Tuple[datetime, 
     else the validator's clock, else the system time. Never the signingTime:
     the signer wrote it. (A verified RFC 3161 timestamp, once supported, is
     the one proof that may replace "now".)"""
-    if at is not None:  # the validator refuses a naive one (CertificateParseError)
+    if at is not None:  # the validator refuses a naive one (TypeError)
         return at, "caller"
     clock = getattr(validator, "clock", None)
     now = clock() if callable(clock) else datetime.now(timezone.utc)
@@ -551,7 +552,7 @@ def _parse_der(der: bytes) -> _Parsed:
                        "supported", reason="unsupported")
     # RFC 5652 5.4: the signature covers the attributes as a SET OF (tag 0x31),
     # not as the [0] IMPLICIT field: re-tag the bytes as received.
-    signed_attrs = b"\x31" + _der_length(len(attrs.contents)) + attrs.contents
+    signed_attrs = b"\x31" + encode_length(len(attrs.contents)) + attrs.contents
     values = {}
     for attr in attrs:
         oid = attr["type"].dotted
@@ -651,9 +652,12 @@ def _load_certificate(cert: Union[x509.Certificate, bytes], error: type = Certif
                       ) -> x509.Certificate:
     if isinstance(cert, x509.Certificate):
         return cert
+    if not isinstance(cert, (bytes, bytearray, memoryview)):  # a caller's mistake
+        raise TypeError(f"a certificate must be DER or PEM bytes or a cryptography "
+                        f"x509.Certificate, not {type(cert).__name__}")
     try:
         data = bytes(cert)
-        if data.lstrip().startswith(b"-----BEGIN"):
+        if pem.looks_pem(data):
             return x509.load_pem_x509_certificate(data)
         return x509.load_der_x509_certificate(data)
     except (ValueError, TypeError, x509.InvalidVersion) as exc:  # InvalidVersion: not a ValueError
@@ -704,24 +708,17 @@ def _octets(value: Any) -> bytes:
     raise CmsError("the encapsulated content is not an OCTET STRING")
 
 
-def _der_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(raw),)) + raw
-
-
 def _unarmor(data: bytes) -> bytes:
     """PEM (``-----BEGIN CMS-----`` / ``PKCS7``) to DER; DER passes through."""
-    if not data.lstrip().startswith(b"-----BEGIN"):
+    if not pem.looks_pem(data):
         return data
-    lines = data.strip().splitlines()
-    if len(lines) < 2 or not lines[-1].startswith(b"-----END"):
-        raise CmsError("truncated PEM")
     try:
-        return base64.b64decode(b"".join(lines[1:-1]), validate=True)
-    except (binascii.Error, ValueError):
-        raise CmsError("malformed PEM") from None
+        found = pem.blocks(data, None, limit=1)
+    except ValueError as exc:
+        raise CmsError(str(exc)) from None
+    if not found:
+        raise CmsError("truncated PEM block")
+    return found[0]
 
 
 def _subject(cert: x509.Certificate) -> str:

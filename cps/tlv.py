@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from . import der
+from .der import read_length
 from .errors import CardProtocolError
 
 __all__ = ["Tlv", "parse", "parse_one", "encode", "encode_length", "find", "MAX_DEPTH"]
@@ -69,18 +71,12 @@ def _read_tag(data: bytes, pos: int) -> Tuple[int, int]:
 
 
 def _read_length(data: bytes, pos: int) -> Tuple[int, int]:
-    if pos >= len(data):
-        raise CardProtocolError("TLV truncated: no length")
-    first = data[pos]
-    pos += 1
-    if first < 0x80:
-        return first, pos
-    n = first & 0x7F
-    if n == 0 or n > 3:  # indefinite lengths and >16 MiB objects do not exist on a card
-        raise CardProtocolError(f"unsupported TLV length form 0x{first:02X}")
-    if pos + n > len(data):
-        raise CardProtocolError("TLV truncated inside a length")
-    return int.from_bytes(data[pos:pos + n], "big"), pos + n
+    # indefinite lengths and >16 MiB objects do not exist on a card: 3 octets at most
+    return read_length(data, pos, len(data), 3, _tlv_error)
+
+
+def _tlv_error(message: str) -> CardProtocolError:
+    return CardProtocolError(f"TLV: {message}")
 
 
 def parse_one(data: bytes, pos: int = 0) -> Tuple[Tlv, int]:
@@ -125,11 +121,7 @@ def find(data: bytes, *path: int) -> Optional[Tlv]:
     return current
 
 
-def encode_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    size = (n.bit_length() + 7) // 8
-    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
+encode_length = der.encode_length
 
 
 def encode(tag: int, value: bytes) -> bytes:

@@ -46,6 +46,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from cps.der import encode_length
 from cps.errors import CpsError
 
 __all__ = ["Harness", "Context", "Violation", "Finding", "Stats", "check", "fuzz", "Mutator",
@@ -326,7 +327,7 @@ class Mutator:
             constructed = tag[0] & 0x20 and depth < 6 and rng.random() < 0.6
             value = self.random_tlv(depth + 1) if constructed else rng.randbytes(
                 rng.choice((0, 1, 2, 4, 8, 20)))
-            parts.append(tag + _der_length(len(value)) + value)
+            parts.append(tag + encode_length(len(value)) + value)
         return b"".join(parts)[:self.max_len]
 
     def nested(self) -> bytes:
@@ -338,7 +339,7 @@ class Mutator:
         else:
             data = b""
             for _ in range(min(depth, self.max_len // 6)):
-                data = bytes((tag,)) + _der_length(len(data)) + data
+                data = bytes((tag,)) + encode_length(len(data)) + data
         return data[:self.max_len]
 
     def generate(self) -> bytes:
@@ -406,13 +407,6 @@ class Mutator:
             tail = data[i:]
             data += tail * rng.randint(1, 4)
         return data
-
-
-def _der_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    size = (n.bit_length() + 7) // 8
-    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
 
 
 # --------------------------------------------------------------------------- the engine

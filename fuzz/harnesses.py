@@ -598,10 +598,10 @@ class CertificateIdentity(Harness):
 
 
 def _certificate_summary(der: bytes) -> None:
-    """What `cps card info` / `cps certs list` show of a card's certificate (cps.info)."""
+    """What `cps card info` / `cps certs list` show of a card's certificate (cps_cli.view)."""
     try:
-        from cps.info import certificate_summary
-    except ImportError:  # pragma: no cover - cps.info not there
+        from cps_cli.view import certificate_summary
+    except ImportError:  # pragma: no cover - the CLI package not there
         return
     json.dumps(certificate_summary(der))
 
@@ -610,7 +610,7 @@ class X509FastParser(Harness):
     name = "x509-fast-parser"
     targets = ("cps.trust.certs.parse_cert", "cps.trust.certs.ParsedCert.*",
                "cps.trust.certs.names_match", "cps.trust.certs.name_str",
-               "cps.info.certificate_summary", "cps.trust.validate._certificates_in")
+               "cps_cli.view.certificate_summary", "cps.trust.validate._certificates_in")
     max_len = 8192
 
     def setup(self, ctx: Context) -> None:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by `make demo`, `make test` and `make bench`.
 # On a brand-new Debian 12 machine (as root) it installs the system packages,
-# creates .venv, installs the project editable with its test extras and starts
-# pcscd. When everything is in place it does nothing and returns in well under
-# a second, so it can run before every command.
+# creates .venv, installs the project editable with its extras (card, redis,
+# test, bench) and starts pcscd. When everything is in place it does nothing and
+# returns in well under a second, so it can run before every command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,14 +40,18 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$PY" -m venv .venv
 fi
-# Reinstall only when the project metadata changed since the last install.
+# The project with every extra the test suite and the benchmarks use: card access
+# (pyscard, python-pkcs11), the Redis nonce store, the test and bench tools. A
+# plain `pip install cps-middleware` is lighter (README "Install").
+EXTRAS="card,redis,test,bench"
+# Reinstall only when the project metadata or the extras changed since the last install.
 stamp=.venv/.cps-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing the project into .venv"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" != "$EXTRAS" ]; then
+    echo "setup: installing the project into .venv (extras: $EXTRAS)"
     # (this machine's pip config prints one warning per missing mirror: hide those)
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
-    .venv/bin/python -m pip install -q -e ".[test,bench]" 2>&1 | { grep -v "^WARNING: Location" || true; }
-    touch "$stamp"
+    .venv/bin/python -m pip install -q -e ".[$EXTRAS]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+    echo "$EXTRAS" > "$stamp"
 fi
 
 # pcscd: one per machine, shared by every user of the socket. Start it when it

@@ -21,9 +21,7 @@ ORIGIN = "https://dmp.example.fr"
 
 @pytest.fixture(scope="module")
 def validator(cps_pki):
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
-    names = list(cps_pki.intermediates) + list(cps_pki.roots)
-    return Validator(store, crls=[cps_pki.crl(n) for n in names])
+    return cps_pki.validator()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -292,9 +290,7 @@ def test_memory_store_is_bounded():
 # ---------------------------------------------------------------- returning practitioners
 @pytest.fixture
 def fresh_validator(cps_pki):
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
-    names = list(cps_pki.intermediates) + list(cps_pki.roots)
-    return Validator(store, crls=[cps_pki.crl(n) for n in names])
+    return cps_pki.validator()
 
 
 def _count_parses(monkeypatch):

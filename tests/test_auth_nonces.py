@@ -16,7 +16,6 @@ from cps.auth import (ChallengeIssuer, MemoryNonceStore, NonceStoreFull, RateLim
                       RedisNonceStore, Verifier)
 from cps.auth.nonces import NONCE_LENGTH, TakeResult
 from cps.auth.token import TOKEN_FORMAT
-from cps.trust import TrustStore, Validator
 
 ORIGIN = "https://dmp.example.fr"
 KEY = b"k" * 32
@@ -32,9 +31,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def validator(cps_pki):
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
-    names = list(cps_pki.intermediates) + list(cps_pki.roots)
-    return Validator(store, crls=[cps_pki.crl(n) for n in names])
+    return cps_pki.validator()
 
 
 @pytest.fixture
@@ -192,11 +189,14 @@ def test_instances_sharing_redis_share_the_key(redis_client):
 
 
 def test_keys_are_checked():
-    with pytest.raises(errors.CpsError):
+    # a caller's mistake: ValueError / TypeError, not a CpsError
+    with pytest.raises(ValueError, match="at least 16 bytes"):
         ChallengeIssuer(key=b"short")
+    with pytest.raises(TypeError, match="must be bytes"):
+        ChallengeIssuer(key="k" * 32)
     store = MemoryNonceStore(key=KEY)
     ChallengeIssuer(store, key=KEY)                                  # the same: fine
-    with pytest.raises(errors.CpsError):
+    with pytest.raises(ValueError, match="another key"):
         ChallengeIssuer(store, key=b"x" * 32)                        # another: refused
     random_key = MemoryNonceStore()
     issuer = ChallengeIssuer(random_key, key=KEY)                    # replaces the random one

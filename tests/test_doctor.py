@@ -111,7 +111,7 @@ def test_no_pcsc_service(monkeypatch):
                          timeout=60, check=True)
     assert json.loads(lib.stdout)["first_failure"] == "pcsc-service"
     # without the variable, the advice is to start the system's pcscd
-    from cps.diagnostics import _service_advice
+    from cps.diagnostics.pcsc import _service_advice
 
     monkeypatch.delenv("PCSCLITE_CSOCK_NAME", raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
@@ -274,7 +274,7 @@ def test_all_good(cps_vpcd_card, cps_pki, pki_store, crl_files):
 
 def test_pkcs11_modules_touch_no_card(cps_vpcd_card):
     """Loading OpenSC binds every card it sees; the probe hides PC/SC from it."""
-    from cps.diagnostics import _probe_module
+    from cps.diagnostics.pkcs11 import _probe_module
     from cps.pkcs11 import OPENSC_PATHS
 
     path = next((p for p in OPENSC_PATHS if os.path.isfile(p)), None)

@@ -33,6 +33,37 @@ def test_errors_carry_data():
     assert isinstance(errors.CertificateRevoked("x"), errors.CertificateInvalid)
 
 
-def test_card_error_from_sw_uses_the_table():
-    err = errors.CardError.from_sw(0x63C1)
+def test_error_for_sw_uses_the_table():
+    from cps.sw import error_for_sw
+
+    err = error_for_sw(0x63C1)
     assert isinstance(err, errors.WrongPin) and err.tries_left == 1
+
+
+def test_certificate_errors_name_the_certificate():
+    err = errors.CertificateInvalid("bad signature", reason="signature", position=1,
+                                    subject="CN=TEST AC")
+    assert str(err) == "bad signature [path position 1: CN=TEST AC]"
+    assert err.args == ("bad signature",)  # the message itself, the context in str()
+    leaf = errors.CertificateExpired("certificate expired on 2026-01-01 00:00 UTC",
+                                     position=0, subject="CN=810100123453")
+    assert str(leaf).endswith("[leaf, path position 0: CN=810100123453]")
+    # named once: a message that already says the subject does not repeat it
+    named = errors.CertificatePurposeError("CN=X is not for signing", subject="CN=X")
+    assert str(named) == "CN=X is not for signing [leaf, path position 0]"
+    assert str(errors.CertificateInvalid("no context")) == "no context"
+
+
+def test_revocation_unavailable_names_the_certificate_when_about_one():
+    err = errors.RevocationUnavailable("no usable revocation information", position=1,
+                                       subject="CN=TEST AC", reason="expired")
+    assert err.subject == "CN=TEST AC" and str(err).endswith("[path position 1: CN=TEST AC]")
+    fetch = errors.RevocationUnavailable("http://x/crl: HTTP 404", source="http://x/crl")
+    assert str(fetch) == "http://x/crl: HTTP 404" and fetch.subject == ""
+
+
+def test_nonce_store_unavailable_carries_the_store():
+    err = errors.NonceStoreUnavailable("nonce store unavailable", store="RedisNonceStore")
+    assert isinstance(err, errors.AuthError) and err.store == "RedisNonceStore"
+    assert err.reason == "nonce-store-unavailable"
+    assert "NonceStoreUnavailable" in errors.__all__

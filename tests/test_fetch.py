@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from cps.errors import RevocationUnavailable
 from cps.testing.pkiserver import PkiServer, serve_test_pki
-from cps.trust import TrustStore, Validator
+from cps.trust import Validator
 from cps.trust.fetch import Fetcher, crl_update_times, latest_publication
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -85,7 +85,7 @@ def clock(day) -> FakeClock:
 
 def pki_crl_check(pki):
     """A ``verify_crl`` accepting the test PKI's CRLs (signed by one of its CAs)."""
-    store = TrustStore.from_certificates(pki.anchors(), pki.intermediates.values())
+    store = pki.trust_store()
     return Validator(store, revocation="off").verify_crl
 
 

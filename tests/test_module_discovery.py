@@ -240,7 +240,7 @@ def test_user_cache_dir_per_platform(tmp_path: Path) -> None:
 
 def test_crl_cache_under_the_user_cache(monkeypatch: pytest.MonkeyPatch,
                                         tmp_path: Path) -> None:
-    from cps.info import default_crl_cache_dir
+    from cps.trust.files import default_crl_cache_dir
 
     monkeypatch.delenv("CPS_CRL_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

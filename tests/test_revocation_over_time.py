@@ -21,7 +21,7 @@ from cps.emulator.pki import TestPKI
 from cps.errors import CertificateRevoked, CrlError, NonceExpired, RevocationUnavailable
 from cps.testing.forge import forged_crl
 from cps.testing.pkiserver import PkiServer
-from cps.trust import TrustStore, Validator
+from cps.trust import Validator
 from cps.trust.crlindex import CrlIndex
 from cps.trust.fetch import Fetcher
 from cps.trust.ocsp import OcspClient
@@ -66,8 +66,7 @@ class Setup:
         server.faults.reset()
         self.clock = Clock(paris(1, 7))
         server.clock = self.clock
-        self.store = TrustStore.from_certificates(self.pki.anchors(),
-                                                  self.pki.intermediates.values())
+        self.store = self.pki.trust_store()
         self.cache = tmp_path / "cache"
         self.leaves = {ca: [self.pki.issue_leaf(ca, i)[0] for i in range(3)] for ca in (FP, SP)}
         self.last = None
@@ -284,7 +283,7 @@ def test_intermediates_given_to_validate_also_sign_crls(world):
     """A store with the roots only; the intermediate comes with the certificate and
     signs its CRLs (PKITS runs the same through tests/test_pkits.py)."""
     world.publish(1)
-    roots_only = TrustStore.from_certificates(world.pki.anchors())
+    roots_only = world.pki.trust_store(intermediates=False)
     root = world.pki.ca(FP).parent
     crls = [world.pki.crl(root, world.last), world.pki.crl(FP, world.last)]
     v = Validator(roots_only, crls=crls, clock=world.clock)

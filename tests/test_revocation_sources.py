@@ -15,13 +15,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cps.errors import CertificateRevoked, RevocationUnavailable
 from cps.testing.forge import forged_crl
-from cps.trust import TrustStore, Validator
+from cps.trust import Validator
 from cps.trust.ocsp import build_request
 
 
 @pytest.fixture
 def env(cps_pki):
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    store = cps_pki.trust_store()
     card = cps_pki.issue_card("cps3-medecin")
     root = cps_pki.ca(cps_pki.ca(card.issuer).parent)
     now = dt.datetime.now(dt.timezone.utc)

@@ -25,7 +25,7 @@ from cps.card import KeyRole
 from cps.sign import (MAX_CMS_SIZE, CmsError, CmsVerification, DigestMismatch, SignatureError,
                       SignatureInvalid, SigningCertificateMismatch, SoftwareSigner, sign_cms,
                       sign_pkcs1, verify_cms, verify_pkcs1)
-from cps.trust import TrustStore, Validator
+from cps.trust import Validator
 
 DATA = b"%PDF-1.7\nordonnance: amoxicilline 1 g, 3 fois par jour, 6 jours\n" * 40
 
@@ -37,10 +37,8 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="open
 def validator(cps_pki) -> Validator:
     """The TEST roots only (intermediates must come from the CMS), CRLs, hard-fail."""
     at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)  # before any signing time
-    names = list(cps_pki.intermediates) + list(cps_pki.roots)
-    crls = ([cps_pki.crl(n, at=at) for n in names]
-            + [cps_pki.crl(n, at=at, delta=True) for n in cps_pki.intermediates])
-    store = TrustStore.from_certificates(cps_pki.anchors(), name="TEST")
+    crls = cps_pki.crls(at, deltas=True)
+    store = cps_pki.trust_store(intermediates=False, name="TEST")
     return Validator(store, crls=crls, revocation="hard-fail")
 
 
@@ -212,7 +210,7 @@ def test_default_chain_embeds_the_bundled_issuer(medecin, cps_pki, monkeypatch):
     # with the TEST hierarchy standing in for the bundle.
     import cps.sign as sign_module
 
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    store = cps_pki.trust_store()
     monkeypatch.setattr(sign_module, "_igc_sante_store", lambda: store)
     p7s = sign_cms(SoftwareSigner(medecin.sign_key, medecin.sign_cert), DATA)
     assert verify_cms(p7s, DATA).certificates == (medecin.chain[0],)  # the root stays out
@@ -408,7 +406,7 @@ def test_authentication_certificate_cannot_sign(medecin, validator):
 
 def test_validation_time_can_be_forced(software_cms, cps_pki, medecin):
     # no CRL covers that future time: revocation "off" isolates the date check
-    validator = Validator(TrustStore.from_certificates(cps_pki.anchors()), revocation="off")
+    validator = Validator(cps_pki.trust_store(intermediates=False), revocation="off")
     later = medecin.sign_cert.not_valid_after_utc + dt.timedelta(days=1)
     with pytest.raises(errors.CertificateExpired) as info:
         verify_cms(software_cms, DATA, validator, at=later)
@@ -468,7 +466,7 @@ def test_now_is_the_validators_clock(cps_pki):
     creds = cps_pki.issue_card("cps3-expired")
     then = creds.sign_cert.not_valid_after_utc - dt.timedelta(days=10)
     p7s = backdated(creds, then - dt.timedelta(days=1))
-    store = TrustStore.from_certificates(cps_pki.anchors())
+    store = cps_pki.trust_store(intermediates=False)
     result = verify_cms(p7s, DATA, Validator(store, revocation="off", clock=lambda: then))
     assert result.validation_time == result.validation.validated_at == then
     assert result.validation_time_source == "now"

@@ -17,7 +17,6 @@ import pytest
 from cps import errors
 from cps.testing.slapd import Slapd
 from cps.trust import ldap
-from cps.trust.anchors import TrustStore
 from cps.trust.crlindex import CrlIndex
 from cps.trust.fetch import Fetcher
 from cps.trust.validate import Validator
@@ -70,7 +69,7 @@ def test_urls_this_client_refuses(url):
 
 
 def test_complete_and_delta_crls_from_slapd(slapd, cps_pki, at, tmp_path):
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    store = cps_pki.trust_store()
     fetcher = Fetcher(cache_dir=tmp_path / "cache", timeout=5, clock=lambda: at,
                       verify_crl=Validator(store, revocation="off").verify_crl)
     for delta in (False, True):
@@ -89,7 +88,7 @@ def test_delta_crl_over_ldap_revokes(slapd, cps_pki, at):
     The card was revoked twelve hours ago: only the delta knows. The complete
     CRL's freshestCRL names the LDAP URL, and the validator fetches it there.
     """
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    store = cps_pki.trust_store()
     base = cps_pki.delta_base_time
     completes = [cps_pki.crl(n, at=base, next_update=dt.timedelta(days=7),
                              freshest_crl_url=slapd.crl_url(cps_pki, n, delta=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
 
@@ -18,7 +17,7 @@ from cps.trust.validate import Validator
 def online(cps_pki_server, tmp_path):
     pki, server = cps_pki_server
     server.faults.down = False
-    store = TrustStore.from_certificates(pki.anchors(), pki.intermediates.values())
+    store = pki.trust_store()
     return pki, server, store, Fetcher(cache_dir=tmp_path / "cache", timeout=5)
 
 
@@ -88,7 +87,7 @@ def test_garbage_from_the_server_is_not_accepted(online, tmp_path):
 def test_missing_intermediate_fetched_from_ca_issuers(online):
     """A store with the roots only: the issuing CA comes from the leaf's caIssuers URL."""
     pki, server, _, fetcher = online
-    roots_only = TrustStore.from_certificates(pki.anchors(), [])
+    roots_only = pki.trust_store(intermediates=False)
     leaf = pki.issue_card("cps3-medecin").auth_cert
     with pytest.raises(errors.UntrustedCertificate):
         Validator(roots_only).validate(leaf)             # offline: no way to find it
@@ -111,7 +110,7 @@ def test_missing_intermediate_fetched_from_ca_issuers(online):
 
 def test_ca_issuers_answers_that_do_not_help(online, tmp_path):
     pki, server, _, _ = online
-    roots_only = TrustStore.from_certificates(pki.anchors(), [])
+    roots_only = pki.trust_store(intermediates=False)
     leaf = pki.issue_card("cps3-medecin").auth_cert
     try:
         server.faults.match = "/ca/"
@@ -144,7 +143,7 @@ def test_ca_issuers_answers_that_do_not_help(online, tmp_path):
 def test_issuer_hosts_hold_on_every_redirect_hop(online, tmp_path):
     """Issue 13 item 5: an allowed host redirecting elsewhere is not followed."""
     pki, server, _, _ = online
-    roots_only = TrustStore.from_certificates(pki.anchors(), [])
+    roots_only = pki.trust_store(intermediates=False)
     leaf = pki.issue_card("cps3-medecin").auth_cert
     try:
         server.override("/moved/ACI-FO-PP-TEST.cer",

@@ -33,7 +33,7 @@ from cps.emulator.pki import TestPKI
 from cps.errors import CertificateRevoked, RevocationUnavailable
 from cps.testing.forge import forged_crl
 from cps.testing.pkiserver import PkiServer
-from cps.trust import TrustStore, Validator
+from cps.trust import Validator
 from cps.trust.crlindex import CrlIndex
 from cps.trust.fetch import Fetcher
 from timeline_oracle import DOWN, FORGED, GENUINE, PLANTED, REPLAYED, Oracle
@@ -72,7 +72,7 @@ class World:
         self.clock = Clock(start)
         server.clock = self.clock
         self.oracle = Oracle()
-        self.store = TrustStore.from_certificates(pki.anchors(), pki.intermediates.values())
+        self.store = pki.trust_store()
         self.leaves = [Leaf(LEAF_CA, *pki.issue_leaf(LEAF_CA, i)) for i in range(4)] + \
             [Leaf(OTHER_CA, *pki.issue_leaf(OTHER_CA, i)) for i in range(2)]
         self.last_publication: Optional[datetime] = None

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 import cps
-from cps.trust import TrustStore, Validator
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "webapp.py"
 
@@ -26,9 +25,7 @@ def webapp():
 
 @pytest.fixture
 def server(webapp, cps_pki):
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
-    names = list(cps_pki.intermediates) + list(cps_pki.roots)
-    srv = webapp.serve(Validator(store, crls=[cps_pki.crl(n) for n in names]))
+    srv = webapp.serve(cps_pki.validator())
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
 

@@ -40,7 +40,7 @@ import secrets
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import CpsError, NonceStoreFull
+from ..errors import CpsError, NonceStoreFull, NonceStoreUnavailable  # noqa: F401
 
 __all__ = ["TakeResult", "NonceStore", "MemoryNonceStore", "RedisNonceStore", "NonceStoreFull",
            "NONCE_LENGTH"]
@@ -103,14 +103,18 @@ class NonceStore(abc.ABC):
     def use_key(self, key: bytes) -> None:
         """Set the MAC key, shared by every instance that must accept these nonces.
 
-        :raises CpsError: a key of fewer than 16 bytes, or another explicit key
+        :raises TypeError: the key is not bytes.
+        :raises ValueError: a key of fewer than 16 bytes, or another explicit key
             was already set on this store.
         """
-        if not isinstance(key, (bytes, bytearray)) or len(key) < 16:
-            raise CpsError("a nonce key must be bytes, at least 16 of them")
+        if not isinstance(key, (bytes, bytearray)):
+            raise TypeError(f"a nonce key must be bytes (at least 16), not {type(key).__name__}")
+        if len(key) < 16:
+            raise ValueError(f"a nonce key must have at least 16 bytes, not {len(key)}")
         key = bytes(key)
         if self._key_explicit and not hmac.compare_digest(key, self._key):
-            raise CpsError("this nonce store already has another key")
+            raise ValueError("this nonce store already has another key: every issuer and "
+                             "server instance sharing a store must use the same key")
         self._key_explicit = True
         self._set_key(key)
 
@@ -237,11 +241,10 @@ class RedisNonceStore(NonceStore):
     def __init__(self, client: Any, prefix: str = "cps:nonce:",
                  tombstone_grace: float = 60.0, key: Optional[bytes] = None) -> None:
         super().__init__(key)
-        try:
-            import redis  # noqa: PLC0415 - optional dependency, loaded when used
-        except ImportError as exc:  # pragma: no cover - a declared test/extra dependency
-            raise CpsError("RedisNonceStore needs the redis package: pip install cps[redis]") \
-                from exc
+        from .._extras import require
+
+        # MissingExtra names the command: pip install 'cps-middleware[redis]'
+        redis = require("redis")
         self._redis = redis
         self.client = redis.Redis.from_url(client) if isinstance(client, str) else client
         self.prefix = prefix
@@ -255,5 +258,6 @@ class RedisNonceStore(NonceStore):
         try:
             fresh = self.client.set(self._key_for(nonce), b"1", px=ttl_ms, nx=True)
         except self._redis.RedisError as exc:
-            raise CpsError(f"nonce store unavailable: {exc}") from None
+            raise NonceStoreUnavailable(f"nonce store unavailable (Redis): {exc}",
+                                        store=type(self).__name__) from None
         return TakeResult.OK if fresh else TakeResult.USED

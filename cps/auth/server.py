@@ -26,9 +26,17 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from ..card import KeyRole
-from ..errors import (CpsError, InvalidSignature, NonceExpired, NonceIssuerMismatch,
-                      NonceReplayed, OriginMismatch, OriginNotAllowed, RateLimited,
-                      UnknownNonce)
+from ..errors import (  # noqa: F401 - CpsError importable here
+    CpsError,
+    InvalidSignature,
+    NonceExpired,
+    NonceIssuerMismatch,
+    NonceReplayed,
+    OriginMismatch,
+    OriginNotAllowed,
+    RateLimited,
+    UnknownNonce,
+)
 from .nonces import MemoryNonceStore, NonceStore, NonceStoreFull, TakeResult
 from .token import ALGORITHMS, parse_token, text_digest
 
@@ -41,8 +49,7 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 from ..identity import Practitioner  # noqa: E402
-from ..trust.certs import parse_cert  # noqa: E402
-from ..trust.validate import _check_purpose, _is_rsa_key  # noqa: E402
+from ..trust import check_purpose, is_rsa_key, parse_cert  # noqa: E402
 
 _PKCS1 = padding.PKCS1v15()
 _HASHES = {"sha256": hashes.SHA256()}
@@ -89,7 +96,8 @@ class ChallengeIssuer:
         elif key is not None:
             use_key = getattr(store, "use_key", None)
             if use_key is None:
-                raise CpsError("this nonce store does not take a key")
+                raise TypeError(f"{type(store).__name__} does not take a key: give key= "
+                                "to a NonceStore subclass (MemoryNonceStore, RedisNonceStore)")
             use_key(key)
         self.store = store
         self.ttl = ttl
@@ -106,7 +114,7 @@ class ChallengeIssuer:
         """
         if self.rate_limit is not None and not self.rate_limit(client):
             raise RateLimited("too many challenges requested")
-        now = self.clock().timestamp() if self.clock is not None else time.time()
+        now = _aware(self.clock()).timestamp() if self.clock is not None else time.time()
         expires = now + self.ttl.total_seconds()
         mint = getattr(self.store, "mint", None)
         if mint is not None:
@@ -131,6 +139,31 @@ class AuthResult:
         from cryptography import x509
 
         return x509.load_der_x509_certificate(self.certificate_der)
+
+    def __repr__(self) -> str:
+        """One line: the practitioner and the path's outcome (no DER, no certificate dump)."""
+        p = self.practitioner
+        name = " ".join(str(x) for x in (getattr(p, "first_name", None),
+                                        getattr(p, "last_name", None)) if x)
+        v = self.validation
+        path = getattr(v, "path_der", ())
+        revocation = "/".join(getattr(s, "status", "?") for s in getattr(v, "revocation", ()))
+        when = getattr(v, "validated_at", None)
+        card_type = getattr(p, "card_type", None)
+        card_type = getattr(card_type, "value", card_type)
+        return (f"AuthResult(idnat={getattr(p, 'idnat', None)!r}, name={name!r}, "
+                f"card_type={card_type!r}, "
+                f"profession={getattr(p, 'profession_code', None)!r}, path_length={len(path)}, "
+                f"revocation={revocation}, "
+                f"validated_at={when.isoformat() if when is not None else None})")
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """``moment``, refused when naive: a clock's mistake, not the client's."""
+    if moment.tzinfo is None:
+        raise TypeError("the clock returned a naive datetime; give an aware (UTC) one, "
+                        "e.g. datetime.now(timezone.utc)")
+    return moment
 
 
 def _origin(value: str) -> str:
@@ -198,7 +231,7 @@ class Verifier:
         """
         parsed = parse_token(token)                                   # format, algorithm
         if self.clock is not None:
-            moment = self.clock()
+            moment = _aware(self.clock())
             now = moment.timestamp()
             if at is None:
                 at = moment
@@ -227,7 +260,7 @@ class Verifier:
         else:
             leaf, practitioner = known
         key = leaf.public_key()
-        if not _is_rsa_key(key):
+        if not is_rsa_key(key):
             raise InvalidSignature("the certificate's key is not RSA")
         algorithm = _HASHES[ALGORITHMS[parsed.algorithm]]
         try:                                                          # signature
@@ -235,7 +268,7 @@ class Verifier:
                        _PKCS1, algorithm)
         except _Bad:
             raise InvalidSignature("the token's signature does not verify") from None
-        _check_purpose(leaf, KeyRole.AUTH)                            # purpose
+        check_purpose(leaf, KeyRole.AUTH)                            # purpose
         # chain and revocation (the purpose is checked: no need to ask again)
         validation = self.validator.validate(leaf, at=at)
         if practitioner is None:

@@ -16,24 +16,21 @@ token phished for one site is worthless on another.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
 import json
 from collections import abc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Union
 
-from .._version import __version__
 from ..errors import MalformedToken, TokenTooLarge, UnsupportedAlgorithm, UnsupportedTokenFormat
+from ..token_format import TOKEN_FORMAT, signed_data, text_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..card import Card
 
-__all__ = ["TOKEN_FORMAT", "ALGORITHMS", "Token", "signed_data", "make_token", "parse_token",
-           "LIMITS"]
+__all__ = ["TOKEN_FORMAT", "ALGORITHMS", "Token", "signed_data", "text_digest", "make_token",
+           "parse_token", "LIMITS"]
 
-TOKEN_FORMAT = "cps-auth-token/1"
 #: algorithm name -> hash used over the signed data (RSASSA-PKCS1-v1_5)
 ALGORITHMS = {"RS256": "sha256"}
 #: size limits, checked before anything is decoded
@@ -48,34 +45,17 @@ _LIMITS = tuple(LIMITS[n] * 4 // 3 + 4 if n in ("certificate", "signature") else
                 for n in _ALL)
 
 
-def text_digest(text: str) -> bytes:
-    """SHA-256 of a string's UTF-8 bytes: each half of :func:`signed_data`."""
-    return hashlib.sha256(text.encode("utf-8")).digest()
-
-
-def signed_data(origin: str, nonce: str) -> bytes:
-    """What the card signs: SHA-256(origin) || SHA-256(nonce)."""
-    return text_digest(origin) + text_digest(nonce)
-
-
 def make_token(card: "Card", nonce: str, origin: str) -> Dict[str, str]:
     """Answer a challenge with the card's authentication key (the PIN must be verified).
+
+    The same as ``card.auth_token(nonce, origin)`` (the Card API builds the
+    token, from :mod:`cps.token_format`).
 
     :param nonce: the challenge exactly as the server issued it.
     :param origin: the server's origin (``https://host[:port]``).
     :returns: a JSON-serialisable token.
     """
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from ..card import KeyRole
-
-    role = KeyRole.TECH if card.contactless else KeyRole.AUTH
-    signature = card.authenticate(signed_data(origin, nonce), hash="sha256")
-    cert = card.certificate(role).public_bytes(Encoding.DER)
-    return {"format": TOKEN_FORMAT, "algorithm": "RS256",
-            "certificate": base64.b64encode(cert).decode("ascii"),
-            "signature": base64.b64encode(signature).decode("ascii"),
-            "nonce": nonce, "origin": origin, "library": f"cps/{__version__}"}
+    return card.auth_token(nonce, origin)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asn1crypto import core as asn1  # type: ignore[import-untyped]
 from cryptography import x509
@@ -95,6 +96,10 @@ from .profiles import (
     luhn_check_digit,
     profile_names,
 )
+
+if TYPE_CHECKING:  # loaded by the helpers that return them
+    from ..auth import ChallengeIssuer, Verifier
+    from ..trust import TrustStore, Validator
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -535,6 +540,102 @@ class TestPKI:
     def anchors(self) -> list[x509.Certificate]:
         """The three root certificates, to build a test trust store."""
         return list(self.roots.values())
+
+    # -- ready-made trust objects (for tests, users' CI included) ----------------
+
+    def trust_store(self, *, intermediates: bool = True, name: str = "TEST PKI") -> TrustStore:
+        """A :class:`cps.trust.TrustStore` trusting this PKI's three roots.
+
+        TEST-ONLY: never give it to production code. Equivalent to
+        ``TrustStore.from_certificates(pki.anchors(), pki.intermediates.values())``.
+
+        :param intermediates: offer the six intermediate CAs to path building
+            (default); ``False`` gives the roots only, so that the intermediate
+            must come with the certificate (a CMS, ``intermediates=``, AIA).
+        :param name: the store's label in messages.
+        """
+        from ..trust.anchors import TrustStore
+
+        return TrustStore.from_certificates(
+            self.anchors(), self.intermediates.values() if intermediates else (), name=name)
+
+    def crls(self, at: datetime | None = None, *, deltas: bool = False,
+             next_update: timedelta = DEFAULT_NEXT_UPDATE,
+             base: datetime | None = None) -> list[bytes]:
+        """The complete CRL (DER) of every CA, all issued at ``at``: the
+        intermediates' first, then the roots'; with ``deltas``, then the delta
+        CRL of each intermediate (the CAs that publish deltas).
+
+        Equivalent to ``[pki.crl(n, at) for n in [*pki.intermediates, *pki.roots]]``
+        (plus ``[pki.crl(n, at, delta=True) for n in pki.intermediates]``), with
+        one issue time for all.
+
+        :param at: issue time (thisUpdate); default now.
+        :param deltas: add the delta CRLs.
+        :param next_update: nextUpdate - thisUpdate, for every CRL.
+        :param base: issue time of the deltas' base complete CRL (see :meth:`crl`);
+            only with ``deltas``.
+        :raises ValueError: ``base`` without ``deltas``, or after ``at``.
+        """
+        if base is not None and not deltas:
+            raise ValueError("base is the base CRL of the delta CRLs: give deltas=True")
+        at = _utc(at)
+        names = list(self.intermediates) + list(self.roots)
+        out = [self.crl(n, at, next_update=next_update) for n in names]
+        if deltas:
+            out += [self.crl(ca.name, at, delta=True, next_update=next_update, base=base)
+                    for ca in self._cas.values() if ca.delta_crl_url]
+        return out
+
+    def validator(self, at: datetime | None = None, *, deltas: bool = False,
+                  **kwargs: object) -> Validator:
+        """A :class:`cps.trust.Validator` for this PKI: :meth:`trust_store` and
+        :meth:`crls` issued at ``at`` (default now), hard-fail revocation.
+
+        TEST-ONLY. ``at`` is when the CRLs are issued, not the validation time
+        (``validate(at=...)``, or ``clock=``). Keyword arguments go to the
+        Validator (``revocation``, ``clock``, ``fetcher``, ``ocsp``...); ``crls``
+        or ``store`` given there replace this PKI's.
+
+        :param deltas: add the intermediates' delta CRLs.
+        """
+        from ..trust.validate import Validator
+
+        store = kwargs.pop("store", None) or self.trust_store()
+        crls = kwargs.pop("crls", None)
+        if crls is None:
+            crls = self.crls(at, deltas=deltas)
+        return Validator(store, crls, **kwargs)  # type: ignore[arg-type]
+
+    def verifier(self, origins: Iterable[str] | str, *, issuer: ChallengeIssuer | None = None,
+                 validator: Validator | None = None, **kwargs: object) -> Verifier:
+        """A :class:`cps.auth.Verifier` accepting tokens of this PKI's cards.
+
+        TEST-ONLY. It checks nonces of ``issuer`` (default: a new
+        :class:`~cps.auth.ChallengeIssuer` on a :class:`~cps.auth.MemoryNonceStore`);
+        ``ChallengeIssuer(verifier.store)`` issues nonces it accepts::
+
+            verifier = pki.verifier(["https://app.test"])
+            nonce = ChallengeIssuer(verifier.store).issue().nonce
+            result = verifier.verify(card.auth_token(nonce, "https://app.test"),
+                                     origin="https://app.test")
+
+        :param origins: the allowed origins (one string, or several).
+        :param issuer: the challenge issuer whose store and ``issuer_id`` to use.
+        :param validator: default :meth:`validator` (CRLs issued now).
+        :param kwargs: more :class:`~cps.auth.Verifier` arguments (``clock``,
+            ``clock_skew``, ``known_certificates``).
+        """
+        from ..auth import ChallengeIssuer, MemoryNonceStore, Verifier
+
+        if isinstance(origins, str):
+            origins = [origins]
+        if issuer is None:
+            issuer = ChallengeIssuer(MemoryNonceStore())
+        if validator is None:
+            validator = self.validator()
+        kwargs.setdefault("issuer_id", issuer.issuer_id)
+        return Verifier(validator, issuer.store, origins, **kwargs)  # type: ignore[arg-type]
 
     @property
     def delta_base_time(self) -> datetime:

@@ -60,6 +60,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import luhn
 from ..errors import CpsError
 
 if sys.version_info >= (3, 11):
@@ -134,28 +135,9 @@ class ProfileError(CpsError):
         self.profile = profile
 
 
-def luhn_check_digit(digits: str) -> str:
-    """Return the Luhn check digit to append to ``digits``.
-
-    :param digits: a string of decimal digits.
-    """
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2 == 0:  # doubled positions, counted from the digit left of the check digit
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return str(-total % 10)
-
-
-def luhn_valid(digits: str) -> bool:
-    """Tell whether ``digits`` ends with a correct Luhn check digit.
-
-    :param digits: a string of decimal digits, check digit last.
-    """
-    return (
-        len(digits) > 1 and digits.isdigit() and luhn_check_digit(digits[:-1]) == digits[-1]
-    )
+# the one Luhn implementation, under the names this module has always offered
+luhn_check_digit = luhn.check_digit
+luhn_valid = luhn.is_valid
 
 
 @dataclass(frozen=True)

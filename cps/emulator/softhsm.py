@@ -85,10 +85,16 @@ __all__ = [
     "CONTACTLESS_PIN",
     "DEFAULT_SO_PIN",
     "MODULE_CANDIDATES",
+    "ProvisioningError",
     "SoftHsmToken",
     "find_softhsm_module",
     "provision_softhsm",
 ]
+
+class ProvisioningError(CpsError):
+    """SoftHSM2 could not be provisioned (``softhsm2-util`` or the object import
+    failed, or the token is gone); the message quotes the tool, never a PIN."""
+
 
 #: Security officer PIN of provisioned tokens unless told otherwise.
 DEFAULT_SO_PIN = "12345678"
@@ -146,8 +152,8 @@ class SoftHsmToken:
     def get_token(self) -> "pkcs11.Token":
         """The python-pkcs11 token in this process, switching SoftHSM's configuration if needed.
 
-        :raises NotSupported: python-pkcs11 is not installed.
-        :raises CpsError: the token is gone (directory deleted or re-provisioned).
+        :raises MissingExtra: python-pkcs11 is not installed (``cps-middleware[card]``).
+        :raises ProvisioningError: the token is gone (directory deleted or re-provisioned).
         """
         return _activate(self)
 
@@ -192,12 +198,14 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
     :param label: token label; default ``CPS3v3-<card number>`` (at most 32 bytes).
     :param module: SoftHSM2 module path (see :func:`find_softhsm_module`).
     :raises NotSupported: softhsm2 (module or ``softhsm2-util``) is not installed.
-    :raises CpsError: bad PIN or label length, or provisioning failed.
+    :raises TypeError: not credentials nor an emulated card.
+    :raises ValueError: a PIN or label SoftHSM cannot hold.
+    :raises ProvisioningError: softhsm2-util or the object import failed.
     """
     credentials: CardCredentials = getattr(credentials_or_card, "credentials",
                                            credentials_or_card)
     if not isinstance(credentials, CardCredentials):
-        raise CpsError("provision_softhsm needs CardCredentials or an EmulatedCard")
+        raise TypeError("provision_softhsm needs CardCredentials or an EmulatedCard")
     profile = credentials.profile
     if pin is None:
         pin = getattr(credentials_or_card, "pin", None) or profile.pin
@@ -206,11 +214,11 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
     # SoftHSM's bounds; the values themselves never go into a message.
     for what, value in (("user PIN", pin), ("SO PIN", so_pin)):
         if not value or not 4 <= len(value.encode()) <= 255:
-            raise CpsError(f"the {what} must have 4 to 255 bytes")
+            raise ValueError(f"the {what} must have 4 to 255 bytes")
     assert pin is not None  # noqa: S101 - checked above; for type checkers
     label = label or f"CPS3v3-{profile.card_number}"
     if not 0 < len(label.encode()) <= 32:
-        raise CpsError(f"token label {label!r} must have 1 to 32 bytes")
+        raise ValueError(f"token label {label!r} must have 1 to 32 bytes")
     module = find_softhsm_module(module)
     util = shutil.which("softhsm2-util")
     if util is None:
@@ -271,9 +279,9 @@ def _run(args: list[str], env: Mapping[str, str], what: str) -> subprocess.Compl
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=_TIMEOUT,
                               check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CpsError(f"softhsm2-util {what} failed: {type(exc).__name__}") from None
+        raise ProvisioningError(f"softhsm2-util {what} failed: {type(exc).__name__}") from None
     if done.returncode != 0:
-        raise CpsError(f"softhsm2-util {what} failed: "
+        raise ProvisioningError(f"softhsm2-util {what} failed: "
                        f"{(done.stderr or done.stdout).strip() or done.returncode}")
     return done
 
@@ -287,7 +295,7 @@ def _delete_tokens(util: str, label: str, env: Mapping[str, str]) -> None:
             if "could not find" in str(exc).lower():
                 return
             raise
-    raise CpsError(f"too many tokens labelled {label!r}")
+    raise ProvisioningError(f"too many tokens labelled {label!r}")
 
 
 def _run_child(request: dict[str, Any], env: Mapping[str, str]) -> str:
@@ -300,7 +308,7 @@ def _run_child(request: dict[str, Any], env: Mapping[str, str]) -> str:
                               input=json.dumps(request), env=child_env, capture_output=True,
                               text=True, timeout=_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CpsError(f"SoftHSM object import failed: {type(exc).__name__}") from None
+        raise ProvisioningError(f"SoftHSM object import failed: {type(exc).__name__}") from None
     lines = done.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if lines else {}
@@ -308,7 +316,7 @@ def _run_child(request: dict[str, Any], env: Mapping[str, str]) -> str:
         answer = {}
     if done.returncode != 0 or "serial" not in answer:
         reason = answer.get("error") or done.stderr.strip()[-500:] or f"exit {done.returncode}"
-        raise CpsError(f"SoftHSM object import failed: {reason}")
+        raise ProvisioningError(f"SoftHSM object import failed: {reason}")
     return str(answer["serial"])
 
 
@@ -361,7 +369,7 @@ def _import_objects(request: Mapping[str, Any]) -> str:
     lib = pkcs11.lib(request["module"])  # SOFTHSM2_CONF comes from our environment
     found = list(lib.get_tokens(token_label=request["label"]))
     if len(found) != 1:
-        raise CpsError(f"expected one token labelled {request['label']!r}, found {len(found)}")
+        raise ProvisioningError(f"expected one token labelled {request['label']!r}, found {len(found)}")
     token = found[0]
     with token.open(rw=True, so_pin=request["temp_so_pin"]) as session:
         session.set_pin(request["temp_so_pin"], request["so_pin"])  # SO session: SO PIN
@@ -385,10 +393,9 @@ def _library(module: str) -> "pkcs11.lib":
     on the other path would fail with CKR_CRYPTOKI_ALREADY_INITIALIZED, so reuse
     whichever path was loaded first.
     """
-    try:
-        import pkcs11
-    except ImportError as exc:  # pragma: no cover - python-pkcs11 is a test dependency
-        raise NotSupported("python-pkcs11 is not installed") from exc
+    from .._extras import require
+
+    pkcs11 = require("pkcs11", "card", "python-pkcs11")
     real = os.path.realpath(module)
     for path in list(getattr(pkcs11, "_loaded", {})):
         if os.path.realpath(path) == real:
@@ -415,7 +422,7 @@ def _activate(token: SoftHsmToken) -> "pkcs11.Token":
             lib.reinitialize()
             found = _find(lib, token)
         if found is None:
-            raise CpsError(f"SoftHSM token {token.token_label!r} (serial {token.serial}) "
+            raise ProvisioningError(f"SoftHSM token {token.token_label!r} (serial {token.serial}) "
                            f"not found with {token.conf}")
         return found
 

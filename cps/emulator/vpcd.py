@@ -16,15 +16,12 @@ import logging
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 from ..errors import CardRemoved, CpsError, ReaderTimeout
-from .faults import CardMuted
+from .faults import CardMuted, Faults
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .card import EmulatedCard
-
-__all__ = ["VpcdAttachment", "VPCD_PORT", "reader_name_for_port"]
+__all__ = ["VpcdAttachment", "VirtualCard", "VPCD_PORT", "reader_name_for_port"]
 
 _log = logging.getLogger("cps.emulator.vpcd")
 
@@ -39,6 +36,28 @@ def reader_name_for_port(port: int) -> str:
     return f"Virtual PCD 00 {port - VPCD_PORT:02d}"
 
 
+class VirtualCard(Protocol):
+    """What a vpcd attachment serves: :class:`~cps.emulator.EmulatedCard` is one.
+
+    The attachment knows the card by this shape only, so this module does not
+    depend on the card's (``EmulatedCard.serve_vpcd`` builds the attachment).
+    """
+
+    faults: Faults
+    mute_timeout: float
+
+    @property
+    def atr(self) -> bytes: ...
+
+    def power_up(self) -> object: ...
+
+    def power_down(self) -> None: ...
+
+    def reset(self) -> object: ...
+
+    def transmit(self, raw: bytes) -> bytes: ...
+
+
 class VpcdAttachment:
     """The card plugged into a vpcd slot, served from a background thread.
 
@@ -46,7 +65,7 @@ class VpcdAttachment:
     :meth:`start` / :meth:`stop`. Leaving the context removes the card.
     """
 
-    def __init__(self, card: "EmulatedCard", port: int = VPCD_PORT,
+    def __init__(self, card: VirtualCard, port: int = VPCD_PORT,
                  host: str = "127.0.0.1") -> None:
         self.card = card
         self.host = host
@@ -56,7 +75,6 @@ class VpcdAttachment:
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._unplug = threading.Event()
 
     # ------------------------------------------------------------------ control
     def start(self, timeout: float = 10.0, wait_present: bool = True) -> "VpcdAttachment":
@@ -88,14 +106,6 @@ class VpcdAttachment:
                 raise ReaderTimeout(f"pcscd did not see the card {'arrive' if present else 'leave'}"
                                     f" in {self.reader_name}", reader=self.reader_name)
             time.sleep(0.05)
-
-    def unplug(self) -> None:
-        """Drop the connection (pcscd sees the card removed); :meth:`plug` brings it back."""
-        self._unplug.set()
-        self._close_socket()
-
-    def plug(self) -> None:
-        self._unplug.clear()
 
     def stop(self, wait_absent: bool = True, timeout: float = 10.0) -> None:
         """Remove the card and stop serving.
@@ -131,7 +141,7 @@ class VpcdAttachment:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self._unplug.is_set() or self.card.faults.removed:
+            if self.card.faults.removed:
                 time.sleep(0.02)
                 continue
             try:
@@ -170,7 +180,7 @@ class VpcdAttachment:
         sock.sendall(len(payload).to_bytes(2, "big") + payload)
 
     def _serve(self, sock: socket.socket) -> None:
-        while not self._stop.is_set() and not self._unplug.is_set():
+        while not self._stop.is_set():
             size = int.from_bytes(self._recv_exact(sock, 2), "big")
             if size > MAX_MESSAGE:
                 raise ConnectionError("oversized message from vpcd")

@@ -10,7 +10,15 @@ See docs/trust.md.
 """
 
 from .anchors import TrustStore
-from .validate import REVOCATION_MODES, RevocationStatus, ValidationResult, Validator
+from .certs import ParsedCert, parse_cert
+from .validate import (
+                       REVOCATION_MODES,
+                       RevocationStatus,
+                       ValidationResult,
+                       Validator,
+                       check_purpose,
+                       is_rsa_key,
+)
 
 __all__ = ["TrustStore", "Validator", "ValidationResult", "RevocationStatus",
-           "REVOCATION_MODES"]
+           "REVOCATION_MODES", "ParsedCert", "parse_cert", "check_purpose", "is_rsa_key"]

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
-from ..errors import CertificateParseError, CpsError
+from ..errors import CertificateParseError, CpsError  # noqa: F401 - names importable here
 from .certs import OID, ParsedCert, names_match, parse_cert
 
 __all__ = ["TrustStore", "IGC_SANTE_PINS", "CertificateLike"]
 
 CertificateLike = Union[bytes, "object"]  # DER bytes or a cryptography x509.Certificate
 
-#: SHA-256 of each production certificate (cps-domain.md 3.1, shared/igc-sante/README.md)
+#: SHA-256 of each production certificate (docs/cps-domain.md 3.1, docs/igc-sante.md)
 IGC_SANTE_PINS: Dict[str, str] = {
     "ACR_ELEMENTAIRE_20130625.der":
         "2D9E22CA19F777C6B745257C723ECB8DF3C35FA6F1F6EC36B83600C97346967F",
@@ -48,12 +48,16 @@ class PinMismatch(CpsError):
 
 
 def to_der(cert: CertificateLike) -> bytes:
-    """DER bytes of a certificate given as bytes or as a cryptography object."""
+    """DER bytes of a certificate given as bytes or as a cryptography object.
+
+    :raises TypeError: neither.
+    """
     if isinstance(cert, (bytes, bytearray, memoryview)):
         return bytes(cert)
     public_bytes = getattr(cert, "public_bytes", None)
-    if public_bytes is None:
-        raise CertificateParseError(f"not a certificate: {type(cert).__name__}")
+    if public_bytes is None:  # a caller's mistake, not a malformed certificate
+        raise TypeError(f"a certificate must be DER bytes or a cryptography "
+                        f"x509.Certificate, not {type(cert).__name__}")
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return public_bytes(Encoding.DER)
@@ -62,17 +66,21 @@ def to_der(cert: CertificateLike) -> bytes:
 class TrustStore:
     """Trust anchors (self-signed roots) and known intermediates.
 
-    :param anchors: the certificates to trust.
+    :param anchors: the certificates to trust (at least one).
     :param intermediates: CA certificates offered to path building (not trusted).
     :param name: a label for messages.
+    :raises ValueError: no anchor given.
+    :raises CertificateParseError: a certificate does not decode.
     """
 
     def __init__(self, anchors: Iterable[CertificateLike],
                  intermediates: Iterable[CertificateLike] = (), name: str = "custom") -> None:
         self.name = name
-        self.anchors: List[ParsedCert] = [parse_cert(to_der(a)) for a in anchors]
-        if not self.anchors:
-            raise CpsError("a trust store needs at least one anchor")
+        #: the anchors as the validator reads them (internal)
+        self._anchors: List[ParsedCert] = [parse_cert(to_der(a)) for a in anchors]
+        if not self._anchors:
+            raise ValueError("a trust store needs at least one anchor certificate")
+        self._anchor_certs: Optional[List[Any]] = None
         self.intermediates: List[ParsedCert] = [parse_cert(to_der(c)) for c in intermediates]
         self._by_subject: Dict[bytes, List[ParsedCert]] = {}
         for cert in self.intermediates:
@@ -101,11 +109,22 @@ class TrustStore:
         """Any other anchors (a test hierarchy, the emulator's :class:`TestPKI`...)."""
         return cls(anchors, intermediates, name=name)
 
+    @property
+    def anchors(self) -> List[Any]:
+        """The trusted certificates (``cryptography.x509.Certificate``), in the order given."""
+        certs = self._anchor_certs
+        if certs is None:
+            from cryptography import x509
+
+            certs = self._anchor_certs = [x509.load_der_x509_certificate(a.der)
+                                          for a in self._anchors]
+        return list(certs)
+
     def anchor_for(self, cert: ParsedCert) -> List[ParsedCert]:
         """Anchors whose name (and key id, when both say) can have issued ``cert``."""
         aki = cert.aki
         out = []
-        for anchor in self.anchors:
+        for anchor in self._anchors:
             if names_match(anchor.subject, cert.issuer):
                 ski = anchor.ski
                 if aki is None or ski is None or aki == ski:
@@ -127,7 +146,7 @@ class TrustStore:
         return out
 
     def __repr__(self) -> str:
-        return (f"TrustStore({self.name!r}, {len(self.anchors)} anchors, "
+        return (f"TrustStore({self.name!r}, {len(self._anchors)} anchors, "
                 f"{len(self.intermediates)} intermediates)")
 
 

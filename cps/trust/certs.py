@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..der import children, header  # noqa: F401 - the trust layer's DER reader
 from ..errors import CertificateParseError
 
 __all__ = ["ParsedCert", "parse_cert", "OID", "oid_to_str", "oid_from_str", "names_match",
@@ -98,55 +99,6 @@ KNOWN_EXTENSIONS = frozenset({
 KU_DIGITAL_SIGNATURE, KU_NON_REPUDIATION, KU_KEY_CERT_SIGN, KU_CRL_SIGN = 1, 2, 1 << 5, 1 << 6
 
 
-def header(data: bytes, pos: int, end: int) -> Tuple[int, int, int]:
-    """(tag, start of value, end of value) of the TLV at ``pos``; single-byte tags only."""
-    if pos + 2 > end:
-        raise CertificateParseError("truncated DER")
-    tag = data[pos]
-    n = data[pos + 1]
-    pos += 2
-    if n < 0x80:
-        if pos + n > end:
-            raise CertificateParseError("DER value runs past its container")
-        return tag, pos, pos + n
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0 or k > 4 or pos + k > end:
-            raise CertificateParseError("bad DER length")
-        n = int.from_bytes(data[pos:pos + k], "big")
-        pos += k
-    if pos + n > end:
-        raise CertificateParseError("DER value runs past its container")
-    return tag, pos, pos + n
-
-
-def children(data: bytes, start: int, end: int) -> List[Tuple[int, int, int, int]]:
-    """(tag, header start, value start, value end) of each TLV in data[start:end]."""
-    # header() inlined: this loop reads every element of every certificate.
-    out: List[Tuple[int, int, int, int]] = []
-    append = out.append
-    pos = start
-    while pos < end:
-        if pos + 2 > end:
-            raise CertificateParseError("truncated DER")
-        n = data[pos + 1]
-        vs = pos + 2
-        if n & 0x80:
-            k = n & 0x7F
-            if k == 0 or k > 4 or vs + k > end:
-                raise CertificateParseError("bad DER length")
-            n = int.from_bytes(data[vs:vs + k], "big")
-            vs += k
-        ve = vs + n
-        if ve > end:
-            raise CertificateParseError("DER value runs past its container")
-        append((data[pos], pos, vs, ve))
-        pos = ve
-        if len(out) > 4096:
-            raise CertificateParseError("too many DER elements")
-    return out
-
-
 _DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -191,8 +143,11 @@ def time_key(moment) -> bytes:
     import datetime as _dt
     import math
 
-    if moment.tzinfo is None:
-        raise CertificateParseError("validation times must be timezone-aware")
+    if getattr(moment, "tzinfo", None) is None:
+        if not isinstance(moment, _dt.datetime):
+            raise TypeError(f"a validation time must be a datetime, not {type(moment).__name__}")
+        raise TypeError("naive datetime: validation times must be timezone-aware, "
+                        "e.g. datetime.now(timezone.utc)")
     second = math.floor(moment.timestamp())
     last = _LAST_TIME_KEY
     if last[0] == second:

@@ -41,10 +41,10 @@ from functools import cached_property
 from typing import Dict, FrozenSet, Iterator, List, NamedTuple, Optional, Tuple
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
+from ..der import encode_length, read_length
 from ..errors import CrlError
 
 __all__ = ["CrlIndex", "RevokedEntry", "IssuingDistributionPoint", "REASON_NAMES"]
@@ -105,21 +105,6 @@ _HASHES = {
     "2.16.840.1.101.3.4.2.1": hashes.SHA256, "2.16.840.1.101.3.4.2.2": hashes.SHA384,
     "2.16.840.1.101.3.4.2.3": hashes.SHA512,
 }
-_RSA_PKCS1 = {
-    "1.2.840.113549.1.1.5": hashes.SHA1, "1.2.840.113549.1.1.14": hashes.SHA224,
-    "1.2.840.113549.1.1.11": hashes.SHA256, "1.2.840.113549.1.1.12": hashes.SHA384,
-    "1.2.840.113549.1.1.13": hashes.SHA512,
-}
-_ECDSA = {
-    "1.2.840.10045.4.1": hashes.SHA1, "1.2.840.10045.4.3.1": hashes.SHA224,
-    "1.2.840.10045.4.3.2": hashes.SHA256, "1.2.840.10045.4.3.3": hashes.SHA384,
-    "1.2.840.10045.4.3.4": hashes.SHA512,
-}
-_DSA = {"1.2.840.10040.4.3": hashes.SHA1, "2.16.840.1.101.3.4.3.2": hashes.SHA256}
-_RSA_PSS = "1.2.840.113549.1.1.10"
-_MGF1 = "1.2.840.113549.1.1.8"
-_ED25519 = "1.3.101.112"
-_ED448 = "1.3.101.113"
 
 
 class RevokedEntry(NamedTuple):
@@ -183,16 +168,7 @@ def _read(d: bytes, pos: int, limit: int) -> Tuple[int, int, int]:
     tag = d[pos]
     if tag & 0x1F == 0x1F:
         raise _Malformed(f"multi-byte tag at offset {pos}")
-    n = d[pos + 1]
-    pos += 2
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0 or k > 4:
-            raise _Malformed(f"unsupported length form 0x{n:02X} at offset {pos - 1}")
-        if pos + k > limit:
-            raise _Malformed("truncated length")
-        n = int.from_bytes(d[pos:pos + k], "big")
-        pos += k
+    n, pos = read_length(d, pos + 1, limit, 4, _Malformed)
     end = pos + n
     if end > limit:
         raise _Malformed(f"TLV at offset {pos} claims {n} bytes, {limit - pos} present")
@@ -735,7 +711,7 @@ class CrlIndex:
         from cryptography.x509 import load_der_x509_crl
 
         def seq(body: bytes) -> bytes:
-            return b"\x30" + _der_length(len(body)) + body
+            return b"\x30" + encode_length(len(body)) + body
 
         tbs = seq(self._alg_der + self.issuer_der + self._this_update_tlv)
         try:
@@ -881,59 +857,18 @@ class CrlIndex:
         :raises CrlError: ``reason="unsupported-algorithm"`` for another
             algorithm or unusable PSS parameters.
         """
+        from .algorithms import UnknownSignatureAlgorithm, verify_signature
+
         oid = self.signature_algorithm_oid
-        data = self.tbs_bytes
-        sig = self.signature
-        key = issuer_public_key
         try:
-            if oid in _RSA_PKCS1:
-                if not isinstance(key, rsa.RSAPublicKey):
-                    return False
-                key.verify(sig, data, padding.PKCS1v15(), _RSA_PKCS1[oid]())
-            elif oid == _RSA_PSS:
-                if not isinstance(key, rsa.RSAPublicKey):
-                    return False
-                algorithm, pss = self._pss_parameters()
-                key.verify(sig, data, pss, algorithm)
-            elif oid in _ECDSA:
-                if not isinstance(key, ec.EllipticCurvePublicKey):
-                    return False
-                key.verify(sig, data, ec.ECDSA(_ECDSA[oid]()))
-            elif oid in _DSA:
-                if not isinstance(key, dsa.DSAPublicKey):
-                    return False
-                key.verify(sig, data, _DSA[oid]())
-            elif oid == _ED25519:
-                if not isinstance(key, ed25519.Ed25519PublicKey):
-                    return False
-                key.verify(sig, data)
-            elif oid == _ED448:
-                if not isinstance(key, ed448.Ed448PublicKey):
-                    return False
-                key.verify(sig, data)
-            else:
-                raise CrlError(f"unsupported CRL signature algorithm {oid}",
-                               source=self.source, reason="unsupported-algorithm")
-        except InvalidSignature:
-            return False
-        except UnsupportedAlgorithm as exc:
-            raise CrlError(f"unsupported CRL signature algorithm {oid}: {exc}",
+            return verify_signature(issuer_public_key, self.signature, self.tbs_bytes, oid,
+                                    self.signature_algorithm_parameters)
+        except UnknownSignatureAlgorithm:
+            raise CrlError(f"unsupported CRL signature algorithm {oid}",
                            source=self.source, reason="unsupported-algorithm") from None
-        return True
-
-    def _pss_parameters(self) -> Tuple[hashes.HashAlgorithm, padding.PSS]:
-        """RSASSA-PSS-params, as :func:`cps.trust.algorithms.pss_parameters` reads them."""
-        from .algorithms import pss_parameters
-
-        try:
-            return pss_parameters(self.signature_algorithm_parameters)
         except ValueError as exc:
             raise CrlError(f"unusable RSASSA-PSS parameters: {exc}", source=self.source,
                            reason="unsupported-algorithm") from None
-
-
-def _der_length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    size = (n.bit_length() + 7) // 8
-    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
+        except UnsupportedAlgorithm as exc:
+            raise CrlError(f"unsupported CRL signature algorithm {oid}: {exc}",
+                           source=self.source, reason="unsupported-algorithm") from None

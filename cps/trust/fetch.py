@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..der import read_length
 from ..errors import RevocationUnavailable
 
 __all__ = [
@@ -207,18 +208,7 @@ def _tlv(buf: bytes, pos: int) -> tuple[int, int, int]:
     tag = buf[pos]
     if tag & 0x1F == 0x1F:
         raise ValueError("high tag numbers do not occur in a CRL header")
-    first = buf[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 8:
-            raise ValueError("indefinite or absurd length")
-        length = int.from_bytes(buf[pos:pos + count], "big")
-        if len(buf[pos:pos + count]) != count:
-            raise ValueError("truncated length")
-        pos += count
+    length, pos = read_length(buf, pos + 1, len(buf), 8, ValueError)
     if pos + length > len(buf):
         raise ValueError("truncated element")
     return tag, pos, pos + length

@@ -27,9 +27,9 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
+from ..der import encode_length, read_length
 from ..errors import CertificateParseError, RevocationUnavailable
-from ..tlv import encode_length
-from .certs import children, header
+from .certs import children
 
 __all__ = ["LdapQuery", "parse_ldap_url", "fetch_attribute", "read_search_answer"]
 
@@ -223,12 +223,10 @@ def _read_message(recv_exact: Callable[[int], bytes], url: str, limit: int
     head = recv_exact(2)
     if head[0] != 0x30:
         raise _malformed(url, "not an LDAP message")
-    length = head[1]
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4:
-            raise _malformed(url, "indefinite or impossible length")
-        length = int.from_bytes(recv_exact(count), "big")
+    first = head[1]
+    count = first & 0x7F if first & 0x80 else 0
+    raw = head + recv_exact(count) if 0 < count <= 4 else head  # the length octets
+    length, _ = read_length(raw, 1, len(raw), 4, lambda message: _malformed(url, message))
     if length > limit:
         raise RevocationUnavailable(f"{url}: an LDAP answer of {length} bytes exceeds the "
                                     f"{limit}-byte limit", source=url, reason="too-large")

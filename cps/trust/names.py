@@ -22,13 +22,6 @@ OTHER, RFC822, DNS, X400, DIRNAME, EDI, URI, IP, RID = (0xA0, 0x81, 0x82, 0xA3, 
 SUPPORTED = {RFC822, DNS, DIRNAME, URI, IP}
 
 
-def _general_names(raw: bytes, start: int, end: int) -> List[Tuple[int, bytes]]:
-    out = []
-    for tag, hs, vs, ve in children(raw, start, end):
-        out.append((tag, raw[vs:ve] if tag != DIRNAME else raw[vs:ve]))
-    return out
-
-
 def _subtrees(raw: bytes, start: int, end: int) -> List[Tuple[int, bytes]]:
     out = []
     for tag, _, vs, ve in children(raw, start, end):

@@ -70,12 +70,11 @@ from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from ..errors import OcspError, RevocationUnavailable
-from .algorithms import is_sha1, pss_parameters
+from .algorithms import is_sha1, verify_signature
 from .fetch import DEFAULT_POST_MAX_BYTES, Fetcher
 
 __all__ = [
@@ -427,20 +426,9 @@ def _check_signature(response: ocsp.OCSPResponse, signer: x509.Certificate,
 def _verify(key: object, signature: bytes, data: bytes,
             algorithm: hashes.HashAlgorithm | None, oid: x509.ObjectIdentifier,
             params: bytes | None = None) -> None:
-    if isinstance(key, rsa.RSAPublicKey) and oid == _RSASSA_PSS:
-        # MGF1 over the content hash, exactly the declared salt (cps.trust.algorithms)
-        pss_hash, pss = pss_parameters(params)
-        key.verify(signature, data, pss, pss_hash)
-    elif isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
-        key.verify(signature, data, padding.PKCS1v15(), algorithm)
-    elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
-        key.verify(signature, data, ec.ECDSA(algorithm))
-    elif isinstance(key, (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
-        key.verify(signature, data)
-    elif isinstance(key, dsa.DSAPublicKey) and algorithm is not None:
-        key.verify(signature, data, algorithm)
-    else:
-        raise UnsupportedAlgorithm(f"signature with a {type(key).__name__} key")
+    """Raise InvalidSignature unless ``signature`` verifies (:mod:`cps.trust.algorithms`)."""
+    if not verify_signature(key, signature, data, oid.dotted_string, params):
+        raise InvalidSignature(f"the signature does not verify with a {type(key).__name__}")
 
 
 def _response_signature_parameters(der: bytes) -> bytes | None:

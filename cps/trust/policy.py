@@ -75,15 +75,6 @@ class PolicyState:
         new.levels = [[mapping[id(x)] for x in level] for level in self.levels]
         return new
 
-    def with_n(self, n: int) -> "PolicyState":
-        """Re-target a cached CA-prefix state at a path of ``n`` certificates.
-
-        Only valid when the counters were computed for a path at least this long
-        and the difference is applied uniformly (see Validator._ca_state).
-        """
-        self.n = n
-        return self
-
     def _prune(self, depth: int) -> None:
         """Delete nodes of depth ``depth`` and above-up-the-tree that have no children."""
         for d in range(depth, -1, -1):

@@ -22,23 +22,48 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set,
-                    Tuple)
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..card import KeyRole
-from ..errors import (CertificateExpired, CertificateInvalid, CertificateParseError,
-                      CertificatePolicyError, CertificatePurposeError, CertificateRevoked,
-                      CpsError, CrlError, OcspError, RevocationError, RevocationUnavailable,
-                      UntrustedCertificate, ValidationBudgetExceeded)
+from ..errors import (
+    CertificateExpired,
+    CertificateInvalid,
+    CertificateParseError,
+    CertificatePolicyError,
+    CertificatePurposeError,
+    CertificateRevoked,
+    CpsError,
+    CrlError,
+    OcspError,
+    RevocationError,
+    RevocationUnavailable,
+    UntrustedCertificate,
+    ValidationBudgetExceeded,
+)
+from ..pem import blocks as pem_blocks
+from ..pem import looks_pem
 from . import names as nc
+from .algorithms import is_sha1
 from .anchors import CertificateLike, TrustStore, to_der
-from .certs import (KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN, KU_NON_REPUDIATION,
-                    OID, ParsedCert, directory_name, general_names_match, name_append_rdn,
-                    names_match, oid_from_str, oid_to_str, parse_cert, time_from_key,
-                    time_key)
+from .certs import (
+    KU_CRL_SIGN,
+    KU_DIGITAL_SIGNATURE,
+    KU_KEY_CERT_SIGN,
+    KU_NON_REPUDIATION,
+    OID,
+    ParsedCert,
+    directory_name,
+    general_names_match,
+    name_append_rdn,
+    names_match,
+    oid_from_str,
+    oid_to_str,
+    parse_cert,
+    time_from_key,
+    time_key,
+)
 from .certs import children as _children
 from .certs import header as _hdr
-from .algorithms import is_sha1
 from .policy import PolicyState
 
 __all__ = ["Validator", "ValidationResult", "RevocationStatus", "REVOCATION_MODES"]
@@ -58,18 +83,6 @@ MAX_CARRIED = 100_000
 #: superseded CRLs up to this many entries are compared at once, larger ones aside
 CARRY_INLINE = 100_000
 ALL_REASONS = (1 << 9) - 2  # reasons 1..8 of ReasonFlags (bit 0 "unused" excluded)
-_HASH_BY_SIG_OID = {
-    "1.2.840.113549.1.1.5": "SHA1", "1.2.840.113549.1.1.14": "SHA224",
-    "1.2.840.113549.1.1.11": "SHA256", "1.2.840.113549.1.1.12": "SHA384",
-    "1.2.840.113549.1.1.13": "SHA512",
-}
-_DSA_BY_SIG_OID = {"1.2.840.10040.4.3": "SHA1", "2.16.840.1.101.3.4.3.2": "SHA256"}
-_ECDSA_BY_SIG_OID = {
-    "1.2.840.10045.4.3.2": "SHA256", "1.2.840.10045.4.3.3": "SHA384",
-    "1.2.840.10045.4.3.4": "SHA512", "1.2.840.10045.4.1": "SHA1",
-}
-
-
 @dataclass(frozen=True)
 class RevocationStatus:
     """What revocation checking found for one certificate of the path.
@@ -119,6 +132,21 @@ class ValidationResult:
     @property
     def anchor(self) -> Any:
         return self.path[-1]
+
+    def __repr__(self) -> str:
+        """One line: who, up to which anchor, revocation per certificate (no DER)."""
+        def subject(der: bytes) -> str:
+            try:
+                return parse_cert(der).subject_str()
+            except CertificateParseError:  # pragma: no cover - a validated path parses
+                return "?"
+
+        purpose = getattr(self.purpose, "value", self.purpose)
+        return (f"ValidationResult(leaf={subject(self.path_der[0])!r}, "
+                f"anchor={subject(self.path_der[-1])!r}, length={len(self.path_der)}, "
+                f"revocation={'/'.join(s.status for s in self.revocation)}, "
+                f"purpose={purpose!r}, policies={sorted(self.policies)}, "
+                f"validated_at={self.validated_at.isoformat()})")
 
 
 @dataclass
@@ -260,23 +288,8 @@ def _certificates_in(data: bytes) -> List[ParsedCert]:
     (RFC 5280 4.2.2.1). Undecodable parts are left out; at most 16 certificates."""
     out: List[ParsedCert] = []
     blobs: List[bytes] = []
-    if data.lstrip().startswith(b"-----BEGIN"):
-        import base64
-
-        # find() from where the last block ended: linear in the answer's size
-        begin, end = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
-        pos = 0
-        while len(blobs) < 16:
-            start = data.find(begin, pos)
-            stop = data.find(end, start + len(begin)) if start >= 0 else -1
-            if stop < 0:
-                break
-            try:
-                blobs.append(base64.b64decode(b"".join(data[start + len(begin):stop].split()),
-                                              validate=True))
-            except ValueError:
-                pass
-            pos = stop + len(end)
+    if looks_pem(data):
+        blobs = pem_blocks(data, strict=False, limit=16)
     else:
         blobs.append(data)
     for blob in blobs:
@@ -375,7 +388,8 @@ class Validator:
                  trusted_responders: Iterable[CertificateLike] = (),
                  allow_sha1: bool = True) -> None:
         if revocation not in REVOCATION_MODES:
-            raise CpsError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
+            raise ValueError(f"revocation must be one of {', '.join(map(repr, REVOCATION_MODES))}"
+                             f", not {revocation!r}")
         self.store = store
         self.revocation = revocation
         self.initial_policies = None if initial_policies is None else frozenset(
@@ -421,7 +435,11 @@ class Validator:
 
     # ------------------------------------------------------------------ CRLs
     def add_crl(self, crl: Any, source: str = "offline CRL") -> Any:
-        """Add a CRL (DER, cryptography CRL or CrlIndex); returns its index."""
+        """Add a CRL (DER, cryptography CRL or CrlIndex); returns its index.
+
+        :raises TypeError: not one of those.
+        :raises CrlError: undecodable DER (``"malformed"``).
+        """
         from .crlindex import CrlIndex
 
         if isinstance(crl, CrlIndex):
@@ -431,7 +449,8 @@ class Validator:
         elif hasattr(crl, "public_bytes"):
             index = CrlIndex.from_crypto(crl)
         else:
-            raise CrlError(f"not a CRL: {type(crl).__name__}", source=source, reason="malformed")
+            raise TypeError(f"a CRL must be DER bytes, a cryptography CRL or a CrlIndex, "
+                            f"not {type(crl).__name__}")
         with self._lock:
             held = self._crls.setdefault(index.issuer_der, [])
             held.append(index)
@@ -505,7 +524,8 @@ class Validator:
         elif hasattr(crl, "public_bytes"):
             index = CrlIndex.from_crypto(crl, source=source)
         else:
-            raise TypeError(f"not a CRL: {type(crl).__name__}")
+            raise TypeError(f"a CRL must be DER bytes, a cryptography CRL or a CrlIndex, "
+                            f"not {type(crl).__name__}")
         now = time_key(self.clock())
         problems: List[str] = []
         if self._signer(index, (), now, problems) is None:
@@ -528,6 +548,8 @@ class Validator:
         :raises RevocationUnavailable: hard-fail and no usable revocation source.
         :raises CertificateInvalid: any other RFC 5280 failure (``reason`` says which).
         :raises CertificateParseError: undecodable input.
+        :raises TypeError: ``at`` (or the clock's time) is a naive datetime, or a
+            certificate is neither bytes nor a cryptography certificate.
         """
         if at is None:
             at = self.clock()
@@ -603,7 +625,7 @@ class Validator:
             return cached  # type: ignore[return-value]
         out: List[Tuple[Tuple[ParsedCert, ...], ParsedCert]] = []
         budget = getattr(self._local, "budget", None)
-        anchors = {a.fingerprint for a in self.store.anchors}
+        anchors = {a.fingerprint for a in self.store._anchors}
         # Certificates from which a walk found no anchor: not walked again (a set of
         # useless helpers sharing a subject would otherwise be tried in every order).
         dead: Set[bytes] = set()
@@ -907,7 +929,7 @@ class Validator:
                                      reason="critical-extension", position=0,
                                      subject=_subject(leaf))
         if purpose is not None:
-            _check_purpose(leaf, purpose)
+            check_purpose(leaf, purpose)
         return ValidationResult((leaf.der,) + prefix.path_tail, valid_policies,
                                 (status,) + prefix.status_tail, at, purpose)
 
@@ -945,7 +967,8 @@ class Validator:
                                     tuple(failures))
         raise RevocationUnavailable(message, source=", ".join(self._urls(cert)) or "offline CRLs",
                                     reason=failures.reason(), next_update=next_update,
-                                    position=position, failures=failures)
+                                    position=position, failures=failures,
+                                    subject=_subject(cert))
 
     @staticmethod
     def _signer_path(issuer: ParsedCert, above: Sequence[ParsedCert],
@@ -1285,7 +1308,7 @@ class Validator:
         source = crl.source or "offline CRL"
         candidates = [c for c in path if names_match(c.subject, crl.issuer_der)]
         others = [c for c in tuple(extra) + tuple(self.store.intermediates)
-                  + tuple(self.store.anchors)
+                  + tuple(self.store._anchors)
                   if names_match(c.subject, crl.issuer_der)
                   and all(c.fingerprint != p.fingerprint for p in candidates)]
         seen: Set[bytes] = set()
@@ -1368,7 +1391,7 @@ class Validator:
     def _signer_valid(self, cert: ParsedCert, now: bytes, failures: List[str],
                       extra: Tuple[ParsedCert, ...] = ()) -> bool:
         """A CRL signer outside the path must itself validate to an anchor (6.3.3 (f))."""
-        if any(cert.fingerprint == a.fingerprint for a in self.store.anchors):
+        if any(cert.fingerprint == a.fingerprint for a in self.store._anchors):
             return True
         busy = getattr(self._local, "signers", None)
         if busy is None:
@@ -1716,7 +1739,12 @@ class Validator:
 _PURPOSE_PROBLEMS: Dict[Tuple[Optional[bytes], Optional[bytes], KeyRole], Optional[str]] = {}
 
 
-def _check_purpose(leaf: ParsedCert, purpose: KeyRole) -> None:
+def check_purpose(leaf: ParsedCert, purpose: KeyRole) -> None:
+    """Refuse a certificate whose keyUsage/extendedKeyUsage do not allow ``purpose``.
+
+    :param leaf: the certificate, as :func:`cps.trust.certs.parse_cert` reads it.
+    :raises CertificatePurposeError: the certificate may not be used so.
+    """
     # Decided by the raw keyUsage and extendedKeyUsage alone, shared by every
     # card certificate of a kind: remembered by their bytes.
     key = (leaf.ext(OID.KEY_USAGE), leaf.ext(OID.EXT_KEY_USAGE), purpose)
@@ -1753,9 +1781,9 @@ _PKCS1V15: List[Any] = []
 _INVALID_SIGNATURE: List[Any] = []
 
 
-def _is_rsa_key(key: Any) -> bool:
-    """isinstance(key, RSAPublicKey), remembered per concrete class (the ABC check
-    costs a microsecond on every login)."""
+def is_rsa_key(key: Any) -> bool:
+    """Whether ``key`` is an RSA public key: isinstance(key, RSAPublicKey),
+    remembered per concrete class (the ABC check costs a microsecond on every login)."""
     if type(key) in _RSA_TYPES:
         return True
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -1796,8 +1824,9 @@ def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
             return False
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import padding
 
+    from .algorithms import RSASSA_PSS, SIGNATURES, verify_signature
     from .certs import children, header
 
     if not _PKCS1V15:
@@ -1812,42 +1841,14 @@ def _verify(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
             return False
         if len(_SIG_OIDS) < 256:
             _SIG_OIDS[sig_alg] = oid
+    kind, hash_name = SIGNATURES.get(oid, ("", None))
+    if kind == "rsa" and hash_name and oid not in _HASH_OBJECTS and is_rsa_key(key):
+        # remembered for the fast path above (with the key's class, by is_rsa_key)
+        _HASH_OBJECTS[oid] = getattr(hashes, hash_name)()
     try:
-        if oid in _HASH_BY_SIG_OID and _is_rsa_key(key):
-            algorithm = _HASH_OBJECTS.get(oid)
-            if algorithm is None:
-                algorithm = _HASH_OBJECTS[oid] = getattr(hashes, _HASH_BY_SIG_OID[oid])()
-            key.verify(signature, tbs, _PKCS1V15[0], algorithm)
-            return True
-        if oid in _ECDSA_BY_SIG_OID and isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, tbs, ec.ECDSA(getattr(hashes, _ECDSA_BY_SIG_OID[oid])()))
-            return True
-        if oid == "1.2.840.113549.1.1.10" and isinstance(key, rsa.RSAPublicKey):
-            return _verify_pss(key, signature, tbs, sig_alg)
-        if oid in _DSA_BY_SIG_OID and isinstance(key, dsa.DSAPublicKey):
-            key.verify(signature, tbs, getattr(hashes, _DSA_BY_SIG_OID[oid])())
-            return True
-        if oid in ("1.3.101.112", "1.3.101.113"):
-            key.verify(signature, tbs)
-            return True
-    except InvalidSignature:
-        return False
-    except (ValueError, TypeError):
-        return False
-    return False
-
-
-def _verify_pss(key: Any, signature: bytes, tbs: bytes, sig_alg: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    from .algorithms import pss_parameters
-
-    # MGF1 over the content hash and the declared salt length, nothing else.
-    try:
-        algorithm, pss = pss_parameters(_algorithm_parts(sig_alg)[1])
-        key.verify(signature, tbs, pss, algorithm)
-        return True
-    except (InvalidSignature, ValueError, TypeError):
+        return verify_signature(key, signature, tbs, oid,
+                                _algorithm_parts(sig_alg)[1] if oid == RSASSA_PSS else None)
+    except (ValueError, TypeError):  # an unknown algorithm or unusable PSS parameters
         return False
 
 

@@ -1,9 +1,9 @@
-"""The pure functions of cps.info behind the commands (no reader needed)."""
+"""The pure functions of cps_cli.view behind the commands (no reader needed)."""
 
 from __future__ import annotations
 
 from cps.card import PinStatus
-from cps.info import describe_pin_status, error_to_dict, reader_events
+from cps_cli.view import describe_pin_status, error_to_dict, reader_events
 
 
 def _state(name, atr=None, kind=None):

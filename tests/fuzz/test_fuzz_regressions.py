@@ -102,11 +102,10 @@ def test_bug3_reaches_the_auth_verifier(cps_pki, cps_card_factory):
     import cps
     from cps.auth import ChallengeIssuer, Verifier
     from cps.auth.token import make_token
-    from cps.trust.anchors import TrustStore
     from cps.trust.validate import Validator
 
     issuer = ChallengeIssuer()
-    store = TrustStore.from_certificates(cps_pki.anchors(), cps_pki.intermediates.values())
+    store = cps_pki.trust_store()
     verifier = Verifier(Validator(store, revocation="off"), issuer.store,
                         allowed_origins=["https://app.example"])
     emu = cps_card_factory("cps3-medecin")
@@ -219,7 +218,7 @@ def test_bug6_a_6cxx_answer_to_verify_never_resends_the_pin(cps_card_factory):
 # Found by the `x509-fast-parser` harness. cps.trust.certs._time accepts any day
 # 01-31 of any month and second 60; time_from_key (datetime) cannot represent
 # them. Reached with a card certificate by `cps card info` / `cps certs list`
-# (cps.info.certificate_summary), and by Validator.validate when such a date is
+# (cps_cli.view.certificate_summary), and by Validator.validate when such a date is
 # the one a CertificateExpired reports.
 @pytest.mark.parametrize("date", [b"300231000000Z", b"301231235960Z", b"300431120000Z"],
                          ids=["31-february", "second-60", "31-april"])
@@ -252,7 +251,7 @@ def test_bug13_empty_path_length_integer():
 
 
 # --------------------------------------------------------------------------- BUG-14
-# Found by `make fuzz` (x509-fast-parser, through cps.info.certificate_summary): a
+# Found by `make fuzz` (x509-fast-parser, through cps_cli.view.certificate_summary): a
 # policy OID whose every byte has bit 8 set (``06 04 b4 e2 df ff``) decodes to no
 # arc at all, and oid_to_str indexed the empty list. The validator reaches the
 # same function for the policies of a leaf under anyPolicy.
@@ -265,7 +264,7 @@ def test_bug14_oid_without_a_last_byte():
 
 
 def test_bug14_certificate_summary_of_such_a_policy(cps_pki):
-    from cps.info import certificate_summary
+    from cps_cli.view import certificate_summary
     from cps.trust.certs import oid_from_str
 
     der = cps_pki.issue_card("cps3-medecin").auth_cert.public_bytes(Encoding.DER)

@@ -30,7 +30,6 @@ import pytest
 
 from cps import errors
 from cps.card import KeyRole
-from cps.trust.anchors import TrustStore
 from cps.trust.fetch import Fetcher
 from cps.trust.ocsp import OcspClient
 from cps.trust.validate import Validator
@@ -45,7 +44,7 @@ def online(cps_pki_server, tmp_path):
     server.faults.reset()
     server.ocsp_hook = None
     server.publish()
-    store = TrustStore.from_certificates(pki.anchors(), pki.intermediates.values())
+    store = pki.trust_store()
     yield pki, server, store
     server.faults.reset()
     server.ocsp_hook = None
