@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime
 import importlib
 import json
-import platform
 import pkgutil
+import platform
 import sys
 from pathlib import Path
 

@@ -61,14 +61,17 @@ def run() -> List[Figure]:
     ]
     for name, responses, cmd in cases:
         ours = ApduChannel(_Instant(responses))
-        t_ours = per_call(lambda: ours.send(cmd["cla"], cmd["ins"], cmd["p1"], cmd["p2"],
-                                            cmd["data"], ne=256 if not cmd["data"] else None),
+        # Default arguments bind this iteration's values (per_call runs the lambda at once).
+        t_ours = per_call(lambda ours=ours, cmd=cmd: ours.send(
+                              cmd["cla"], cmd["ins"], cmd["p1"], cmd["p2"], cmd["data"],
+                              ne=256 if not cmd["data"] else None),
                           number=5000)
         anchors = {}
         yk = _yubikit(responses)
         if yk is not None:
             anchors["yubikit SmartCardProtocol"] = per_call(
-                lambda: yk.send_apdu(cmd["cla"], cmd["ins"], cmd["p1"], cmd["p2"], cmd["data"]),
+                lambda yk=yk, cmd=cmd: yk.send_apdu(cmd["cla"], cmd["ins"], cmd["p1"], cmd["p2"],
+                                                    cmd["data"]),
                 number=5000) * 1e6
         else:
             anchors["yubikit SmartCardProtocol"] = None

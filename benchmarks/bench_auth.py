@@ -157,7 +157,7 @@ class _Setup:
                         for i in range(N_PRACTITIONERS)]
         # Warm-up: the CA part of the path and the CRLs; every result checked once.
         self.warm = self.verifier()
-        for (der, _), token in zip(self.practitioners, self.tokens()):
+        for (der, _), token in zip(self.practitioners, self.tokens(), strict=True):
             result = self.warm.verify(token, ORIGIN, at=at)
             who = result.practitioner
             assert result.certificate_der == der and who.validated and who.rpps_luhn_ok \
@@ -183,7 +183,7 @@ class _Setup:
         """Verifications/s over one pass of fresh tokens (made before the clock starts)."""
         batch = self.tokens()
         start = time.perf_counter()
-        for token, moment in zip(batch, self.moments):
+        for token, moment in zip(batch, self.moments, strict=True):
             check.verify(token, ORIGIN, at=moment)
         return len(batch) / (time.perf_counter() - start)
 

@@ -18,13 +18,14 @@ from typing import List
 
 from .common import Figure
 
+
 def _ours(emu, reader: str) -> int:
     import cps
 
     before = emu.apdu_count
     with cps.open_card(reader=reader) as card:
-        card.card_number                    # EF.SN.ICC, as OpenSC reads it at every start
-        card.practitioner
+        _ = card.card_number                # EF.SN.ICC, as OpenSC reads it at every start
+        _ = card.practitioner
         card.certificate(cps.KeyRole.AUTH)
         card.certificate(cps.KeyRole.SIGN)
         card.pin_status()

@@ -63,7 +63,7 @@ def run() -> List[Figure]:
             helpers = [_cert("X", "X", keys[0 if shared else i], keys[0 if shared else i],
                              100 + i) for i in range(n)]
 
-            def hostile() -> None:
+            def hostile(helpers: list = helpers) -> None:  # bind this iteration's helpers
                 try:
                     Validator(store, revocation="off").validate(leaf, intermediates=helpers,
                                                                 at=NOW)

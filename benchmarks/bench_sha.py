@@ -29,12 +29,13 @@ def run() -> List[Figure]:
     figures = []
     for alg in ("sha256", "sha1"):
         impl = sha.implementation()
-        fast = _mbps(per_call(lambda: sha.split(alg, message), number=5), SIZE)
-        anchor = _mbps(per_call(lambda: hashlib.new(alg, message).digest(), number=5), SIZE)
+        fast = _mbps(per_call(lambda alg=alg: sha.split(alg, message), number=5), SIZE)
+        anchor = _mbps(per_call(lambda alg=alg: hashlib.new(alg, message).digest(),
+                                number=5), SIZE)
         previous = sha.PURE_PYTHON
         sha.PURE_PYTHON = True
         try:
-            pure = _mbps(per_call(lambda: sha.split(alg, message[:PURE_SIZE]), number=1,
+            pure = _mbps(per_call(lambda alg=alg: sha.split(alg, message[:PURE_SIZE]), number=1,
                                   repeat=3), PURE_SIZE)
         finally:
             sha.PURE_PYTHON = previous

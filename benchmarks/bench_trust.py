@@ -146,8 +146,8 @@ def run() -> List[Figure]:
 
 def _pyhanko(creds, leaves, crl_der: bytes, root_crl: bytes, at) -> float:
     try:
-        from pyhanko_certvalidator import CertificateValidator, ValidationContext
         from asn1crypto import x509 as ax
+        from pyhanko_certvalidator import CertificateValidator, ValidationContext
     except ImportError:
         return None  # type: ignore[return-value]
     root = ax.Certificate.load(creds.chain[1].public_bytes(Encoding.DER))

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    # What a type checker sees: the real names and their types (so that
+    # `cps.open_crad` is an error and `cps.open_card(...)` returns a Card). At
+    # run time nothing below is imported until first use (the __getattr__ below).
+    from . import errors
+    from .card import Card, KeyRole, LastTryRefused, PinStatus
+    from .identity import Practitioner
+    from .logs import TRAFFIC
+    from .open import open_card
+    from .readers import ReaderInfo, list_readers
 
 __all__ = ["__version__", "errors", "TRAFFIC", "ReaderInfo", "list_readers", "open_card",
            "Card", "KeyRole", "PinStatus", "LastTryRefused", "Practitioner"]
@@ -26,20 +37,22 @@ _LAZY = {
     "LastTryRefused": "card", "Practitioner": "identity",
 }
 
+if not TYPE_CHECKING:  # hidden from type checkers: a module __getattr__ would make
+    # every attribute of `cps` valid (typed Any) in their eyes
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'cps' has no attribute {name!r}")
-    module = _LAZY[name]
-    if module is None:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # next access: a plain attribute
-    return value
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module 'cps' has no attribute {name!r}")
+        module = _LAZY[name]
+        if module is None:
+            value = importlib.import_module(f".{name}", __name__)
+        else:
+            value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # next access: a plain attribute
+        return value
 
 
-def __dir__() -> list:
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 

@@ -42,7 +42,7 @@ class AtrEntry:
             return False
         if self.mask is None:
             return atr == self.pattern
-        return all((a & m) == (p & m) for a, p, m in zip(atr, self.pattern, self.mask))
+        return all((a & m) == (p & m) for a, p, m in zip(atr, self.pattern, self.mask, strict=True))
 
 
 _h = bytes.fromhex

@@ -70,7 +70,8 @@ class LastTryRefused(PinError):
     """Verification refused because only one try is left and ``allow_last_try`` was not given."""
 
     def __init__(self, what: str = "PIN") -> None:
-        super().__init__(f"only one {what} try left: refusing to risk it without allow_last_try=True")
+        super().__init__(f"only one {what} try left: refusing to risk it without "
+                         "allow_last_try=True")
         self.tries_left = 1
         self.what = what
 
@@ -323,7 +324,7 @@ class Card(abc.ABC):
         return token_fields(self.certificate(role).public_bytes(Encoding.DER), signature,
                             nonce, origin)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: a default no-op, not abstract
         """Release the card."""
 
     def __enter__(self) -> "Card":
@@ -336,11 +337,16 @@ class Card(abc.ABC):
         return f"<{type(self).__name__} backend={self.backend}>"
 
 
-def __getattr__(name: str) -> object:
-    # cps.card.open_card stays importable; it lives in cps.open, beside the
-    # backends it picks from (this module, the Card base class, imports none of them).
-    if name == "open_card":
-        from .open import open_card
+if TYPE_CHECKING:
+    from .open import open_card as open_card  # noqa: F401 - re-exported, typed
+else:
+    def __getattr__(name: str) -> object:
+        # cps.card.open_card stays importable; it lives in cps.open, beside the
+        # backends it picks from (this module, the Card base class, imports none of
+        # them), and is loaded on first use. Hidden from type checkers, which see
+        # the import above instead.
+        if name == "open_card":
+            from .open import open_card
 
-        return open_card
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            return open_card
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -69,7 +69,7 @@ class Connection(abc.ABC):
 
         raise NotSupported(f"{type(self).__name__} cannot reset the card")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: a default no-op, not abstract
         """Release the card. Idempotent."""
 
     def __enter__(self) -> "Connection":

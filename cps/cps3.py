@@ -362,10 +362,10 @@ class Cps3Card(Card):
             if CERT_LABEL_WORDS[role] in entry.label.lower():
                 return entry
         key = self._key(role)
-        entry = next((c for c in self.certificate_objects() if c.cert_id == key.key_id), None)
-        if entry is None:
+        paired = next((c for c in self.certificate_objects() if c.cert_id == key.key_id), None)
+        if paired is None:
             raise NotSupported(f"no certificate for the {role.value} key")
-        return entry
+        return paired
 
     def certificate_der(self, role: KeyRole = KeyRole.AUTH) -> bytes:
         """The DER bytes of a certificate, read once."""

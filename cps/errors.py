@@ -56,7 +56,7 @@ The hierarchy::
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 __all__ = [
     "ValidationBudgetExceeded",
@@ -384,14 +384,15 @@ class RevocationUnavailable(RevocationError):
 
     def __init__(self, message: str, *, source: str = "", reason: str = "unavailable",
                  next_update: Optional[datetime] = None, position: Optional[int] = None,
-                 failures: Optional[list] = None, subject: str = "") -> None:
+                 failures: Optional[Sequence[Union[str, Exception]]] = None,
+                 subject: str = "") -> None:
         super().__init__(message)
         self.source = source
         self.reason = reason
         self.next_update = next_update
         self.position = position
         self.subject = subject
-        self.failures = list(failures or [])
+        self.failures: list[Union[str, Exception]] = list(failures or [])
 
     def __str__(self) -> str:
         return _which_certificate(super().__str__(), self.position, self.subject)

@@ -922,12 +922,12 @@ class Practitioner:
         card_number: Optional[str] = None
         raw_number = parsed.extensions.get(OID_CARD_ISSUER_ID)
         if raw_number is not None:
-            text = None
+            issuer_text: Optional[str] = None
             try:
-                text, _ = _single_text(raw_number)
+                issuer_text, _ = _single_text(raw_number)
             except _Malformed:
                 pass
-            value = (text or "").strip()
+            value = (issuer_text or "").strip()
             issuer, slash, number_text = value.partition("/")
             if slash and number_text:
                 card_number = number_text

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Mapping, Optional, TextIO
 
 __all__ = ["TRAFFIC", "SECRET_INS", "format_command", "format_response",
            "configure_from_env", "enable"]
@@ -53,7 +53,7 @@ def format_response(data: bytes, sw: int) -> str:
     return f"{body} {sw:04X}" if body else f"{sw:04X}"
 
 
-def enable(level: int = TRAFFIC, stream=None) -> logging.Handler:
+def enable(level: int = TRAFFIC, stream: Optional[TextIO] = None) -> logging.Handler:
     """Send the ``cps`` loggers to ``stream`` (stderr) at ``level``.
 
     Returns the handler so the caller can remove it.
@@ -66,7 +66,7 @@ def enable(level: int = TRAFFIC, stream=None) -> logging.Handler:
     return handler
 
 
-def configure_from_env(environ: Optional[dict] = None) -> Optional[logging.Handler]:
+def configure_from_env(environ: Optional[Mapping[str, str]] = None) -> Optional[logging.Handler]:
     """Honour ``CPS_DEBUG`` (``traffic``, ``debug``, ``info``, ``warning``, ``error``)."""
     value = (environ if environ is not None else os.environ).get("CPS_DEBUG", "").strip().lower()
     if not value:

@@ -30,8 +30,8 @@ PIN_FLAG_UNBLOCKING = 1 << 6
 PIN_FLAG_SO = 1 << 7
 USAGE_DECRYPT, USAGE_SIGN, USAGE_NON_REPUDIATION = 1 << 1, 1 << 2, 1 << 9
 
-_MAX_OBJECTS = 64
-MAX_PIN_STORED = 64  # ISO 7816-15 allows any length; no real PIN object comes near  # a CPS3 holds a handful; a bigger list is a broken or hostile card
+_MAX_OBJECTS = 64  # a CPS3 holds a handful; a bigger list is a broken or hostile card
+MAX_PIN_STORED = 64  # ISO 7816-15 allows any length; no real PIN object comes near
 
 
 def bits(value: bytes) -> int:

@@ -23,7 +23,6 @@ and specialties are not in certificates at all; neither is covered here.
 from __future__ import annotations
 
 import functools
-
 import re
 import unicodedata
 from dataclasses import dataclass

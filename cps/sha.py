@@ -106,10 +106,12 @@ def _sha256_compress(h: List[int], block: bytes) -> None:
         h[i] = (h[i] + v) & _MASK
 
 
-_ALGS = {"sha1": (_SHA1_IV, _sha1_compress), "sha256": (_SHA256_IV, _sha256_compress)}
+_Compress = Callable[[List[int], bytes], None]
+_ALGS: Dict[str, Tuple[Tuple[int, ...], _Compress]] = {
+    "sha1": (_SHA1_IV, _sha1_compress), "sha256": (_SHA256_IV, _sha256_compress)}
 
 
-def _alg(algorithm: str):
+def _alg(algorithm: str) -> Tuple[Tuple[int, ...], _Compress]:
     try:
         return _ALGS[algorithm]
     except KeyError:

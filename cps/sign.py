@@ -26,13 +26,25 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+)
 
-from asn1crypto import cms, core  # type: ignore[import-untyped]
+from asn1crypto import cms, core
 
 # tsp registers signing-certificate(-v2) in cms.CMSAttribute: imported for that effect
-from asn1crypto import tsp as _tsp  # type: ignore[import-untyped]  # noqa: F401
-from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
+from asn1crypto import tsp as _tsp  # noqa: F401
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -70,8 +82,9 @@ MAX_CMS_SIZE = 16 * 1024 * 1024
 #: Most certificates accepted in one SignedData (bounds the signer search).
 MAX_CERTIFICATES = 32
 
-_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
-           "sha512": hashes.SHA512}
+_HASHES: Dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512}
 #: Hashes for new CMS signatures and accepted in CMS: SHA-1 is refused (collisions).
 _CMS_HASHES = ("sha256", "sha384", "sha512")
 _DIGEST_OIDS = {"1.3.14.3.2.26": "sha1", "2.16.840.1.101.3.4.2.1": "sha256",
@@ -179,7 +192,9 @@ class SoftwareSigner:
     def __init__(self, private_key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> None:
         if not isinstance(private_key, rsa.RSAPrivateKey):
             raise NotSupported("SoftwareSigner signs with RSA keys only, like CPS cards")
-        if private_key.public_key().public_numbers() != certificate.public_key().public_numbers():
+        cert_key = certificate.public_key()
+        if (not isinstance(cert_key, rsa.RSAPublicKey)
+                or private_key.public_key().public_numbers() != cert_key.public_numbers()):
             raise ValueError("the private key does not belong to the certificate")
         self._key = private_key
         self._certificate = certificate
@@ -322,7 +337,8 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
         "certificates": [signer_cert] + [asn1_x509.Certificate.load(d) for d in extra],
         "signer_infos": [signer_info],
     })
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    encoded: bytes = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return encoded
 
 
 # --------------------------------------------------------------------------- CMS verification
@@ -701,10 +717,13 @@ def _utc_seconds(moment: Optional[datetime]) -> datetime:
 
 def _octets(value: Any) -> bytes:
     """The bytes of an encapsulated content (OCTET STRING, possibly BER-chunked)."""
+    content: bytes
     if isinstance(value, core.ParsableOctetString):
-        return value.__bytes__()
+        content = value.__bytes__()
+        return content
     if isinstance(value, core.OctetString):
-        return value.native
+        content = value.native
+        return content
     raise CmsError("the encapsulated content is not an OCTET STRING")
 
 

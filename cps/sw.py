@@ -8,7 +8,7 @@ value (``61xx`` bytes available, ``6Cxx`` exact length, ``63Cx`` tries left).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Type
+from typing import Dict, Optional, Tuple, Type
 
 from . import errors
 
@@ -33,7 +33,7 @@ class StatusWord:
 
 _E = errors
 # code -> (name, text, error class)
-_EXACT: Dict[int, tuple] = {
+_EXACT: Dict[int, Tuple[str, str, Optional[Type[errors.CardError]]]] = {
     0x9000: ("OK", "success", None),
     0x6281: ("DATA_CORRUPTED", "part of returned data may be corrupted", _E.CardError),
     0x6282: ("END_OF_FILE", "end of file reached before reading Le bytes", _E.CardError),
@@ -132,7 +132,9 @@ def error_for_sw(sw: int, data: bytes = b"", context: str = "") -> errors.CardEr
     """
     prefix = f"{context}: " if context else ""
     if sw & 0xFFF0 == 0x63C0:
-        return pin_error(sw, context=context)  # type: ignore[return-value]
+        pin = pin_error(sw, context=context)
+        if pin is not None:                      # always so for 63Cx
+            return pin
     entry = _EXACT.get(sw)
     cls: Optional[Type[errors.CardError]] = entry[2] if entry else None
     if cls is errors.PinBlocked:

@@ -145,7 +145,8 @@ class Context:
     """What harnesses build their seeds from: the test PKI and a scratch directory.
 
     :param pki: a :class:`cps.emulator.pki.TestPKI`; default the emulator's
-        cached one (``$CPS_TEST_PKI_DIR`` or ``test-pki`` in :func:`cps.platform_paths.user_cache_dir`).
+        cached one (``$CPS_TEST_PKI_DIR`` or ``test-pki`` in
+        :func:`cps.platform_paths.user_cache_dir`).
     :param workdir: scratch directory; default a fresh temporary one.
     """
 

@@ -730,9 +730,9 @@ class Crl(Harness):
             index.lookup(serial)
         len(index)
         repr(index)
-        index.is_delta
+        _ = index.is_delta
         try:
-            index.issuer
+            _ = index.issuer
         except CpsError:
             pass
         try:

@@ -44,14 +44,20 @@ fi
 # (pyscard, python-pkcs11), the Redis nonce store, the test and bench tools. A
 # plain `pip install cps-middleware` is lighter (README "Install").
 EXTRAS="card,redis,test,bench"
-# Reinstall only when the project metadata or the extras changed since the last install.
+# The editable install is a plain path (setuptools' "compat" mode: a .pth naming
+# the checkout), not an import hook: mypy, run from anywhere against this .venv,
+# then resolves `cps` and `cps_cli` like any installed package.
+EDITABLE="compat"
+# Reinstall only when the project metadata, the extras or the mode changed.
 stamp=.venv/.cps-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" != "$EXTRAS" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+        || [ "$(cat "$stamp")" != "$EXTRAS $EDITABLE" ]; then
     echo "setup: installing the project into .venv (extras: $EXTRAS)"
     # (this machine's pip config prints one warning per missing mirror: hide those)
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
-    .venv/bin/python -m pip install -q -e ".[$EXTRAS]" 2>&1 | { grep -v "^WARNING: Location" || true; }
-    echo "$EXTRAS" > "$stamp"
+    .venv/bin/python -m pip install -q -e ".[$EXTRAS]" --config-settings "editable_mode=$EDITABLE" \
+        2>&1 | { grep -v "^WARNING: Location" || true; }
+    echo "$EXTRAS $EDITABLE" > "$stamp"
 fi
 
 # pcscd: one per machine, shared by every user of the socket. Start it when it

@@ -22,6 +22,7 @@ from cps.trust.ocsp import validate_response
 
 # OCSP answers carry the real producedAt: the objects are dated around the real time
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+SHA256 = hashes.SHA256()  # the default signing hash (one immutable instance)
 
 
 def _name(cn: str) -> x509.Name:
@@ -62,7 +63,7 @@ def _sha1(der: bytes, kind: str, signer) -> bytes:
     }).dump(True)
 
 
-def _cert(subject, issuer, key, signer, serial, algorithm=hashes.SHA256(), ca=True,
+def _cert(subject, issuer, key, signer, serial, algorithm=SHA256, ca=True,
           eku=None, rsa_padding=None):
     if isinstance(algorithm, hashes.SHA1):
         der = _cert(subject, issuer, key, signer, serial, ca=ca, eku=eku).public_bytes(
@@ -78,7 +79,7 @@ def _cert(subject, issuer, key, signer, serial, algorithm=hashes.SHA256(), ca=Tr
     return builder.sign(signer, algorithm, rsa_padding=rsa_padding)
 
 
-def _crl(issuer, signer, algorithm=hashes.SHA256(), rsa_padding=None):
+def _crl(issuer, signer, algorithm=SHA256, rsa_padding=None):
     if isinstance(algorithm, hashes.SHA1):
         return _sha1(_crl(issuer, signer), "crl", signer)
     return (x509.CertificateRevocationListBuilder().issuer_name(_name(issuer))
@@ -133,7 +134,7 @@ def test_pss_crl_only_with_mgf1_over_the_content_hash(pki, keys):
         mixed.validate(leaf, intermediates=[ca], at=NOW)
 
 
-def _delegated_answer(pki, keys, responder_algorithm, answer_algorithm=hashes.SHA256()):
+def _delegated_answer(pki, keys, responder_algorithm, answer_algorithm=SHA256):
     root, ca, leaf = pki
     responder = _cert("responder", "ca", keys[3], keys[1], 9, algorithm=responder_algorithm,
                       ca=False, eku=[ExtendedKeyUsageOID.OCSP_SIGNING])

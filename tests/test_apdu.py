@@ -7,8 +7,7 @@ import logging
 import pytest
 
 from cps import errors
-from cps.apdu import (ApduChannel, CommandApdu, encode_extended, encode_short,
-                      parse_command)
+from cps.apdu import ApduChannel, CommandApdu, encode_extended, encode_short, parse_command
 from cps.logs import TRAFFIC
 from cps.sw import describe, lookup
 from cps.testing.scripted import ScriptedConnection

@@ -12,8 +12,14 @@ import pytest
 
 import cps
 from cps import errors
-from cps.auth import (ChallengeIssuer, MemoryNonceStore, NonceStoreFull, RateLimited,
-                      RedisNonceStore, Verifier)
+from cps.auth import (
+    ChallengeIssuer,
+    MemoryNonceStore,
+    NonceStoreFull,
+    RateLimited,
+    RedisNonceStore,
+    Verifier,
+)
 from cps.auth.nonces import NONCE_LENGTH, TakeResult
 from cps.auth.token import TOKEN_FORMAT
 

@@ -156,6 +156,7 @@ def test_every_operation_in_every_variant_in_process(cps_pki, over_long, gr_max,
         _sweep(card, emu)
 
 
+@pytest.mark.pcsc
 @pytest.mark.parametrize("over_long,gr_max,paths", [("6700", 0xE7, "fid"),
                                                     ("6Cxx", 256, "app-path"),
                                                     ("6282", 0xE7, "absolute")])
@@ -257,6 +258,7 @@ def test_a_failed_verification_also_ends_with_a_reset(cps_pki):
     assert resets == [1]
 
 
+@pytest.mark.pcsc
 def test_second_pcsc_connection_keeps_then_loses_the_verification(cps_pcscd, cps_pki):
     emu = _card(cps_pki)
     with emu.serve_vpcd() as attachment:

@@ -285,6 +285,7 @@ def test_reset_in_the_middle_of_a_signature_is_reported(card, emu):
 def test_garbage_docp_is_a_protocol_error():
     from cps.cps3 import _docp_counters
 
-    for blob in ["", "7000", "7003BF8101", "7008BF810105A0039A0103", "700CBF810108A0069A01039B0109"]:
+    for blob in ["", "7000", "7003BF8101", "7008BF810105A0039A0103",
+                 "700CBF810108A0069A01039B0109"]:
         with pytest.raises(errors.CardProtocolError):
             _docp_counters(h(blob))

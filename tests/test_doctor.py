@@ -120,6 +120,23 @@ def test_no_pcsc_service(monkeypatch):
     assert "systemctl" in advice and "pcscd" in advice
 
 
+def test_card_access_not_installed_names_the_extra(monkeypatch):
+    # A light install (no [card] extra): the doctor stops at the PC/SC layer and
+    # says which install brings card access.
+    import cps.readers
+    from cps._extras import require
+    from cps.diagnostics import diagnose
+
+    def missing() -> list:
+        return require("smartcard_not_here", "card", "pyscard")
+
+    monkeypatch.setattr(cps.readers, "list_readers", missing)
+    report = diagnose().as_dict()
+    service = report["checks"][0]
+    assert report["first_failure"] == "pcsc-service" and service["status"] == "fail"
+    assert "cps-middleware[card]" in service["advice"]
+
+
 def test_no_card_in_the_selected_reader(cps_pcscd):
     report, code, data = both(READER, [])
     assert report.first_failure == "card" and code == 5

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 import cps
 from cps import errors
-from cps.auth import ChallengeIssuer, MemoryNonceStore, RedisNonceStore, Verifier
+from cps.auth import ChallengeIssuer, MemoryNonceStore, RedisNonceStore
 from cps.trust import TrustStore, Validator
 from cps.trust import certs as certs_mod
 
@@ -157,7 +157,7 @@ def _bare_cps_error_raises(path: Path):
 
 def test_no_bare_cps_error_is_raised():
     found = {}
-    for path in sorted([*(ROOT / "cps").rglob("*.py"), *(ROOT / "cli").rglob("*.py")]):
+    for path in sorted([*(ROOT / "cps").rglob("*.py"), *(ROOT / "cps_cli").rglob("*.py")]):
         lines = list(_bare_cps_error_raises(path))
         if lines:
             found[path.relative_to(ROOT).as_posix()] = lines
@@ -188,7 +188,7 @@ def test_a_missing_redis_names_this_distribution(monkeypatch):
 
 def test_messages_name_the_distribution_cps_middleware():
     offending = []
-    for path in sorted([*(ROOT / "cps").rglob("*.py"), *(ROOT / "cli").rglob("*.py")]):
+    for path in sorted([*(ROOT / "cps").rglob("*.py"), *(ROOT / "cps_cli").rglob("*.py")]):
         text = path.read_text(encoding="utf-8")
         for bad in ("pip install cps[", "pip install cps ", "pip install 'cps[",
                     'pip install "cps['):

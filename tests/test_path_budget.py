@@ -39,7 +39,8 @@ def _cert(subject: str, issuer: str, key, signer, serial: int, ca: bool = True):
 
 @pytest.fixture(scope="module")
 def keys():
-    return [rsa.generate_private_key(65537, 1024) for _ in range(65)]
+    # 1024-bit test keys: 65 of them must be generated quickly; their strength is irrelevant.
+    return [rsa.generate_private_key(65537, 1024) for _ in range(65)]  # noqa: S505
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,19 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pkcs11  # a runtime dependency: its absence is a failure, not a skip
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cps import errors
+from cps import pkcs11 as backend
 from cps.card import KeyRole, LastTryRefused, PinStatus
 from cps.emulator.card import EmulatedCard
 from cps.emulator.pki import TestPKI
 from cps.emulator.softhsm import SoftHsmToken, find_softhsm_module, provision_softhsm
-
-import pkcs11  # noqa: E402 - a runtime dependency: its absence is a failure, not a skip
-from cps import pkcs11 as backend  # noqa: E402
-from cps.pkcs11 import ERRORS, Pkcs11Card, find_module, map_error  # noqa: E402
+from cps.pkcs11 import ERRORS, Pkcs11Card, find_module, map_error
 
 try:
     MODULE = find_softhsm_module()

@@ -53,9 +53,16 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple, Type
 
 import pytest
 
-from cps.errors import (CertificateExpired, CertificateInvalid, CertificateParseError,
-                        CertificatePolicyError, CertificateRevoked, CpsError, CrlError,
-                        RevocationUnavailable)
+from cps.errors import (
+    CertificateExpired,
+    CertificateInvalid,
+    CertificateParseError,
+    CertificatePolicyError,
+    CertificateRevoked,
+    CpsError,
+    CrlError,
+    RevocationUnavailable,
+)
 from cps.trust.anchors import TrustStore
 from cps.trust.validate import Validator
 

@@ -22,9 +22,20 @@ from hypothesis import strategies as st
 import cps
 from cps import errors
 from cps.card import KeyRole
-from cps.sign import (MAX_CMS_SIZE, CmsError, CmsVerification, DigestMismatch, SignatureError,
-                      SignatureInvalid, SigningCertificateMismatch, SoftwareSigner, sign_cms,
-                      sign_pkcs1, verify_cms, verify_pkcs1)
+from cps.sign import (
+    MAX_CMS_SIZE,
+    CmsError,
+    CmsVerification,
+    DigestMismatch,
+    SignatureError,
+    SignatureInvalid,
+    SigningCertificateMismatch,
+    SoftwareSigner,
+    sign_cms,
+    sign_pkcs1,
+    verify_cms,
+    verify_pkcs1,
+)
 from cps.trust import Validator
 
 DATA = b"%PDF-1.7\nordonnance: amoxicilline 1 g, 3 fois par jour, 6 jours\n" * 40

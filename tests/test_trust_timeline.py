@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from timeline_oracle import DOWN, FORGED, GENUINE, PLANTED, REPLAYED, Oracle
 
 from cps.auth import ChallengeIssuer, Verifier
 from cps.auth.token import signed_data
@@ -36,7 +37,6 @@ from cps.testing.pkiserver import PkiServer
 from cps.trust import Validator
 from cps.trust.crlindex import CrlIndex
 from cps.trust.fetch import Fetcher
-from timeline_oracle import DOWN, FORGED, GENUINE, PLANTED, REPLAYED, Oracle
 
 PARIS = ZoneInfo("Europe/Paris")
 ORIGIN = "https://login.example"
@@ -129,7 +129,8 @@ class World:
                 other = OTHER_CA if ca == LEAF_CA else LEAF_CA
                 if self.pki.ca(ca).is_root:
                     other = "STANDARD" if ca == "FORT" else "FORT"
-                self.server.override(path, self.server.published_resource(self.complete_path(other)))
+                self.server.override(
+                    path, self.server.published_resource(self.complete_path(other)))
             elif mode == REPLAYED:
                 previous = self.previous.get(path)
                 if previous is not None:
@@ -172,7 +173,7 @@ class World:
         for leaf in self.leaves:
             for mode, validator in self.validators.items():
                 expected = self.oracle.verdict(self.chain(leaf), t, mode == "hard")
-                got = _outcome(lambda: validator.validate(leaf.cert))
+                got = _outcome(lambda v=validator, cert=leaf.cert: v.validate(cert))
                 assert got == expected, (t.astimezone(PARIS).isoformat(), leaf.ca,
                                          leaf.serial, mode, got, expected)
                 self.verdicts += 1

@@ -31,8 +31,8 @@ import abc
 import base64
 import binascii
 import enum
-import heapq
 import hashlib
+import heapq
 import hmac
 import math
 import os
@@ -138,7 +138,8 @@ class NonceStore(abc.ABC):
                 + os.urandom(_RANDOM_BYTES))             # what secrets.token_bytes uses
         return base64.urlsafe_b64encode(body + self._mac(body)).decode("ascii")
 
-    def put(self, nonce: str, issuer: str, expires_at: float) -> None:
+    # The former API's hook, a deliberate concrete no-op: not abstract, nothing to override.
+    def put(self, nonce: str, issuer: str, expires_at: float) -> None:  # noqa: B027
         """Kept for callers of the former API: nonces are no longer stored when issued."""
 
     # ------------------------------------------------------------------ answer
@@ -202,7 +203,7 @@ class MemoryNonceStore(NonceStore):
         self.max_entries = max_entries
         self.grace = tombstone_grace
         self._lock = threading.Lock()
-        self._used: set = set()
+        self._used: set[str] = set()
         self._heap: List[Tuple[float, str]] = []      # (forget at, nonce), soonest first
 
     def _consume(self, nonce: str, expires_at: float, now: float) -> TakeResult:

@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeGuard, Union
 
 from ..card import KeyRole
 from ..errors import (  # noqa: F401 - CpsError importable here
@@ -46,13 +46,19 @@ __all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult", "RateLimite
 # (``import cps`` itself does not import cps.auth).
 from cryptography.exceptions import InvalidSignature as _Bad  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
 
 from ..identity import Practitioner  # noqa: E402
 from ..trust import check_purpose, is_rsa_key, parse_cert  # noqa: E402
 
 _PKCS1 = padding.PKCS1v15()
 _HASHES = {"sha256": hashes.SHA256()}
+
+
+def _is_rsa(key: object) -> TypeGuard[rsa.RSAPublicKey]:
+    """:func:`~cps.trust.is_rsa_key` (an isinstance check remembered per class), narrowing."""
+    return is_rsa_key(key)
+
 
 #: the nonce's length in bytes before base64url (docs/auth-token.md, "The nonce")
 NONCE_BYTES = 48
@@ -260,7 +266,7 @@ class Verifier:
         else:
             leaf, practitioner = known
         key = leaf.public_key()
-        if not is_rsa_key(key):
+        if not _is_rsa(key):
             raise InvalidSignature("the certificate's key is not RSA")
         algorithm = _HASHES[ALGORITHMS[parsed.algorithm]]
         try:                                                          # signature

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
+import sys
 from collections import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Union
 
 from ..errors import MalformedToken, TokenTooLarge, UnsupportedAlgorithm, UnsupportedTokenFormat
 from ..token_format import TOKEN_FORMAT, signed_data, text_digest
@@ -71,11 +73,25 @@ class Token:
     library: str = ""
 
 
+if sys.version_info >= (3, 11):
+    def _a2b_strict(value: str) -> bytes:
+        return binascii.a2b_base64(value, strict_mode=True)
+else:
+    # Python 3.10's a2b_base64 has no strict_mode: check the same first (whole
+    # quanta of the alphabet, padding only to complete the last one)
+    _STRICT_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+    def _a2b_strict(value: str) -> bytes:
+        if _STRICT_B64.fullmatch(value) is None:
+            raise binascii.Error("only base64 data is allowed")
+        return binascii.a2b_base64(value)
+
+
 def _b64(value: str, field: str) -> bytes:
     try:
         # strict: only the base64 alphabet, padding only at the end (what
         # b64decode(validate=True) checks with a regular expression first)
-        return binascii.a2b_base64(value, strict_mode=True)
+        return _a2b_strict(value)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise MalformedToken(f"token field {field!r} is not valid base64") from None
 
@@ -95,18 +111,20 @@ def parse_token(token: Union[str, bytes, Mapping[str, Any]]) -> Token:
     if type(token) is not dict and not isinstance(token, abc.Mapping):
         raise MalformedToken("token must be a JSON object")
     get = token.get
-    values = [get(name) for name in _REQUIRED]
-    for name, value in zip(_REQUIRED, values):
+    fields = [get(name) for name in _REQUIRED]
+    values: List[str] = []
+    for name, value in zip(_REQUIRED, fields, strict=True):
         if not isinstance(value, str) or not value:
             raise MalformedToken(f"token field {name!r} missing or not a string")
+        values.append(value)
     library = get("library", "")
     if not isinstance(library, str):
         raise MalformedToken("token field 'library' must be a string")
     values.append(library)
-    for name, value, limit in zip(_ALL, values, _LIMITS):
+    for name, value, limit in zip(_ALL, values, _LIMITS, strict=True):
         if len(value) > limit:
             raise TokenTooLarge(f"token field {name!r} is too large")
-    for name, value in zip(_ALL, values):
+    for name, value in zip(_ALL, values, strict=True):
         # a lone surrogate ("\\ud800" in JSON) has no UTF-8 form: it could be
         # neither hashed nor sent to a store
         if not value.isascii():

@@ -6,10 +6,11 @@ import glob
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..atr import CardKind, identify
 from ..errors import (
+    MissingExtra,
     NoCard,
     NoReaders,
     PcscServiceUnavailable,
@@ -26,6 +27,11 @@ def _check_service(st: _State) -> Check:
     socket_path = os.environ.get("PCSCLITE_CSOCK_NAME") or "/run/pcscd/pcscd.comm"
     try:
         st.readers = list_readers()
+    except MissingExtra as exc:  # card access is an extra: say which install it needs
+        return _fail("pcsc-service", str(exc),
+                     f"Install card access in this Python environment: "
+                     f"pip install 'cps-middleware[{exc.extra}]'.", exc,
+                     socket=socket_path if sys.platform.startswith("linux") else None)
     except PcscServiceUnavailable as exc:
         return _fail("pcsc-service", str(exc), _service_advice(exc, socket_path), exc,
                      socket=socket_path if sys.platform.startswith("linux") else None)
@@ -35,9 +41,6 @@ def _check_service(st: _State) -> Check:
 
 
 def _service_advice(exc: PcscServiceUnavailable, socket_path: str) -> str:
-    if exc.code is None and "pyscard" in str(exc):
-        return ("Install pyscard in this Python environment: pip install pyscard "
-                "(it builds with swig and libpcsclite-dev).")
     if sys.platform == "win32":
         return ("Start the Smart Card service: `sc start SCardSvr` as administrator "
                 "(and set it to start automatically).")
@@ -105,7 +108,7 @@ _CCID_PLISTS = ("/etc/libccid_Info.plist",
                 "/usr/lib64/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist")
 
 
-def _ccid_listed() -> Optional[set]:
+def _ccid_listed() -> Optional[Set[Tuple[str, str]]]:
     """(vendor, product) pairs the installed CCID driver accepts; None without a driver."""
     import plistlib
 
@@ -114,7 +117,8 @@ def _ccid_listed() -> Optional[set]:
             with open(path, "rb") as f:
                 info = plistlib.load(f)
             return {(v.lower().replace("0x", ""), p.lower().replace("0x", ""))
-                    for v, p in zip(info["ifdVendorID"], info["ifdProductID"])}
+                    # a malformed plist's uneven lists pair up as far as they go
+                    for v, p in zip(info["ifdVendorID"], info["ifdProductID"], strict=False)}
         except (OSError, KeyError, ValueError, AttributeError, plistlib.InvalidFileException):
             continue
     return None

@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -74,6 +75,8 @@ class EmulatedCard:
         self._lock = threading.RLock()
         #: what a PC/SC transaction is to processes, for in-process connections
         self._transaction_lock = threading.RLock()
+        #: the vpcd attachment serving the card, when the ``cps_vpcd_card`` fixture made one
+        self.attachment: Optional[VpcdAttachment] = None
         certificates: Dict[int, bytes] = {}
         keys: Dict[int, CardKey] = {}
         chvs: Dict[int, Chv] = {}
@@ -254,8 +257,10 @@ class EmulatedConnection(Connection):
         # state (a PIN verified through another connection) stays, as in PC/SC.
         card.power_on()
 
-    def transaction(self):  # type: ignore[override]
-        return self.card._transaction_lock  # noqa: SLF001 - shared by all connections
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.card._transaction_lock:  # noqa: SLF001 - shared by all connections
+            yield
 
     @property
     def atr(self) -> bytes:

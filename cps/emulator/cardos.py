@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Union
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
@@ -27,8 +27,19 @@ from ..logs import TRAFFIC, format_command, format_response
 from ..sha import DIGEST_SIZES, finish
 from .filesystem import DF, EF, NEVER, SwError
 from .profiles import Behaviour
-from .security import (ACL_DECIPHER, ACL_INT_AUTH, ACL_PSO_CDS, ALG_AT_PKCS1, ALG_CT_DECIPHER, ALG_DST, ALG_HASH, CardKey, Chv,
-                       SecurityEnvironment, chv_by_ref)
+from .security import (
+    ACL_DECIPHER,
+    ACL_INT_AUTH,
+    ACL_PSO_CDS,
+    ALG_AT_PKCS1,
+    ALG_CT_DECIPHER,
+    ALG_DST,
+    ALG_HASH,
+    CardKey,
+    Chv,
+    SecurityEnvironment,
+    chv_by_ref,
+)
 
 __all__ = ["CardOS", "SwError"]
 
@@ -36,7 +47,8 @@ _log = logging.getLogger("cps.emulator")
 
 SW_OK = 0x9000
 MF_FID = 0x3F00
-_HASHES = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}
+# SHA-1: the CPS3 card signs SHA-1 digests too (PSO HASH / COMPUTE DIGITAL SIGNATURE)
+_HASHES = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}  # noqa: S303 - the card's algorithm
 # Internal authenticate accepts at most 40 % of the modulus (ANS spec, cps-domain 1.7).
 INT_AUTH_MAX_RATIO = 0.40
 # Commands whose answer the card computes: on T=0 it answers them 61xx and gives
@@ -190,6 +202,7 @@ class CardOS:
         if p2 not in (0x04, 0x0C):
             # CPS3 refuses P2=00 (FCI) for FIDs and names alike (OpenSC 20f359ea0, 1a3666364).
             raise SwError(0x6A86)
+        node: Union[DF, EF, None]
         if p1 == 0x00:
             if not data:
                 node = self.mf
@@ -222,10 +235,11 @@ class CardOS:
         if isinstance(node, DF):
             self.current_df, self.current_ef = node, None
         else:
+            assert node.parent is not None  # noqa: S101 - every EF of the tree was added to a DF
             self.current_df, self.current_ef = node.parent, node
         return node.fcp() if p2 == 0x04 else b""
 
-    def _find_fid(self, fid: int):
+    def _find_fid(self, fid: int) -> Union[DF, EF]:
         if fid == MF_FID:
             return self.mf
         if fid == self.current_df.fid:
@@ -238,10 +252,11 @@ class CardOS:
             raise SwError(0x6A82)
         return node
 
-    def _find_path(self, path: bytes, from_mf: bool):
+    def _find_path(self, path: bytes, from_mf: bool) -> Union[DF, EF]:
         if not path or len(path) % 2:
             raise SwError(0x6A87)
         fids = [int.from_bytes(path[i:i + 2], "big") for i in range(0, len(path), 2)]
+        node: Union[DF, EF]
         if from_mf:
             node = self.mf
             if fids and fids[0] == MF_FID:
@@ -383,7 +398,8 @@ class CardOS:
         if chv.blocked:
             raise SwError(0x6983)
         if apdu.p1 == 0x00:  # old || new, each padded to the stored length
-            old, new = self._split_pair(apdu.data, chv.max_length if len(apdu.data) == 2 * chv.max_length else 0)
+            stored = chv.max_length if len(apdu.data) == 2 * chv.max_length else 0
+            old, new = self._split_pair(apdu.data, stored)
             self._present(chv, old)
         elif apdu.p1 == 0x01:  # new only, after a VERIFY in this session
             if not chv.verified:

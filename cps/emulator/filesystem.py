@@ -9,7 +9,7 @@ BINARY is allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, TypeVar, Union
 
 from .. import tlv
 
@@ -61,23 +61,26 @@ class EF:
         return tlv.encode(0x62, body)
 
 
+_Node = TypeVar("_Node", "DF", EF)
+
+
 @dataclass
 class DF:
     """A dedicated file (the MF, or an application DF with a name)."""
 
     fid: int
     name: Optional[bytes] = None
-    children: Dict[int, object] = field(default_factory=dict)
+    children: Dict[int, Union[DF, EF]] = field(default_factory=dict)
     parent: Optional["DF"] = field(default=None, repr=False)
     acl: bytes = bytes((0x7F, NEVER, NEVER, NEVER, NEVER, NEVER, NEVER, NEVER))
     life_cycle: int = 0x05
 
-    def add(self, node):
+    def add(self, node: _Node) -> _Node:
         node.parent = self
         self.children[node.fid] = node
         return node
 
-    def walk(self) -> Iterator[object]:
+    def walk(self) -> Iterator[Union[DF, EF]]:
         yield self
         for child in self.children.values():
             if isinstance(child, DF):

@@ -79,13 +79,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asn1crypto import core as asn1  # type: ignore[import-untyped]
+from asn1crypto import core as asn1
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from .keys import cached_rsa_key, seed_bytes, write_atomic
 from .profiles import (
@@ -1113,9 +1113,9 @@ class TestPKI:
             .add_extension(x509.FreshestCRL(_uri_points(ca.delta_crl_url or ca.crl_url)),
                            critical=False)
             .add_extension(x509.AuthorityInformationAccess([
-                x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
                                        x509.UniformResourceIdentifier(f"{self.base_url}/ocsp")),
-                x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
                                        x509.UniformResourceIdentifier(ca.cert_url)),
             ]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
@@ -1242,9 +1242,10 @@ def _add_single_response(builder: ocsp.OCSPResponseBuilder, request: ocsp.OCSPRe
         reason = None
     by_hash = getattr(builder, "add_response_by_hash", None)
     if by_hash is not None:  # cryptography >= 43: echo the CertID exactly
-        return by_hash(request.issuer_name_hash, request.issuer_key_hash,
-                       request.serial_number, request.hash_algorithm, status,
-                       this_update, next_update, revoked_at, reason)
+        answered: ocsp.OCSPResponseBuilder = by_hash(
+            request.issuer_name_hash, request.issuer_key_hash, request.serial_number,
+            request.hash_algorithm, status, this_update, next_update, revoked_at, reason)
+        return answered
     # Older cryptography wants a certificate: a stand-in carrying the requested
     # serial yields the same CertID (issuer hashes come from the issuer cert).
     stand_in = (

@@ -265,7 +265,8 @@ class CardProfile:
 
 
 def _bundled() -> Any:
-    return resources.files(__package__ or "cps.emulator").joinpath("card-profiles")  # not "profiles": a sibling of profiles.py would look like a package
+    # not "profiles": a sibling of profiles.py would look like a package
+    return resources.files(__package__ or "cps.emulator").joinpath("card-profiles")
 
 
 def profile_names() -> list[str]:

@@ -19,7 +19,8 @@ ALWAYS_SCB = 0x00
 NEVER_SCB = 0xFF
 USER_AUTH_SCB = 0x12
 # Access-mode bits of a key SDO (OpenSC iasecc-sdo.h: IASECC_ACL_*)
-ACL_GET_DATA, ACL_DECIPHER, ACL_INT_AUTH, ACL_PSO_CDS = 0x01, 0x10, 0x20, 0x40  # CPS_PRIV_TECH_AUT on the contactless side (reference not published)
+# (ACL_INT_AUTH: CPS_PRIV_TECH_AUT on the contactless side, reference not published)
+ACL_GET_DATA, ACL_DECIPHER, ACL_INT_AUTH, ACL_PSO_CDS = 0x01, 0x10, 0x20, 0x40
 
 # Algorithm references (IAS-ECC, cps-domain 1.7)
 ALG_HASH = {0x10: "sha1", 0x40: "sha256"}
@@ -55,8 +56,12 @@ class Chv:
         return hmac.compare_digest(candidate.rstrip(b"\xff"), self.value)
 
     def docp(self) -> bytes:
-        """The SDO as GET DATA returns it: BF 81 <ref> { A0 { 9A max, 9B left, [9D uses], A1 {8C acl} } }."""
-        body = tlv.encode(0x9A, bytes((self.max_tries,))) + tlv.encode(0x9B, bytes((self.tries_left,)))
+        """The SDO as GET DATA returns it.
+
+        ``BF 81 <ref> { A0 { 9A max, 9B left, [9D uses], A1 {8C acl} } }``
+        """
+        body = (tlv.encode(0x9A, bytes((self.max_tries,)))
+                + tlv.encode(0x9B, bytes((self.tries_left,))))
         if self.usage_left is not None:
             body += tlv.encode(0x9D, self.usage_left.to_bytes(2, "big"))
         body += tlv.encode(0xA1, tlv.encode(0x8C, self.acl))

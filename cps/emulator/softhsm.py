@@ -78,6 +78,7 @@ from .security import KEY_AUTH, KEY_SIGN, KEY_TECH
 
 if TYPE_CHECKING:  # pragma: no cover
     import pkcs11
+    from pkcs11._pkcs11 import lib as Pkcs11Library  # what pkcs11.lib() returns
 
     from .card import EmulatedCard
 
@@ -202,8 +203,7 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
     :raises ValueError: a PIN or label SoftHSM cannot hold.
     :raises ProvisioningError: softhsm2-util or the object import failed.
     """
-    credentials: CardCredentials = getattr(credentials_or_card, "credentials",
-                                           credentials_or_card)
+    credentials: object = getattr(credentials_or_card, "credentials", credentials_or_card)
     if not isinstance(credentials, CardCredentials):
         raise TypeError("provision_softhsm needs CardCredentials or an EmulatedCard")
     profile = credentials.profile
@@ -253,8 +253,7 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
 # ------------------------------------------------------------------ provisioning helpers
 def _pairs(credentials: CardCredentials) -> list[dict[str, Any]]:
     """What the child imports: one entry per key pair, as JSON-friendly values."""
-    from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption,
-                                                              PrivateFormat)
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
     if credentials.profile.contactless:
         assert credentials.tech_key and credentials.tech_cert  # noqa: S101
@@ -273,7 +272,7 @@ def _pairs(credentials: CardCredentials) -> list[dict[str, Any]]:
             for lbl, cert_lbl, ref, key, cert, decrypt, private in rows]
 
 
-def _run(args: list[str], env: Mapping[str, str], what: str) -> subprocess.CompletedProcess:
+def _run(args: list[str], env: Mapping[str, str], what: str) -> subprocess.CompletedProcess[str]:
     """Run softhsm2-util; errors quote its output, never ``args`` (they hold PINs)."""
     try:
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=_TIMEOUT,
@@ -323,14 +322,16 @@ def _run_child(request: dict[str, Any], env: Mapping[str, str]) -> str:
 # ------------------------------------------------------------------ child process
 def _templates(pair: Mapping[str, Any]) -> list[dict[Any, Any]]:
     """PKCS#11 templates of one pair: private key, public key, certificate."""
-    from asn1crypto.core import Integer  # type: ignore[import-untyped]
+    from asn1crypto.core import Integer
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
     from cryptography.hazmat.primitives.serialization import load_der_private_key
     from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
 
     key = load_der_private_key(bytes.fromhex(pair["key"]), None)
     cert = x509.load_der_x509_certificate(bytes.fromhex(pair["cert"]))
-    numbers = key.private_numbers()  # type: ignore[union-attr]
+    assert isinstance(key, RSAPrivateKey)  # noqa: S101 - _pairs exports the card's RSA keys
+    numbers = key.private_numbers()
     pub = numbers.public_numbers
 
     def big(n: int) -> bytes:
@@ -369,7 +370,8 @@ def _import_objects(request: Mapping[str, Any]) -> str:
     lib = pkcs11.lib(request["module"])  # SOFTHSM2_CONF comes from our environment
     found = list(lib.get_tokens(token_label=request["label"]))
     if len(found) != 1:
-        raise ProvisioningError(f"expected one token labelled {request['label']!r}, found {len(found)}")
+        raise ProvisioningError(
+            f"expected one token labelled {request['label']!r}, found {len(found)}")
     token = found[0]
     with token.open(rw=True, so_pin=request["temp_so_pin"]) as session:
         session.set_pin(request["temp_so_pin"], request["so_pin"])  # SO session: SO PIN
@@ -385,7 +387,7 @@ def _import_objects(request: Mapping[str, Any]) -> str:
 _LIB_LOCK = threading.Lock()
 
 
-def _library(module: str) -> "pkcs11.lib":
+def _library(module: str) -> Pkcs11Library:
     """python-pkcs11's library object for ``module``.
 
     python-pkcs11 caches libraries by path string, but dlopen() shares one
@@ -395,7 +397,9 @@ def _library(module: str) -> "pkcs11.lib":
     """
     from .._extras import require
 
-    pkcs11 = require("pkcs11", "card", "python-pkcs11")
+    require("pkcs11", "card", "python-pkcs11")  # MissingExtra when it is not installed
+    import pkcs11
+
     real = os.path.realpath(module)
     for path in list(getattr(pkcs11, "_loaded", {})):
         if os.path.realpath(path) == real:
@@ -403,7 +407,7 @@ def _library(module: str) -> "pkcs11.lib":
     return pkcs11.lib(module)
 
 
-def _find(lib: "pkcs11.lib", token: SoftHsmToken) -> Optional["pkcs11.Token"]:
+def _find(lib: Pkcs11Library, token: SoftHsmToken) -> Optional["pkcs11.Token"]:
     for candidate in lib.get_tokens(token_label=token.token_label):
         if candidate.serial.decode("ascii", "replace").strip() == token.serial:
             return candidate

@@ -240,7 +240,7 @@ class PkiServer:
         except BaseException:
             sock.close()
             raise
-        port = sock.getsockname()[1]
+        port: int = sock.getsockname()[1]     # (host, port) for an AF_INET socket
         with _reserved_lock:
             _reserved[(host, port)] = sock
         return port

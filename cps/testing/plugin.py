@@ -29,9 +29,17 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Tuple
 
 import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cps.connection import Connection
+    from cps.emulator.card import EmulatedCard
+    from cps.emulator.pki import TestPKI
+    from cps.emulator.softhsm import SoftHsmToken
+    from cps.testing.pkiserver import PkiServer
+    from cps.testing.slapd import Slapd
 
 DEFAULT_PROFILE = "cps3-medecin"
 
@@ -41,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def cps_pki(tmp_path_factory: pytest.TempPathFactory):
+def cps_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
     """The emulator's test PKI (seed 1), generated once per session."""
     from cps.emulator.pki import TestPKI
 
@@ -50,7 +58,7 @@ def cps_pki(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def cps_card_factory(cps_pki) -> Callable[..., Any]:
+def cps_card_factory(cps_pki: TestPKI) -> Callable[..., EmulatedCard]:
     """Build emulated cards: ``factory("cps3-pharmacien", pin=None, puk=None)``."""
     from cps.emulator.card import EmulatedCard
 
@@ -62,7 +70,8 @@ def cps_card_factory(cps_pki) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def cps_emulated_card(request: pytest.FixtureRequest, cps_card_factory):
+def cps_emulated_card(request: pytest.FixtureRequest,
+                      cps_card_factory: Callable[..., EmulatedCard]) -> EmulatedCard:
     """A fresh emulated card (profile from indirect parametrisation or ``cps_profile`` mark)."""
     profile = getattr(request, "param", None)
     if profile is None:
@@ -72,7 +81,7 @@ def cps_emulated_card(request: pytest.FixtureRequest, cps_card_factory):
 
 
 @pytest.fixture
-def cps_connection(cps_emulated_card):
+def cps_connection(cps_emulated_card: EmulatedCard) -> Iterator[Connection]:
     """An in-process connection to ``cps_emulated_card`` (no pcscd involved)."""
     with cps_emulated_card.connection() as conn:
         yield conn
@@ -81,11 +90,13 @@ def cps_connection(cps_emulated_card):
 @pytest.fixture(scope="session")
 def cps_pcscd() -> None:
     """Make sure the machine's pcscd runs (start it as root when it does not); fail otherwise."""
-    if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode == 0:
+    # pgrep from PATH, as a shell would find it: a test-machine tool, no input of ours
+    if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode == 0:  # noqa: S607
         return
-    if os.geteuid() == 0 and shutil.which("pcscd"):
+    pcscd = shutil.which("pcscd")
+    if os.geteuid() == 0 and pcscd:
         os.makedirs("/run/pcscd", exist_ok=True)
-        subprocess.run(["pcscd"], check=True)
+        subprocess.run([pcscd], check=True)
         for _ in range(100):
             if os.path.exists("/run/pcscd/pcscd.comm"):
                 return
@@ -94,7 +105,7 @@ def cps_pcscd() -> None:
 
 
 @pytest.fixture
-def cps_vpcd_card(cps_pcscd, cps_emulated_card) -> Iterator[Any]:
+def cps_vpcd_card(cps_pcscd: None, cps_emulated_card: EmulatedCard) -> Iterator[EmulatedCard]:
     """``cps_emulated_card`` plugged into pcscd through vsmartcard-vpcd.
 
     The vpcd port (35963: ``Virtual PCD 00 00``) can be changed with the
@@ -107,7 +118,8 @@ def cps_vpcd_card(cps_pcscd, cps_emulated_card) -> Iterator[Any]:
 
 
 @pytest.fixture
-def cps_softhsm_token(cps_emulated_card, tmp_path_factory: pytest.TempPathFactory):
+def cps_softhsm_token(cps_emulated_card: EmulatedCard,
+                      tmp_path_factory: pytest.TempPathFactory) -> SoftHsmToken:
     """A SoftHSM2 token with the same keys, certificates and PIN as ``cps_emulated_card``.
 
     Pass ``token.env()`` to subprocesses; ``token.open()`` gives a python-pkcs11 session.
@@ -118,7 +130,8 @@ def cps_softhsm_token(cps_emulated_card, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def cps_pki_server(tmp_path_factory: pytest.TempPathFactory):
+def cps_pki_server(tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Tuple[TestPKI, PkiServer]]:
     """``(pki, server)``: a test PKI whose CRL/OCSP/caIssuers URLs point at a real
     HTTP server on 127.0.0.1 (complete and delta CRLs, OCSP by POST and GET)."""
     from cps.testing.pkiserver import serve_test_pki
@@ -128,7 +141,7 @@ def cps_pki_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def cps_pki_ldap(cps_pki, tmp_path_factory: pytest.TempPathFactory):
+def cps_pki_ldap(cps_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     """A real slapd on 127.0.0.1 publishing the test PKI's CA certificates and CRLs
     (complete and delta) the way IGC-Santé's directory does; see
     :class:`cps.testing.slapd.Slapd` (``crl_url(pki, ca_name, delta=True)``)."""

@@ -202,4 +202,5 @@ def _ldif(entries: Sequence[Entry]) -> str:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]     # (host, port) for an AF_INET socket
+        return port

@@ -14,7 +14,7 @@ here and nowhere else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 from ..der import header
 from .certs import oid_to_str
@@ -62,10 +62,12 @@ class UnknownSignatureAlgorithm(ValueError):
     """Raised by :func:`verify_signature` for an algorithm outside :data:`SIGNATURES`."""
 
 
-def verify_signature(key: Any, signature: bytes, data: bytes, oid: str,
+def verify_signature(key: Any, signature: bytes, data: Union[bytes, memoryview], oid: str,
                      parameters: Optional[bytes] = None) -> bool:
     """Whether ``signature`` over ``data`` verifies with ``key``: the one dispatch
     from a signatureAlgorithm to cryptography's verify call.
+
+    ``data`` may be a memoryview (a CRL's tbsCertList, not copied).
 
     :param oid: the signatureAlgorithm, dotted.
     :param parameters: its raw DER parameters (read for RSASSA-PSS only).
@@ -88,13 +90,15 @@ def verify_signature(key: Any, signature: bytes, data: bytes, oid: str,
         if kind == "rsa":
             if not isinstance(key, rsa.RSAPublicKey):
                 return False
-            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+            # cryptography's stub says bytes for RSA only; the binding takes any
+            # buffer, as its EC, DSA and EdDSA stubs declare.
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)  # type: ignore[arg-type]
         elif kind == "rsa-pss":
             if not isinstance(key, rsa.RSAPublicKey):
                 return False
             # MGF1 over the content hash, exactly the declared salt
             algorithm, pss = pss_parameters(parameters)
-            key.verify(signature, data, pss, algorithm)
+            key.verify(signature, data, pss, algorithm)  # type: ignore[arg-type]  # as above
         elif kind == "ecdsa":
             if not isinstance(key, ec.EllipticCurvePublicKey):
                 return False

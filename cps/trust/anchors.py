@@ -60,7 +60,8 @@ def to_der(cert: CertificateLike) -> bytes:
                         f"x509.Certificate, not {type(cert).__name__}")
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    return public_bytes(Encoding.DER)
+    der: bytes = public_bytes(Encoding.DER)
+    return der
 
 
 class TrustStore:
@@ -93,7 +94,8 @@ class TrustStore:
         :raises PinMismatch: a bundled certificate does not match its fingerprint.
         """
         files = resources.files("cps").joinpath("igc-sante")
-        anchors, intermediates = [], []
+        anchors: List[CertificateLike] = []
+        intermediates: List[CertificateLike] = []
         for name, pin in IGC_SANTE_PINS.items():
             der = files.joinpath(name).read_bytes()
             if hashlib.sha256(der).hexdigest().upper() != pin:

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, FrozenSet, List, Optional, Tuple, Type, cast
 
 from ..der import children, header  # noqa: F401 - the trust layer's DER reader
 from ..errors import CertificateParseError
+
+if TYPE_CHECKING:  # pragma: no cover - cryptography is imported on first use
+    import datetime
+
+    from cryptography.hazmat.primitives.asymmetric.dsa import DSAPublicKey
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 __all__ = ["ParsedCert", "parse_cert", "OID", "oid_to_str", "oid_from_str", "names_match",
            "header", "children"]
@@ -133,7 +139,7 @@ def _leap(year: int) -> bool:
 _LAST_TIME_KEY: Tuple[Optional[int], bytes] = (None, b"")
 
 
-def time_key(moment) -> bytes:
+def time_key(moment: datetime.datetime) -> bytes:
     """A datetime as the comparable 14 digits :func:`_time` produces (UTC).
 
     The digits of the last second asked for are kept: a server validating
@@ -157,17 +163,19 @@ def time_key(moment) -> bytes:
     return key
 
 
-def time_from_key(key: bytes):
+def time_from_key(key: bytes) -> datetime.datetime:
     """Back from 14 digits to an aware datetime (for error messages and results)."""
     import datetime as _dt
 
     return _dt.datetime.strptime(key.decode(), "%Y%m%d%H%M%S").replace(tzinfo=_dt.timezone.utc)
 
 
-_KEY_LOADER: Optional[Tuple[Any, Any]] = None
+#: ``load_der_public_key`` and the exception it raises for an unknown algorithm.
+_KeyLoader = Tuple[Callable[[bytes], "PublicKeyTypes"], Type[Exception]]
+_KEY_LOADER: Optional[_KeyLoader] = None
 
 
-def _key_loader() -> Tuple[Any, Any]:
+def _key_loader() -> _KeyLoader:
     # cryptography is imported on first use, not with this module (``import cps``
     # stays light); cached because an import statement costs a microsecond.
     global _KEY_LOADER
@@ -201,9 +209,9 @@ class ParsedCert:
     @property
     def fingerprint(self) -> bytes:
         fp = self._decoded.get("fp")
-        if fp is None:
+        if not isinstance(fp, bytes):  # None: not computed yet
             fp = self._decoded["fp"] = hashlib.sha256(self.der).digest()
-        return fp  # type: ignore[return-value]
+        return fp
 
     @property
     def self_issued(self) -> bool:
@@ -221,25 +229,28 @@ class ParsedCert:
         """The subject for humans (error messages); never fails."""
         return name_str(self.subject)
 
-    def public_key(self, inherit_from=None):
+    def public_key(self, inherit_from: Optional[PublicKeyTypes] = None) -> PublicKeyTypes:
         """The subject public key (a cryptography object).
 
         :param inherit_from: the previous working public key of the path: a DSA
             key without parameters takes its parameters (RFC 5280 6.1.4 (f)).
         """
-        key = self._decoded.get("key")
-        if key is None:
-            load_der_public_key, unsupported = _key_loader()
-            try:
-                key = load_der_public_key(self.spki)
-            except (ValueError, TypeError, unsupported) as exc:
-                key = self._dsa_inherited(inherit_from)
-                if key is None:
-                    raise CertificateParseError(f"unusable public key: {exc}") from None
-            self._decoded["key"] = key
+        cached = self._decoded.get("key")
+        if cached is not None:
+            # only this method stores "key", and only a loaded public key
+            return cast("PublicKeyTypes", cached)
+        load_der_public_key, unsupported = _key_loader()
+        key: Optional[PublicKeyTypes]
+        try:
+            key = load_der_public_key(self.spki)
+        except (ValueError, TypeError, unsupported) as exc:
+            key = self._dsa_inherited(inherit_from)
+            if key is None:
+                raise CertificateParseError(f"unusable public key: {exc}") from None
+        self._decoded["key"] = key
         return key
 
-    def _dsa_inherited(self, previous):
+    def _dsa_inherited(self, previous: Optional[PublicKeyTypes]) -> Optional[DSAPublicKey]:
         from cryptography.hazmat.primitives.asymmetric import dsa
 
         if not isinstance(previous, dsa.DSAPublicKey):
@@ -380,13 +391,13 @@ class ParsedCert:
             return []
         _, vs, ve = header(raw, 0, len(raw))
         out = []
-        for t, _, s, e in children(raw, vs, ve):
+        for _t, _, s, e in children(raw, vs, ve):
             full: List[bytes] = []
             relative: Optional[bytes] = None
             reasons: Optional[int] = None
             crl_issuer: List[bytes] = []
             has_name = False
-            for ct, ch, cs, ce in children(raw, s, e):
+            for ct, _ch, cs, ce in children(raw, s, e):
                 if ct == 0xA0:  # distributionPoint
                     has_name = True
                     for nt, nh, ns, ne in children(raw, cs, ce):
@@ -567,9 +578,13 @@ def _normalise_value(tag: int, value: bytes) -> Tuple[int, object]:
     return (tag, value)
 
 
-def _name_key(name: bytes) -> Tuple:
+#: A Name as RDNs (sets of OID and normalised value), for comparison.
+NameKey = Tuple[FrozenSet[Tuple[bytes, Tuple[int, object]]], ...]
+
+
+def _name_key(name: bytes) -> NameKey:
     _, vs, ve = header(name, 0, len(name))
-    rdns = []
+    rdns: List[FrozenSet[Tuple[bytes, Tuple[int, object]]]] = []
     for rt, _, rs, re_ in children(name, vs, ve):
         if rt != 0x31:
             raise CertificateParseError("bad RDN")

@@ -318,7 +318,11 @@ def _issuing_distribution_point(d: bytes, s: int, e: int) -> IssuingDistribution
     vs, ve = _expect(d, s, e, 0x30, "issuingDistributionPoint")
     if ve != e:
         raise _Malformed("issuingDistributionPoint: trailing data")
-    fields: dict = {}
+    full_name: Tuple[str, ...] = ()
+    full_name_der: Optional[bytes] = None
+    relative_name_der: Optional[bytes] = None
+    only_user = only_ca = indirect = only_attribute = False
+    only_some_reasons: Optional[FrozenSet[str]] = None
     pos = vs
     last = -1
     while pos < ve:
@@ -327,22 +331,25 @@ def _issuing_distribution_point(d: bytes, s: int, e: int) -> IssuingDistribution
             raise _Malformed("issuingDistributionPoint: fields out of order")
         last = tag & 0x1F
         if tag == 0xA0:
-            uris, full, relative = _distribution_point_name(d, cs, ce)
-            fields.update(full_name=tuple(uris), full_name_der=full, relative_name_der=relative)
+            uris, full_name_der, relative_name_der = _distribution_point_name(d, cs, ce)
+            full_name = tuple(uris)
         elif tag == 0x81:
-            fields["only_user"] = _boolean(d, cs, ce)
+            only_user = _boolean(d, cs, ce)
         elif tag == 0x82:
-            fields["only_ca"] = _boolean(d, cs, ce)
+            only_ca = _boolean(d, cs, ce)
         elif tag == 0x83:
-            fields["only_some_reasons"] = _reason_flags(d, cs, ce)
+            only_some_reasons = _reason_flags(d, cs, ce)
         elif tag == 0x84:
-            fields["indirect"] = _boolean(d, cs, ce)
+            indirect = _boolean(d, cs, ce)
         elif tag == 0x85:
-            fields["only_attribute"] = _boolean(d, cs, ce)
+            only_attribute = _boolean(d, cs, ce)
         else:
             raise _Malformed(f"issuingDistributionPoint: unexpected tag 0x{tag:02X}")
         pos = ce
-    return IssuingDistributionPoint(**fields)
+    return IssuingDistributionPoint(
+        full_name=full_name, full_name_der=full_name_der, relative_name_der=relative_name_der,
+        only_user=only_user, only_ca=only_ca, only_some_reasons=only_some_reasons,
+        indirect=indirect, only_attribute=only_attribute)
 
 
 def _freshest_crl_urls(d: bytes, s: int, e: int) -> List[str]:

@@ -334,12 +334,14 @@ def _connection_factory(base: type[http.client.HTTPConnection],
     def make(host: str, timeout: float | None = None, **kwargs: Any
              ) -> http.client.HTTPConnection:
         conn = base(host, timeout=deadline.clamp(timeout), **kwargs)
+        # typeshed leaves out HTTPConnection._create_connection, which http.client
+        # calls to open every socket: wrapping it is the one hook before any byte.
         create = conn._create_connection  # type: ignore[attr-defined]
 
         def create_connection(address: Any, timeout: Any = None, source: Any = None
                               ) -> socket.socket:
             # Attach the raw socket before any byte is read (proxy CONNECT included).
-            sock = create(address, deadline.clamp(timeout), source)
+            sock: socket.socket = create(address, deadline.clamp(timeout), source)
             deadline.attach(sock)
             return sock
 
@@ -349,7 +351,8 @@ def _connection_factory(base: type[http.client.HTTPConnection],
             connect()
             deadline.attach(conn.sock)  # the TLS socket, for https
 
-        conn._create_connection = create_connection  # type: ignore[attr-defined]
+        conn._create_connection = create_connection  # type: ignore[attr-defined]  # as above
+        # this connection only: the bound method is replaced on the instance
         conn.connect = connect_and_attach  # type: ignore[method-assign]
         return conn
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple
 
 from ..errors import CertificateInvalid, CertificateParseError
-from .certs import OID, ParsedCert, children, header, name_is_empty, _name_key
+from .certs import OID, ParsedCert, _name_key, children, header, name_is_empty
 
 __all__ = ["NameConstraints"]
 
@@ -80,7 +80,7 @@ def _ip_match(address: bytes, constraint: bytes) -> bool:
         return False
     half = len(address)
     net, mask = constraint[:half], constraint[half:]
-    return all((a & m) == (n & m) for a, n, m in zip(address, net, mask))
+    return all((a & m) == (n & m) for a, n, m in zip(address, net, mask, strict=True))
 
 
 def _dn_within(name: bytes, base: bytes) -> bool:
@@ -123,7 +123,7 @@ def _names_of(cert: ParsedCert) -> List[Tuple[int, bytes]]:
     san = cert.ext(OID.SUBJECT_ALT_NAME)
     if san is not None:
         _, vs, ve = header(san, 0, len(san))
-        for tag, hs, gs, ge in children(san, vs, ve):
+        for tag, _hs, gs, ge in children(san, vs, ve):
             if tag == DIRNAME:
                 out.append((DIRNAME, san[gs:ge]))
             else:
@@ -135,7 +135,8 @@ def _names_of(cert: ParsedCert) -> List[Tuple[int, bytes]]:
 class NameConstraints:
     """permitted_subtrees / excluded_subtrees state of RFC 5280 6.1."""
 
-    permitted: Optional[Dict[int, List[List[bytes]]]] = None  # per form: list of subtree sets (intersection)
+    # per form: list of subtree sets (intersection)
+    permitted: Optional[Dict[int, List[List[bytes]]]] = None
     excluded: Dict[int, Set[bytes]] = field(default_factory=dict)
     critical_forms: Set[int] = field(default_factory=set)
 

@@ -63,10 +63,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from asn1crypto import core as asn1_core  # type: ignore[import-untyped]
-from asn1crypto import keys as asn1_keys  # type: ignore[import-untyped]
-from asn1crypto import ocsp as asn1_ocsp  # type: ignore[import-untyped]
-from asn1crypto import x509 as asn1_x509  # type: ignore[import-untyped]
+from asn1crypto import core as asn1_core
+from asn1crypto import keys as asn1_keys
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization

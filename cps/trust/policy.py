@@ -226,6 +226,8 @@ class PolicyState:
             for node, depth in list(node_set):
                 if node.valid_policy == ANY and depth == depth_n:  # (g)(iii)(3)
                     parent = node.parent
+                    if parent is None:  # depth_n >= 1: only the root has no parent
+                        raise AssertionError("a policy node below the root without a parent")
                     for p in sorted(user - present):
                         child = parent.add(p, node.qualifiers, {p})
                         self.levels[depth_n].append(child)

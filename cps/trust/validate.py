@@ -22,7 +22,19 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
 
 from ..card import KeyRole
 from ..errors import (
@@ -51,6 +63,7 @@ from .certs import (
     KU_KEY_CERT_SIGN,
     KU_NON_REPUDIATION,
     OID,
+    DistributionPoint,
     ParsedCert,
     directory_name,
     general_names_match,
@@ -148,6 +161,14 @@ class ValidationResult:
                 f"purpose={purpose!r}, policies={sorted(self.policies)}, "
                 f"validated_at={self.validated_at.isoformat()})")
 
+#: fingerprints of the CAs (and anchor) above a certificate, and of the caller's
+#: intermediates: what a cached CRL plan depends on; ``()`` when not computed yet
+_PathKey = Tuple[Tuple[bytes, ...], Tuple[bytes, ...]]
+#: (complete CRL, delta CRL or None, CRL issuer names) to consult
+_Plan = List[Tuple[Any, Any, Tuple[bytes, ...]]]
+#: candidate paths: (CAs from the leaf's issuer up, anchor)
+_Candidates = List[Tuple[Tuple[ParsedCert, ...], ParsedCert]]
+
 
 @dataclass
 class _Prefix:
@@ -172,7 +193,7 @@ class _Prefix:
     #: who may have signed the leaf's CRLs (issuer, CAs above, anchor), and their
     #: fingerprints with those of the caller's intermediates: the leaf's plan key
     leaf_signers: Tuple[ParsedCert, ...] = ()
-    leaf_signers_key: Tuple = ()
+    leaf_signers_key: Union[_PathKey, Tuple[()]] = ()
 
 
 class _Failures(List[str]):
@@ -277,7 +298,9 @@ def _key_ids_match(crl: Any, cert: ParsedCert) -> bool:
 def _delta_applies(delta: Any, complete: Any) -> bool:
     """RFC 5280 5.2.4: a delta CRL completes a complete CRL whose cRLNumber is at least
     the delta's BaseCRLNumber and lower than the delta's own cRLNumber."""
-    base, number, own = delta.base_crl_number, complete.crl_number, delta.crl_number
+    base: Optional[int] = delta.base_crl_number
+    number: Optional[int] = complete.crl_number
+    own: Optional[int] = delta.crl_number
     if base is None or number is None or own is None:
         return False
     return base <= number < own
@@ -307,7 +330,7 @@ def _certificates_in(data: bytes) -> List[ParsedCert]:
                 warnings.simplefilter("ignore")
                 bundle = pkcs7.load_der_pkcs7_certificates(blob)[:16]
             out += [parse_cert(c.public_bytes(Encoding.DER)) for c in bundle]
-        except Exception:  # noqa: BLE001 - cryptography's PKCS#7 reader raises
+        except Exception:  # noqa: BLE001, S112 - skipped by design; its PKCS#7 reader raises
             continue       # ValueError, UnsupportedAlgorithm, InvalidVersion...: not ours
     return out[:16]
 
@@ -414,7 +437,11 @@ class Validator:
         self._lock = threading.RLock()
         self._crls: Dict[bytes, List[Any]] = {}     # issuer Name DER -> offline CrlIndex list
         self._local = threading.local()
-        self._selection: Dict[Tuple, Tuple] = {}
+        # (issuer, path key, CRL DP, basicConstraints, freshestCRL) ->
+        # (generation, valid from, valid until, plan)
+        self._selection: Dict[
+            Tuple[bytes, _PathKey, Optional[bytes], Optional[bytes], Optional[bytes]],
+            Tuple[int, bytes, bytes, _Plan]] = {}
         # CRL URL -> what it gave (online CRLs live here, by URL, never by issuer)
         self._held: Dict[str, _Held] = {}
         # the earliest time (POSIX) a held CRL is due: caches are dropped then
@@ -428,8 +455,10 @@ class Validator:
         self._aia: Dict[str, Tuple[float, Optional[str], List[ParsedCert]]] = {}
         self._generation = 0
         self._last_time: Tuple[Any, bytes] = (None, b"")
-        self._prefixes: Dict[Tuple, _Prefix] = {}
-        self._paths: Dict[Tuple[bytes, Optional[bytes]], List[Tuple[ParsedCert, ...]]] = {}
+        # (CA fingerprints, anchor fingerprint, intermediates' fingerprints) -> prefix
+        self._prefixes: Dict[Tuple[Tuple[bytes, ...], bytes, Tuple[bytes, ...]], _Prefix] = {}
+        # (leaf issuer, leaf AKI, intermediates' fingerprints) -> candidate paths
+        self._paths: Dict[Tuple[bytes, Optional[bytes], Tuple[bytes, ...]], _Candidates] = {}
         for crl in crls:
             self.add_crl(crl)
 
@@ -463,7 +492,7 @@ class Validator:
     def _prune(self, crls: List[Any]) -> None:
         """Drop the offline CRLs a newer one of the same scope supersedes, once both
         verified under the same key (unverified CRLs never replace anything)."""
-        def scope(c: Any) -> Tuple:
+        def scope(c: Any) -> Tuple[bool, object, Optional[bytes]]:
             return (c.is_delta, c.issuing_distribution_point, c.authority_key_identifier)
 
         def signers(c: Any) -> Set[bytes]:
@@ -617,13 +646,13 @@ class Validator:
 
     # ------------------------------------------------------------------ path building
     def _candidate_prefixes(self, leaf: ParsedCert, extra: List[ParsedCert]
-                            ) -> List[Tuple[Tuple[ParsedCert, ...], ParsedCert]]:
-        key = (leaf.issuer, leaf.ext(OID.AKI),
-               tuple(c.fingerprint for c in extra) if extra else ())
-        cached = self._paths.get(key)  # type: ignore[arg-type]
+                            ) -> _Candidates:
+        fingerprints: Tuple[bytes, ...] = tuple(c.fingerprint for c in extra) if extra else ()
+        key = (leaf.issuer, leaf.ext(OID.AKI), fingerprints)
+        cached = self._paths.get(key)
         if cached is not None:
-            return cached  # type: ignore[return-value]
-        out: List[Tuple[Tuple[ParsedCert, ...], ParsedCert]] = []
+            return cached
+        out: _Candidates = []
         budget = getattr(self._local, "budget", None)
         anchors = {a.fingerprint for a in self.store._anchors}
         # Certificates from which a walk found no anchor: not walked again (a set of
@@ -661,7 +690,7 @@ class Validator:
         with self._lock:
             if len(self._paths) > 10000:
                 self._paths.clear()
-            self._paths[key] = out  # type: ignore[index]
+            self._paths[key] = out
         return out
 
     def _chase_issuers(self, leaf: ParsedCert, extra: List[ParsedCert],
@@ -937,7 +966,8 @@ class Validator:
     def _revocation_status(self, cert: ParsedCert, issuer: ParsedCert, position: int,
                            at: dt.datetime, now: bytes, above: Sequence[ParsedCert],
                            anchor: ParsedCert, extra: Tuple[ParsedCert, ...] = (),
-                           signers: Tuple[ParsedCert, ...] = (), signers_key: Tuple = ()
+                           signers: Tuple[ParsedCert, ...] = (),
+                           signers_key: Union[_PathKey, Tuple[()]] = ()
                            ) -> RevocationStatus:
         if self.revocation == "off":
             return RevocationStatus(position, cert.subject, "not-checked", "revocation off")
@@ -1012,7 +1042,8 @@ class Validator:
         newer CRL lifts it).
         """
         is_ca = cert.basic_constraints()[0]
-        for dp in cert.distribution_points() or [None]:
+        points: Sequence[Optional[DistributionPoint]] = cert.distribution_points() or [None]
+        for dp in points:
             crl_issuers = tuple(dp.crl_issuer) if dp is not None and dp.crl_issuer else \
                 (directory_name(cert.issuer),)
             crls = [c for c in self._crls.get(cert.issuer, ()) if not c.is_delta]
@@ -1074,7 +1105,8 @@ class Validator:
     # reasons are covered; a delta CRL is applied on top of each.
     def _crl_status(self, cert: ParsedCert, issuer: ParsedCert, position: int, at: dt.datetime,
                     now: bytes, failures: List[str], path: Tuple[ParsedCert, ...],
-                    extra: Tuple[ParsedCert, ...] = (), path_key: Tuple = ()
+                    extra: Tuple[ParsedCert, ...] = (),
+                    path_key: Union[_PathKey, Tuple[()]] = ()
                     ) -> Optional[RevocationStatus]:
         plan = self._plan(cert, issuer, now, failures, path, extra, path_key)
         if plan is None:
@@ -1128,7 +1160,7 @@ class Validator:
 
     def _plan(self, cert: ParsedCert, issuer: ParsedCert, now: bytes, failures: List[str],
               path: Tuple[ParsedCert, ...], extra: Tuple[ParsedCert, ...] = (),
-              path_key: Tuple = ()) -> Optional[List[Tuple[Any, Any, Tuple[bytes, ...]]]]:
+              path_key: Union[_PathKey, Tuple[()]] = ()) -> Optional[_Plan]:
         """The (complete, delta, CRL issuer names) to consult, cached for a time window.
 
         None when the in-scope CRLs do not cover every revocation reason.
@@ -1142,9 +1174,9 @@ class Validator:
         if hit is not None and hit[0] == self._generation and hit[1] <= now <= hit[2]:
             return hit[3]
         is_ca = cert.basic_constraints()[0]
-        points = cert.distribution_points() or [None]
+        points: Sequence[Optional[DistributionPoint]] = cert.distribution_points() or [None]
         reasons = 0
-        plan: List[Tuple[Any, Any, Tuple[bytes, ...]]] = []
+        plan: _Plan = []
         lo, hi = b"00000000000000", b"99999999999999"
         for dp in points:
             crl_issuers = tuple(dp.crl_issuer) if dp is not None and dp.crl_issuer else \
@@ -1446,7 +1478,7 @@ class Validator:
         remembered on the CRL object."""
         memo = crl.__dict__.setdefault("_cps_time_keys", {})
         skew = self.clock_skew
-        times = memo.get(skew)
+        times: Optional[Tuple[bytes, bytes]] = memo.get(skew)
         if times is None:
             try:
                 lo = time_key(crl.this_update - skew)

@@ -107,18 +107,26 @@ def serve(validator: Any, host: str = "127.0.0.1", port: int = 0,
     return server
 
 
+def _http(url: str, timeout: float, data: Optional[bytes] = None,
+          headers: Optional[Dict[str, str]] = None) -> Any:
+    """urlopen for http(s) URLs only: never file: or custom schemes."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    request = urllib.request.Request(url, data=data, headers=headers or {},  # noqa: S310 - checked
+                                     method="POST" if data is not None else "GET")
+    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - scheme checked above
+
+
 def login(base_url: str, card: Any, pin: str) -> Dict[str, Any]:
     """The client side: challenge, PIN, token, session; returns /me's answer."""
-    with urllib.request.urlopen(f"{base_url}/challenge", timeout=10) as r:
+    with _http(f"{base_url}/challenge", timeout=10) as r:
         nonce = json.load(r)["nonce"]
     card.verify_pin(pin)
     token = json.dumps(card.auth_token(nonce, base_url)).encode()
-    request = urllib.request.Request(f"{base_url}/login", data=token, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as r:
+    with _http(f"{base_url}/login", timeout=30, data=token,
+               headers={"Content-Type": "application/json"}) as r:
         cookie = r.headers["Set-Cookie"].split(";")[0]
-    me = urllib.request.Request(f"{base_url}/me", headers={"Cookie": cookie})
-    with urllib.request.urlopen(me, timeout=10) as r:
+    with _http(f"{base_url}/me", timeout=10, headers={"Cookie": cookie}) as r:
         return json.load(r)
 
 
@@ -129,7 +137,8 @@ def main() -> None:  # pragma: no cover - manual use
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--test-pki", default="/tmp/cps-pki")
+    # A throwaway demo PKI (test keys only), as in the module docstring.
+    parser.add_argument("--test-pki", default="/tmp/cps-pki")  # noqa: S108
     args = parser.parse_args()
     pki = TestPKI.generate(args.test_pki, seed=1)
     store = TrustStore.from_certificates(pki.anchors(), pki.intermediates.values())

@@ -1,4 +1,4 @@
-"""Every exit code of cli/exitcodes.py, provoked through the installed `cps` and pcscd.
+"""Every exit code of cps_cli/exitcodes.py, provoked through the installed `cps` and pcscd.
 
 Each scenario is a real situation a sysadmin meets (docs/cli.md has the
 table); ``test_every_exit_code_is_provoked`` fails when a code is added to
@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict
 
 import pytest
 from cli_helpers import my_reader, write_cert
+
 from cps_cli import exitcodes
 
 pytestmark = pytest.mark.pcsc

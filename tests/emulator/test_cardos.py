@@ -274,7 +274,8 @@ def test_pso_hash_last_step_on_card_signature_verifies(card, ch, alg, size):
     signature = _sign_on_card(ch, message, alg)
     assert len(signature) == 256
     card.credentials.sign_cert.public_key().verify(
-        signature, message, padding.PKCS1v15(), {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}[alg])
+        signature, message, padding.PKCS1v15(),
+        {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}[alg])
 
 
 def test_hash_off_card_signature_verifies(card, ch):

@@ -93,7 +93,8 @@ def test_list_certificates_and_keys(card):
     keys = run("pkcs15-tool", "-r", READER, "--list-keys").stdout
     sig, aut = keys.split("Private RSA Key [CPS_PRIV_AUT]")
     assert "Private RSA Key [CPS_PRIV_SIG]" in sig
-    assert "Usage          : [0x200], nonRepudiation" in sig and "Key ref        : 129 (0x81)" in sig
+    assert "Usage          : [0x200], nonRepudiation" in sig
+    assert "Key ref        : 129 (0x81)" in sig
     assert "Usage          : [0x06], decrypt, sign" in aut and "Key ref        : 130 (0x82)" in aut
     for block in (sig, aut):
         assert "ModLength      : 2048" in block and "Auth ID        : 01" in block

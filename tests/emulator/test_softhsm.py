@@ -9,11 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pkcs11  # a runtime dependency: its absence is a failure, not a skip
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import Encoding
+from pkcs11 import Attribute, Mechanism, ObjectClass
 
 from cps.emulator.card import EmulatedCard
 from cps.emulator.layout import key_id
@@ -26,9 +28,6 @@ from cps.emulator.softhsm import (
     provision_softhsm,
 )
 from cps.errors import CpsError, NotSupported
-
-import pkcs11  # noqa: E402 - a runtime dependency: its absence is a failure, not a skip
-from pkcs11 import Attribute, Mechanism, ObjectClass  # noqa: E402
 
 try:
     MODULE = find_softhsm_module()

@@ -264,8 +264,8 @@ def test_bug14_oid_without_a_last_byte():
 
 
 def test_bug14_certificate_summary_of_such_a_policy(cps_pki):
-    from cps_cli.view import certificate_summary
     from cps.trust.certs import oid_from_str
+    from cps_cli.view import certificate_summary
 
     der = cps_pki.issue_card("cps3-medecin").auth_cert.public_bytes(Encoding.DER)
     policy = oid_from_str("1.2.250.1.213.1.7.2.1.1.1.1")  # the TEST authentication policy

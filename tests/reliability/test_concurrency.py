@@ -222,7 +222,7 @@ def test_two_processes_use_one_card_at_once(served, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for seed in (1, 2)]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
-    for proc, out in zip(procs, outputs):
+    for proc, out in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out[-3000:]
         assert "done 25 rounds, 0 bad" in out, out[-3000:]
         print(out.strip().splitlines()[-1])

@@ -1,7 +1,7 @@
 """`cps doctor`: diagnose the workstation, layer by layer (cps.diagnostics).
 
 The exit code is 0 when nothing failed (warnings allowed), else the code of
-the first broken layer (cli/exitcodes.py): 3 no PC/SC service, 4 no reader,
+the first broken layer (cps_cli/exitcodes.py): 3 no PC/SC service, 4 no reader,
 5 no card, 6 unsupported card, 9 invalid certificate, 10 revoked, 11
 revocation unavailable, 8 PIN blocked, 12 card error...
 """
@@ -51,7 +51,8 @@ class DoctorVerdict(click.ClickException):
 
     def __init__(self, code: int) -> None:
         super().__init__(f"exit code {code}")
-        self.exit_code = code
+        # click declares exit_code a ClassVar, yet reads it from the instance.
+        self.exit_code = code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
         pass

@@ -43,6 +43,8 @@ from cps.trust.files import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cryptography.x509 import Name
+
     from cps.readers import ReaderInfo
     from cps.trust.validate import ValidationResult, Validator
 
@@ -116,14 +118,14 @@ def _name_text(name_der: bytes) -> str:
         return name_str(name_der)
 
 
-def _load_name(name_der: bytes) -> Any:
+def _load_name(name_der: bytes) -> Name:
     """A cryptography ``Name`` from its DER.
 
     cryptography loads Names only inside certificates and CRLs; asn1crypto
     decodes the string types (UTF8, Printable, Teletex, BMP) and the Name is
     rebuilt attribute by attribute, multi-valued RDNs kept.
     """
-    from asn1crypto import x509 as ax  # type: ignore[import-untyped]
+    from asn1crypto import x509 as ax
     from cryptography import x509
 
     rdns = []

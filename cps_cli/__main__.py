@@ -53,11 +53,11 @@ class LazyGroup(click.Group):
             return command
         module, attribute, _, _ = COMMANDS[name]
         try:
-            command = getattr(importlib.import_module(module), attribute)
+            loaded: click.Command = getattr(importlib.import_module(module), attribute)
         except (ImportError, AttributeError):
             return None
-        self.add_command(command, name)
-        return command
+        self.add_command(loaded, name)
+        return loaded
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # The short helps come from the table: listing them imports nothing.
@@ -99,7 +99,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                  and exc.exit_code == 2):
             # A code typed in the wrong place (an extra argument, `--pin7391`...)
             # is never repeated, whoever wrote the message (click included).
-            exc.message = scrub_usage_message(exc.message, args)
+            # click marks ``message`` Final, but show() and format_message() read it
+            # from the instance: rewriting it is how click's own text gets scrubbed.
+            exc.message = scrub_usage_message(exc.message, args)  # type: ignore[misc]
         exc.show()
         return exc.exit_code
     except CpsError as exc:

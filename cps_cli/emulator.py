@@ -20,7 +20,7 @@ def list_profiles(as_json: bool) -> None:
     """list the bundled card profiles"""
     from cps.emulator.profiles import load_profile, profile_names
 
-    from .__main__ import emit
+    from .util import emit
 
     data = []
     for name in profile_names():

@@ -16,6 +16,7 @@ import click
 from . import exitcodes
 from .util import (
     CliFail,
+    F,
     emit,
     env_name_problem,
     note,
@@ -43,13 +44,13 @@ def _env_spec(ctx: click.Context, param: click.Parameter, value: Optional[str]) 
     return value
 
 
-def secret_option(name: str, dest: str, what: str) -> Callable:
+def secret_option(name: str, dest: str, what: str) -> Callable[[F], F]:
     return click.option(name, dest, metavar="env:VAR", callback=_env_spec, expose_value=True,
                         help=f"Read the {what} from this environment variable (else a line of "
                              "stdin when it is not a terminal, else a hidden prompt).")
 
 
-def pin_option(f: Callable) -> Callable:
+def pin_option(f: F) -> F:
     return secret_option("--pin", "pin_spec", "PIN")(f)
 
 

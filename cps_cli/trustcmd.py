@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import click
 
-from .util import CliFail, emit, json_option, style_bad, style_ok
+from .util import CliFail, F, emit, json_option, style_bad, style_ok
 
 __all__ = ["validate", "crl", "trust_options", "validator_from", "DownloadProgress",
            "parse_time", "fail_with_json"]
 
 
 # --------------------------------------------------------------------------- shared helpers
-def trust_options(f: Callable) -> Callable:
+def trust_options(f: F) -> F:
     """``--anchors``, ``--crl``, ``--revocation``, ``--online``, ``--cache-dir``."""
     f = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="CRL cache used with --online (default: $CPS_CRL_CACHE_DIR, "

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import click
 
@@ -28,13 +28,18 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # A run of digits as long as the shortest PIN: a value holding one may be a code.
 _CODE_LIKE = re.compile(r"[0-9]{4,}")
 
+#: A function a click option decorator returns unchanged.
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 class CliFail(click.ClickException):
     """An expected failure: one line on stderr and a stable exit code."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code a ClassVar, yet reads it from the instance
+        # (ClickException.show callers use ``exc.exit_code``): per-failure codes.
+        self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
@@ -57,17 +62,17 @@ def style_bad(text: str) -> str:
     return click.style(text, fg="red", bold=True)
 
 
-def json_option(f: Callable) -> Callable:
+def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True,
                         help="Machine-readable output (schema: docs/cli.md).")(f)
 
 
-def force_option(f: Callable) -> Callable:
+def force_option(f: F) -> F:
     return click.option("-f", "--force", is_flag=True,
                         help="Do not ask for confirmation (and allow the last PIN try).")(f)
 
 
-def card_options(f: Callable) -> Callable:
+def card_options(f: F) -> F:
     """``-r/--reader``, ``--backend``, ``--module``."""
     f = click.option("--module", metavar="PATH",
                      help="PKCS#11 module for --backend pkcs11 (default: ANS Cryptolib, "
@@ -183,7 +188,7 @@ def confirm(message: str, force: bool) -> None:
         raise CliFail("aborted", 16)
 
 
-def with_card(f: Callable) -> Callable:
+def with_card(f: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a command taking ``card`` as first argument: opens and closes it."""
 
     @card_options

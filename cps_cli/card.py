@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import click
 
 from . import exitcodes
 from .util import (
     CliFail,
+    F,
     emit,
     json_option,
     note,
@@ -105,7 +106,7 @@ def card_info(card: Any, as_json: bool) -> None:
     emit(data, as_json, render_card_info(data))
 
 
-def _reader_option(f: Callable) -> Callable:
+def _reader_option(f: F) -> F:
     return click.option("-r", "--reader", metavar="READER",
                         help="Reader index or name substring (default: every reader).")(f)
 
