@@ -305,15 +305,21 @@ class ApduChannel:
         (CPS3 does not support it; command chaining is used instead).
     :param max_response_length: the largest Le of a GET RESPONSE (see
         :class:`ResponseChaining`); callers cap their own reads to the same.
+    :param follow_wrong_length: resend a case-2 command answered ``6Cxx`` with the
+        Le the card names (:class:`WrongLength`). ``False`` for a card session that
+        knows its lengths beforehand: a ``6Cxx`` is then the card's error, and no
+        command asks more than the caller did.
     """
 
     def __init__(self, connection: Connection, *, extended: bool = False,
-                 max_response_rounds: int = 256, max_response_length: int = 256) -> None:
+                 max_response_rounds: int = 256, max_response_length: int = 256,
+                 follow_wrong_length: bool = True) -> None:
         self.connection = connection
         bottom: ApduProcessor = Transmitter(connection, extended=extended)
         if connection.protocol == "T0":
             bottom = T0Case4(bottom)
-        stack: ApduProcessor = WrongLength(bottom)
+        self._bottom = bottom
+        stack: ApduProcessor = WrongLength(bottom) if follow_wrong_length else bottom
         self.max_response_length = max_response_length
         stack = ResponseChaining(stack, max_rounds=max_response_rounds,
                                  max_le=max_response_length)
@@ -324,6 +330,12 @@ class ApduChannel:
     def transmit(self, apdu: CommandApdu) -> Response:
         """Send a command through the stack; return the response whatever its SW."""
         return self._stack.send(apdu)
+
+    def transmit_once(self, apdu: CommandApdu) -> Response:
+        """Send one command and return the card's own answer: no GET RESPONSE,
+        no resend, no chaining (for PIN commands, whose verdict is their status
+        word and which must reach the card exactly once)."""
+        return self._bottom.send(apdu)
 
     def send(self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"",
              ne: Optional[int] = None, context: str = "") -> bytes:

@@ -27,7 +27,16 @@ from .apdu import ApduChannel, CommandApdu
 from .atr import CardKind, require_supported
 from .card import Card, KeyRole, PinStatus, check_pin_format, digest_info
 from .connection import Connection
-from .errors import CardProtocolError, CpsError, NotSupported
+from .errors import (
+    CardProtocolError,
+    CardRemoved,
+    CardReset,
+    CpsError,
+    NoCard,
+    NotSupported,
+    PcscServiceUnavailable,
+    PinBlocked,
+)
 from .sw import error_for_sw, pin_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,7 +142,10 @@ class Cps3Card(Card):
         self._owns = owns_connection
         self.atr_entry = require_supported(connection.atr)
         self.kind = self.atr_entry.kind
-        self.channel = ApduChannel(connection, max_response_length=MAX_RECV)
+        # Lengths are known before each read (FCP, DER header): a 6Cxx is the
+        # card's error, never a reason to ask again (issue 14).
+        self.channel = ApduChannel(connection, max_response_length=MAX_RECV,
+                                   follow_wrong_length=False)
         self._lock = threading.RLock()
         self._current: Optional[bytes] = None     # which DF we left current ("MF"/AID)
         self._depth = 0
@@ -433,11 +445,11 @@ class Cps3Card(Card):
         with self._lock, self._transaction():
             p = self._docp(pin_ref)
             u = self._docp(puk_ref)
-        uses = u.get(0x9D)
-        return self._note_status(PinStatus(
-            tries_left=p[0x9B], max_tries=p[0x9A], blocked=p[0x9B] == 0,
-            unblock_tries_left=u[0x9B], unblock_max_tries=u[0x9A], unblock_uses_left=uses,
-            unblock_blocked=u[0x9B] == 0 or uses == 0))
+            uses = u.get(0x9D)
+            return self._note_status(PinStatus(
+                tries_left=p[0x9B], max_tries=p[0x9A], blocked=p[0x9B] == 0,
+                unblock_tries_left=u[0x9B], unblock_max_tries=u[0x9A], unblock_uses_left=uses,
+                unblock_blocked=u[0x9B] == 0 or uses == 0))
 
     def _counters(self, what: str) -> Tuple[Optional[int], Optional[int], Optional[int]]:
         # One DOCP, the counter the rule needs (the Cryptolib's way on a CPS3;
@@ -456,9 +468,14 @@ class Cps3Card(Card):
                      context: str) -> None:
         """Send one PIN command, once; its refusal becomes the one typed PIN error."""
         self._presented = True
-        response = self.channel.transmit(CommandApdu(0x00, ins, p1, p2, data))
+        # Once, and the card's own status word is the verdict: no GET RESPONSE
+        # whose status could pass for it, no resend on 6Cxx.
+        response = self.channel.transmit_once(CommandApdu(0x00, ins, p1, p2, data))
         if response.sw == 0x9000:
             return
+        if response.sw1 in (0x61, 0x6C):
+            raise CardProtocolError(f"{context}: the card answered {response.sw:04X} to a "
+                                    "PIN command")
         error = (pin_error(response.sw, what, context)
                  or error_for_sw(response.sw, response.data, context))
         self._note_error(error, what)
@@ -471,7 +488,7 @@ class Cps3Card(Card):
             self._check_last_try("PIN", allow_last_try)
             _log.debug("verifying the PIN")
             self._pin_command(0x20, 0x00, obj.reference, data, "PIN", "VERIFY")
-        self._note_success("PIN")
+            self._note_success("PIN")
         _log.info("PIN verified")
 
     def change_pin(self, old_pin: str, new_pin: str, *, allow_last_try: bool = False) -> None:
@@ -482,7 +499,7 @@ class Cps3Card(Card):
             self._check_last_try("PIN", allow_last_try)
             self._pin_command(0x24, 0x00, obj.reference, old + new, "PIN",
                               "CHANGE REFERENCE DATA")
-        self._note_success("PIN")
+            self._note_success("PIN")
         _log.info("PIN changed")
 
     def unblock_pin(self, puk: str, new_pin: str, *, allow_last_try: bool = False) -> None:
@@ -498,11 +515,28 @@ class Cps3Card(Card):
         with self._lock, self._transaction():
             self._check_last_try("unblock code", allow_last_try)
             self._pin_command(0x20, 0x00, puk_obj.reference, code, "unblock code", "VERIFY")
-            # 6983 here: the unblock code is right but no unblock is left (usage counter).
-            self._pin_command(0x2C, 0x02, pin_obj.reference, new, "unblock code",
-                              "RESET RETRY COUNTER")
-        self._note_success("unblock code")
+            # The unblock code was right: its counter is full again, whatever follows.
+            checked = self._seen
+            self._note("unblock code", checked.unblock_max_tries if checked else None)
+            response = self.channel.transmit_once(
+                CommandApdu(0x00, 0x2C, 0x02, pin_obj.reference, new))
+            if response.sw != 0x9000:
+                self._reset_refused(response.sw, response.data)
+            self._note_success("unblock code")
         _log.info("PIN unblocked")
+
+    def _reset_refused(self, sw: int, data: bytes) -> None:
+        """RESET RETRY COUNTER refused after the unblock code was accepted: say so,
+        without blaming the unblock code's counter (the refusal is not about it)."""
+        context = "RESET RETRY COUNTER (the unblock code was accepted)"
+        if sw == 0x6983:  # the usage counter: no unblock left on this card
+            seen = self._seen
+            self._note("unblock code", seen.unblock_tries_left if seen else None, uses=0)
+            raise PinBlocked(f"{context}: no unblock is left on this card", sw=sw,
+                             what="unblock code")
+        if sw >> 8 in (0x61, 0x6C) or sw & 0xFFF0 == 0x63C0:
+            raise CardProtocolError(f"{context}: the card answered {sw:04X}")
+        raise error_for_sw(sw, data, context)
 
     def logout(self) -> None:
         """Forget the PIN verification: the card is reset.
@@ -585,21 +619,35 @@ class Cps3Card(Card):
                               context="INTERNAL AUTHENTICATE")
 
     def close(self) -> None:
-        """End the session; when it presented the PIN (and :attr:`logout_on_close`),
-        reset the card first so that no verified state outlives it."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._presented and self.logout_on_close:
-                try:
-                    self.logout()
-                except CpsError as exc:  # removed card: its state went with it
-                    _log.warning("could not reset the card at close (%s): %s",
-                                 type(exc).__name__, exc)
-        finally:
-            if self._owns:
-                self.connection.close()
+        """End the session; when it presented a PIN command (and
+        :attr:`logout_on_close`), reset the card first so that no verified state
+        outlives it.
+
+        :raises CpsError: the reset failed while the card may still be there
+            (its PIN verification may remain): the connection is closed anyway.
+            A removed or already reset card took its state with it, and a stopped
+            pcscd reaches nothing: no error then (a warning for the latter).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._presented and self.logout_on_close:
+                    try:
+                        self.logout()
+                    except (CardRemoved, CardReset, NoCard) as exc:
+                        _log.info("card gone at close (%s): its state went with it",
+                                  type(exc).__name__)
+                    except PcscServiceUnavailable:
+                        # pcscd is gone: it closes its readers as it stops, and nothing
+                        # can reach the card any more (this program least of all).
+                        _log.warning("pcscd is gone at close: the card could not be reset "
+                                     "(a reader that kept it powered keeps its PIN "
+                                     "verification until it is removed)")
+            finally:
+                if self._owns:
+                    self.connection.close()
 
     def __repr__(self) -> str:
         return f"<Cps3Card {self.atr_entry.name} reader={self.connection.reader!r}>"

@@ -183,7 +183,7 @@ class _LibCrypto:
             functions[algorithm] = (init, update)
         return cls(functions, name)
 
-    def state(self, algorithm: str, message: bytes, cut: int) -> bytes:
+    def state(self, algorithm: str, message: bytes | bytearray | memoryview, cut: int) -> bytes:
         """The big-endian chaining state after ``message[:cut]`` (``cut`` a multiple of 64).
 
         Each call has its own context, so threads may hash at once (ctypes releases
@@ -369,7 +369,7 @@ def implementation() -> str:
     return f"libcrypto {native.name}" if native is not None else "python"
 
 
-def _python_state(algorithm: str, message: bytes, cut: int) -> bytes:
+def _python_state(algorithm: str, message: bytes | bytearray | memoryview, cut: int) -> bytes:
     iv, compress = _alg(algorithm)
     h = list(iv)
     mv = memoryview(message)
@@ -378,7 +378,25 @@ def _python_state(algorithm: str, message: bytes, cut: int) -> bytes:
     return struct.pack(f">{len(h)}I", *h)
 
 
-def split(algorithm: str, message: bytes) -> PartialHash:
+def _octets(message: object) -> bytes | bytearray | memoryview:
+    """The message as bytes, whatever buffer it came in: lengths and slices then
+    count bytes, not the items of an ``array('H')`` or a multi-byte memoryview.
+
+    :raises TypeError: not a bytes-like object (a ``str`` has no bytes to sign).
+    """
+    if isinstance(message, (bytes, bytearray)):
+        return message
+    try:
+        view = memoryview(message)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not {type(message).__name__!r}") \
+            from None
+    if view.itemsize == 1 and view.ndim == 1 and view.c_contiguous:
+        return view.cast("B") if view.format != "B" else view
+    return view.tobytes()
+
+
+def split(algorithm: str, message: bytes | bytearray | memoryview) -> PartialHash:
     """Hash every full block of ``message`` but keep a non-empty last block (1..64 bytes).
 
     When the length is a multiple of 64 the last full block stays for the card
@@ -386,21 +404,22 @@ def split(algorithm: str, message: bytes) -> PartialHash:
     """
     global _native
     _alg(algorithm)
-    keep = len(message) % 64 or min(64, len(message))
-    cut = len(message) - keep
+    octets = _octets(message)
+    keep = len(octets) % 64 or min(64, len(octets))
+    cut = len(octets) - keep
     state = None
     if cut:
         native = _native_impl()
         if native is not None:
             try:
-                state = native.state(algorithm, message, cut)
+                state = native.state(algorithm, octets, cut)
             except Exception as exc:  # noqa: BLE001 - fall back, and stop using it
                 _log.debug("libcrypto %s failed (%s): pure Python from now on", native.name, exc)
                 with _native_lock:
                     _native = None
     if state is None:
-        state = _python_state(algorithm, message, cut)
-    return PartialHash(algorithm, state, cut * 8, bytes(memoryview(message)[cut:]))
+        state = _python_state(algorithm, octets, cut)
+    return PartialHash(algorithm, state, cut * 8, bytes(memoryview(octets)[cut:]))
 
 
 def finish(algorithm: str, state: bytes, bit_count: int, tail: bytes) -> bytes:

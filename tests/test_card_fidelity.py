@@ -332,3 +332,67 @@ def test_an_fcp_without_a_usable_size_is_a_protocol_error(fcp):
 
     with pytest.raises(errors.CardProtocolError):
         fcp_size(h(fcp))
+
+
+# ---------------------------------------------------------------- found by the review
+class _Answer(EmulatedConnection):
+    """The emulated card, but commands whose first four bytes match get ``answer``."""
+
+    def __init__(self, card: EmulatedCard, header: bytes, answer: bytes) -> None:
+        super().__init__(card)
+        self.header, self.answer = header, answer
+
+    def send_and_receive(self, apdu: bytes) -> Tuple[bytes, int]:
+        if apdu[:4] == self.header:
+            return self.answer[:-2], int.from_bytes(self.answer[-2:], "big")
+        return super().send_and_receive(apdu)
+
+
+def test_a_buffer_of_wide_items_is_signed_as_its_bytes(cps_pki):
+    from array import array
+
+    emu = _card(cps_pki)
+    document = array("H", range(70))       # 140 bytes, 70 items
+    with cps.open_card(connection=emu.connection()) as card:
+        card.verify_pin(emu.pin)
+        _verify_sig(emu.credentials.sign_cert, card.sign(document), document.tobytes())
+        with pytest.raises(TypeError):
+            card.sign("text is not bytes")  # type: ignore[arg-type]
+
+
+def test_a_pin_command_answered_61xx_is_not_a_success(cps_pki):
+    emu = _card(cps_pki)
+    conn = _Answer(emu, h("00200001"), h("6100"))
+    with Cps3Card(conn, owns_connection=False) as card:
+        card.logout_on_close = False
+        with pytest.raises(errors.CardProtocolError):
+            card.verify_pin(emu.pin)
+    assert not emu.os.chvs[1].verified and emu.os.chvs[1].tries_left == 3
+
+
+def test_a_refused_reset_after_an_accepted_unblock_code_is_told_as_such(cps_pki):
+    emu = _card(cps_pki, "cps3-pin-blocked")
+    conn = _Answer(emu, h("002C0201"), h("6A80"))
+    with Cps3Card(conn, owns_connection=False) as card:
+        card.pin_status()
+        with pytest.raises(errors.CardError) as info:
+            card.unblock_pin(emu.puk, "2468")
+        assert not isinstance(info.value, errors.PinError)
+        assert "unblock code was accepted" in str(info.value)
+        seen = card.pin_status_seen
+        assert seen is not None and seen.unblock_tries_left == 10   # the code was right
+    assert emu.os.chvs[2].tries_left == 10
+
+
+class _NoReset(EmulatedConnection):
+    def reset(self) -> None:
+        raise errors.ReaderTimeout("the reader did not answer", reader=self.reader)
+
+
+def test_close_says_when_the_pin_verification_may_remain(cps_pki):
+    emu = _card(cps_pki)
+    card = Cps3Card(_NoReset(emu), owns_connection=False)
+    card.verify_pin(emu.pin)
+    with pytest.raises(errors.ReaderTimeout):
+        card.close()
+    card.close()                            # closed once: a second close is quiet

@@ -242,11 +242,19 @@ def test_bounded_exchanges_on_an_endless_61xx_card(cps_card_factory):
     assert conn.mark() - mark <= 260
 
 
-def test_6cxx_once_is_followed_transparently(cps_card_factory):
+def test_6cxx_to_an_exact_read_is_the_cards_error(cps_card_factory):
+    # The session knows every length before it reads (FCP, DER header), as the
+    # Cryptolib: a 6Cxx is a broken answer, never a reason to ask again (issue 14).
     emu, conn, card = _session(cps_card_factory)
-    emu.faults.force_6cxx = 2
+    emu.faults.force_6cxx = 1
     card._serial = None  # noqa: SLF001 - read EF.SN.ICC again
-    assert card.card_number == emu.profile.card_number
+    mark = conn.mark()
+    with pytest.raises(errors.CardError) as info:
+        _ = card.card_number
+    assert info.value.sw is not None and info.value.sw >> 8 == 0x6C
+    reads = [a for a in conn.sent[mark:] if a[1] == 0xB0]
+    assert len(reads) == 1          # not resent with the card's Le
+    assert card.card_number == emu.profile.card_number   # the next read is fine
 
 
 # --------------------------------------------------------------------------- wrong lengths
