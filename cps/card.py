@@ -95,10 +95,13 @@ def digest_info(hash_name: str, digest: bytes) -> bytes:
 def check_pin_format(pin: str, what: str = "PIN", min_len: int = 4, max_len: int = 8) -> bytes:
     """Check a PIN's shape before it goes anywhere near the card (no try spent).
 
+    :raises TypeError: not a ``str``.
     :raises PinError: not digits, or a length the card cannot hold. The message
         never contains the PIN.
     """
-    if not isinstance(pin, str) or not pin.isdigit() or not pin.isascii():
+    if not isinstance(pin, str):  # the caller's mistake, not a PIN's shape
+        raise TypeError(f"the {what} must be a str of digits, not {type(pin).__name__}")
+    if not pin.isdigit() or not pin.isascii():
         raise PinError(f"the {what} must be made of digits")
     if not min_len <= len(pin) <= max_len:
         raise PinError(f"the {what} must have {min_len} to {max_len} digits")
@@ -298,6 +301,7 @@ class Card(abc.ABC):
         :param data: the document, or its digest when ``prehashed``.
         :param hash: ``"sha256"`` or ``"sha1"``.
         :raises NotSupported: contactless card, or a backend that cannot.
+        :raises ValueError: ``prehashed`` with a digest of the wrong length.
         """
 
     @abc.abstractmethod

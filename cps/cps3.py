@@ -572,7 +572,7 @@ class Cps3Card(Card):
         if hash not in ALG_DST:
             raise NotSupported(f"hash {hash!r}: CPS3 signs sha1 and sha256")
         if prehashed and len(data) != sha.DIGEST_SIZES[hash]:
-            raise NotSupported(f"a {hash} digest has {sha.DIGEST_SIZES[hash]} bytes, "
+            raise ValueError(f"a {hash} digest has {sha.DIGEST_SIZES[hash]} bytes, "
                                f"not {len(data)}")
         key = self._key(KeyRole.SIGN)
         ref = key.key_reference or DEFAULT_KEY_REFS[KeyRole.SIGN]

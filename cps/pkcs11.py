@@ -540,7 +540,7 @@ class Pkcs11Card(Card):
             raise NotSupported(f"hash {hash!r}: CPS3 signs sha1 and sha256")
         data = bytes(data)
         if prehashed and len(data) != _HASHES[name]:
-            raise NotSupported(f"a {name} digest has {_HASHES[name]} bytes, not {len(data)}")
+            raise ValueError(f"a {name} digest has {_HASHES[name]} bytes, not {len(data)}")
         mechanism = (Mechanism.RSA_PKCS if prehashed else Mechanism.SHA256_RSA_PKCS
                      if name == "sha256" else Mechanism.SHA1_RSA_PKCS)
         payload = digest_info(name, data) if prehashed else data

@@ -396,3 +396,14 @@ def test_close_says_when_the_pin_verification_may_remain(cps_pki):
     with pytest.raises(errors.ReaderTimeout):
         card.close()
     card.close()                            # closed once: a second close is quiet
+
+
+def test_caller_mistakes_are_type_and_value_errors(cps_pki):
+    emu = _card(cps_pki)
+    with cps.open_card(connection=emu.connection()) as card:
+        with pytest.raises(TypeError):
+            card.verify_pin(1234)  # type: ignore[arg-type]
+        card.verify_pin(emu.pin)
+        with pytest.raises(ValueError):
+            card.sign(b"not a digest", prehashed=True)
+    assert emu.os.chvs[1].tries_left == 3
