@@ -15,6 +15,8 @@ top-level module   distribution        extra      needed by
 ``smartcard``      pyscard             card       :mod:`cps.pcsc` (readers, cards)
 ``pkcs11``         python-pkcs11       card       :mod:`cps.pkcs11` (PKCS#11 backend)
 ``redis``          redis               redis      ``RedisNonceStore``
+``tlslite``        tlslite-ng          tls        :mod:`cps.tls` (TLS with the card)
+``requests``       requests            tls        ``cps.tls.CardHTTPAdapter``
 =================  ==================  =========  ===============================
 
 Nothing here is imported by ``import cps``; the guard itself imports nothing
@@ -38,6 +40,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "smartcard": ("pyscard", "card"),
     "pkcs11": ("python-pkcs11", "card"),
     "redis": ("redis", "redis"),
+    "tlslite": ("tlslite-ng", "tls"),
+    "requests": ("requests", "tls"),
 }
 
 

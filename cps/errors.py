@@ -44,6 +44,9 @@ The hierarchy::
     │   ├── RevocationUnavailable(source, reason, next_update, failures)
     │   ├── CrlError(source, reason)
     │   └── OcspError(source, reason)
+    ├── TlsError(reason, host)      TLS client authentication with the card (cps.tls)
+    │   └── ServerCertificateError(reason, host, cause)  the server's certificate or name
+    ├── ClientCertificateRefused(reason, status)  cps.tls server side: 401/403 to send
     └── AuthError(reason)           challenge-response failures (cps.auth)
         ├── MalformedToken ── TokenTooLarge
         ├── UnsupportedTokenFormat, UnsupportedAlgorithm
@@ -108,6 +111,9 @@ __all__ = [
     "OriginMismatch",
     "OriginNotAllowed",
     "InvalidSignature",
+    "TlsError",
+    "ServerCertificateError",
+    "ClientCertificateRefused",
 ]
 
 
@@ -532,3 +538,56 @@ class InvalidSignature(AuthError):
     """The token's signature does not verify with its certificate."""
 
     reason = "invalid-signature"
+
+
+class TlsError(CpsError):
+    """A TLS connection authenticated with the card failed (:mod:`cps.tls`).
+
+    :ivar reason: a stable keyword: ``"protocol-version"`` (the server wants
+        TLS 1.3, which a CPS3 key cannot do), ``"no-signature-scheme"`` (the
+        server accepts no RSA PKCS#1 v1.5 client signature), ``"handshake"``
+        (any other refusal or alert), ``"no-client-certificate-request"`` (the
+        server never asked for the card), ``"closed"`` (the peer closed), ``"timeout"``,
+        ``"connect"`` (TCP), ``"server-certificate"``/``"server-name"`` (see
+        :class:`ServerCertificateError`).
+    :ivar host: the server, ``host:port``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "handshake", host: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.host = host
+
+
+class ServerCertificateError(TlsError):
+    """The server's certificate is not trusted for its name: the card signed nothing.
+
+    ``reason`` is ``"server-certificate"`` (chain, validity, key usage) or
+    ``"server-name"`` (the host name is not in the certificate); ``cause`` is the
+    verifier's own words.
+    """
+
+    def __init__(self, message: str, *, reason: str = "server-certificate", host: str = "",
+                 cause: str = "") -> None:
+        super().__init__(message, reason=reason, host=host)
+        self.cause = cause
+
+
+class ClientCertificateRefused(CpsError):
+    """cps.tls server side: the request's client certificate gives no practitioner.
+
+    :ivar reason: ``"no-certificate"``, ``"malformed-certificate"``,
+        ``"untrusted-proxy"`` (a certificate header from an address not
+        configured), ``"certificate-invalid"``, ``"certificate-revoked"``,
+        ``"revocation-unavailable"``, ``"not-a-practitioner"``...
+    :ivar status: the HTTP status to answer: 401 (no usable certificate) or
+        403 (a certificate that is refused).
+    :ivar cause: the underlying cps error, if any.
+    """
+
+    def __init__(self, message: str, *, reason: str, status: int = 401,
+                 cause: Optional[BaseException] = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.cause = cause

@@ -14,9 +14,14 @@ cd "$(dirname "$0")/.."
 #   opensc                    a real peer middleware (opensc-tool, pkcs15-tool, pkcs11-tool)
 #   redis-server              the shared nonce store used by the auth tests
 #   slapd                     an LDAP directory like IGC-Santé's (delta CRLs), for the trust tests
-#   openssl                   `openssl cms -verify` in the signing tests
+#   openssl                   `openssl cms -verify` in the signing tests, `openssl s_server`
+#                             (a TLS peer for cps.tls)
+#   nginx                     a reverse proxy verifying client certificates (cps.tls tests)
+#   curl + libengine-pkcs11-openssl   a TLS client we did not write, driving the card
+#                             through OpenSC's PKCS#11 module (cps.tls tests)
 #   python3-venv, gcc, python3-dev   to create the venv and build wheels
 DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 redis-server slapd openssl
+      nginx curl libengine-pkcs11-openssl
       python3-venv python3-dev gcc make pkg-config procps"
 
 missing=""
@@ -43,7 +48,7 @@ fi
 # The project with every extra the test suite and the benchmarks use: card access
 # (pyscard, python-pkcs11), the Redis nonce store, the test and bench tools. A
 # plain `pip install cps-middleware` is lighter (README "Install").
-EXTRAS="card,redis,test,bench"
+EXTRAS="card,redis,tls,test,bench"
 # The editable install is a plain path (setuptools' "compat" mode: a .pth naming
 # the checkout), not an import hook: mypy, run from anywhere against this .venv,
 # then resolves `cps` and `cps_cli` like any installed package.

@@ -70,6 +70,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import threading
@@ -226,6 +227,41 @@ class CardCredentials:
     chain: tuple[x509.Certificate, x509.Certificate] = field(repr=False)
     tech_key: rsa.RSAPrivateKey | None = field(default=None, repr=False)
     tech_cert: x509.Certificate | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ServerCredentials:
+    """A TLS server certificate of the test PKI, with its TEST-ONLY key.
+
+    :meth:`write` puts PEM files where a server (openssl s_server, nginx) can
+    read them.
+    """
+
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey = field(repr=False)
+    #: the intermediate(s) to send after the certificate
+    chain: tuple[x509.Certificate, ...]
+    #: the root the chain ends at (what a client trusts)
+    root: x509.Certificate
+
+    def write(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write ``server.pem`` (certificate then chain), ``server.key`` (PKCS#8,
+        unencrypted, mode 0600) and ``root.pem``; return their paths by those names.
+
+        :param directory: an existing directory.
+        """
+        base = Path(directory)
+        pem = serialization.Encoding.PEM
+        paths = {"server.pem": base / "server.pem", "server.key": base / "server.key",
+                 "root.pem": base / "root.pem"}
+        paths["server.pem"].write_bytes(b"".join(
+            c.public_bytes(pem) for c in (self.certificate, *self.chain)))
+        key_path = paths["server.key"]
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(self.key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        paths["root.pem"].write_bytes(self.root.public_bytes(pem))
+        return paths
 
 
 @dataclass(frozen=True)
@@ -441,6 +477,7 @@ class TestPKI:
         #: revoke / hold / release events by CA name, then serial, in recording order
         self._events: dict[str, dict[int, list[_Event]]] = {name: {} for name in self._cas}
         self._leaves: dict[tuple[str, int, str], tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
+        self._servers: dict[str, ServerCredentials] = {}
         for profile in profiles:
             self._register(profile)
 
@@ -746,6 +783,88 @@ class TestPKI:
                 made = self._leaves[(ca.name, index, role)] = (cert, key)
                 self._registry[ca.name][serial] = _Issued(
                     serial, f"leaf:{profile.card_number}", role, None, None)
+            return made
+
+    def issue_server(self, hostnames: Iterable[str] = ("localhost", "127.0.0.1"), *,
+                     ca_name: str = "STANDARD ORGANISATIONS", expired: bool = False
+                     ) -> ServerCredentials:
+        """Issue (or return) a TLS server certificate, as IGC-Santé's ORGANISATIONS CAs do
+        for health services (the "serveur applicatif" certificates).
+
+        subjectAltName lists ``hostnames`` (DNS names, and IP addresses for
+        those that parse as one); keyUsage digitalSignature + keyEncipherment,
+        extendedKeyUsage serverAuth; CRL and AIA pointers like a card
+        certificate's. Its key is RSA-2048 (TEST-ONLY), one per host list.
+        Deterministic: same seed and names, same DER. Valid from a year before
+        the reference time to three years after (``expired``: ended a year
+        before it), so peers that read the real clock (openssl, nginx, curl)
+        accept it.
+
+        :param hostnames: the names the certificate is valid for.
+        :param ca_name: an intermediate CA; ``"STANDARD ORGANISATIONS"`` by default.
+        :param expired: issue an expired certificate instead.
+        :raises ValueError: no host name, or a root CA.
+        """
+        names = tuple(hostnames)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError("issue_server needs at least one host name")
+        ca = self.ca(ca_name)
+        if ca.is_root:
+            raise ValueError(f"{ca.name} is a root: server certificates come from intermediates")
+        label = f"server/{ca.name}/{','.join(names)}/{'expired' if expired else 'valid'}"
+        with self._lock:
+            made = self._servers.get(label)
+            if made is not None:
+                return made
+            key = self._key(f"server/{','.join(names)}", 2048)
+            serial = self._serial(f"serial/{label}")
+            ref = self.reference_time
+            not_before, not_after = ((_add_years(ref, -4), _add_years(ref, -1)) if expired
+                                     else (_add_years(ref, -1), _add_years(ref, 3)))
+            alt: list[x509.GeneralName] = []
+            for name in names:
+                try:
+                    alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+                except ValueError:
+                    alt.append(x509.DNSName(name))
+            cert = (
+                x509.CertificateBuilder()
+                .serial_number(serial)
+                .issuer_name(ca.cert.subject)
+                .subject_name(x509.Name([
+                    x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TEST SERVICE DE SANTE"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
+                ]))
+                .public_key(key.public_key())
+                .not_valid_before(not_before)
+                .not_valid_after(not_after)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=True,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                    crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                               critical=False)
+                .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+                .add_extension(x509.CRLDistributionPoints(_uri_points(ca.crl_url)),
+                               critical=False)
+                .add_extension(x509.AuthorityInformationAccess([
+                    x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                           x509.UniformResourceIdentifier(ca.cert_url)),
+                ]), critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               critical=False)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                        _ski(ca.cert)), critical=False)
+                .sign(ca.key, hashes.SHA256())
+            )
+            root = self._cas[ca.parent] if ca.parent else ca
+            made = ServerCredentials(certificate=cert, key=key, chain=(ca.cert,),
+                                     root=root.cert)
+            self._servers[label] = made
+            self._registry[ca.name][serial] = _Issued(serial, label, "server", None, None)
             return made
 
     # -- revocation --------------------------------------------------------------
