@@ -328,6 +328,13 @@ class Card(abc.ABC):
         return token_fields(self.certificate(role).public_bytes(Encoding.DER), signature,
                             nonce, origin)
 
+    def check_present(self) -> None:  # noqa: B027 - optional hook: a default no-op
+        """Raise :class:`~cps.errors.CardRemoved` (or ``CardReset``) when the card
+        left its reader (or was reset) since this session began, without an APDU
+        (a PC/SC status call, a PKCS#11 session check). A long-lived user of the
+        card's authentication -- e.g. :class:`cps.tls.CardHTTPAdapter` -- calls
+        it to end its sessions with the card. The default does nothing."""
+
     def close(self) -> None:  # noqa: B027 - optional hook: a default no-op, not abstract
         """Release the card."""
 

@@ -69,6 +69,12 @@ class Connection(abc.ABC):
 
         raise NotSupported(f"{type(self).__name__} cannot reset the card")
 
+    def check_present(self) -> None:  # noqa: B027 - optional hook: a default no-op
+        """Raise :class:`~cps.errors.CardRemoved` (or ``CardReset``) when the card
+        left the reader (or was reset by someone else) since this connection
+        began; cheap (no APDU). The default does nothing: a connection that
+        cannot tell."""
+
     def close(self) -> None:  # noqa: B027 - optional hook: a default no-op, not abstract
         """Release the card. Idempotent."""
 

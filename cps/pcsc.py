@@ -221,6 +221,17 @@ class PcscConnection(Connection):
                     self._ctx.scard.SCardEndTransaction(self._card,
                                                        self._ctx.scard.SCARD_LEAVE_CARD)
 
+    def check_present(self) -> None:
+        """``SCardStatus``: CardRemoved / CardReset when the card left or was reset."""
+        if self._card is None:
+            raise errors.ReaderError("connection closed", reader=self.reader)
+        if self._removed:
+            raise errors.CardRemoved("the card was removed", reader=self.reader)
+        rv = self._ctx.scard.SCardStatus(self._card)[0]
+        if rv != SCARD_S_SUCCESS:
+            self._removed = self._removed or rv in (SCARD_W_REMOVED_CARD, SCARD_E_NO_SMARTCARD)
+            raise pcsc_error(rv, "checking that the card is there", self.reader)
+
     def reconnect(self, reset: bool = False) -> None:
         """Re-establish the link after ``CardReset`` (optionally resetting the card)."""
         s = self._ctx.scard

@@ -517,6 +517,13 @@ class Pkcs11Card(Card):
         """The module says the user is logged in (C_GetSessionInfo)."""
         return self._raw.state(self._session.handle) in _CKS_USER
 
+    def check_present(self) -> None:
+        """C_GetSessionInfo: a removed token closes its sessions (CardRemoved)."""
+        if self._closed:
+            raise errors.ReaderError("session closed")
+        if self._raw.state(self._session.handle) < 0:
+            raise errors.CardRemoved("the token is gone (its PKCS#11 session ended)")
+
     def logout(self) -> None:
         """C_Logout: forget the PIN verification (for every session of this process)."""
         rv = self._raw.logout(self._session.handle)

@@ -282,5 +282,11 @@ class EmulatedConnection(Connection):
             raise ReaderError("connection closed", reader=self.reader)
         self.card.reset()
 
+    def check_present(self) -> None:
+        if self._closed:
+            raise ReaderError("connection closed", reader=self.reader)
+        if self.card.faults.removed:
+            raise CardRemoved("the emulated card was removed", reader=self.reader)
+
     def close(self) -> None:
         self._closed = True
