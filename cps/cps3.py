@@ -618,6 +618,9 @@ class Cps3Card(Card):
             return self._send(0x88, 0x00, 0x00, challenge, ne=256,
                               context="INTERNAL AUTHENTICATE")
 
+    def check_present(self) -> None:
+        self.connection.check_present()
+
     def close(self) -> None:
         """End the session; when it presented a PIN command (and
         :attr:`logout_on_close`), reset the card first so that no verified state
