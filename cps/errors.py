@@ -46,7 +46,7 @@ The hierarchy::
     │   └── OcspError(source, reason)
     ├── TlsError(reason, host)      TLS client authentication with the card (cps.tls)
     │   └── ServerCertificateError(reason, host, cause)  the server's certificate or name
-    ├── ClientCertificateRefused(reason, status)  cps.tls server side: 401/403 to send
+    ├── ClientCertificateRefused(reason, status)  cps.tls server side: 401/403/503 to send
     └── AuthError(reason)           challenge-response failures (cps.auth)
         ├── MalformedToken ── TokenTooLarge
         ├── UnsupportedTokenFormat, UnsupportedAlgorithm
@@ -580,8 +580,9 @@ class ClientCertificateRefused(CpsError):
         ``"untrusted-proxy"`` (a certificate header from an address not
         configured), ``"certificate-invalid"``, ``"certificate-revoked"``,
         ``"revocation-unavailable"``, ``"not-a-practitioner"``...
-    :ivar status: the HTTP status to answer: 401 (no usable certificate) or
-        403 (a certificate that is refused).
+    :ivar status: the HTTP status to answer: 401 (no usable certificate), 403
+        (a certificate that is refused) or 503 (revocation status unavailable
+        in hard-fail: nothing is known against the card, the server cannot tell yet).
     :ivar cause: the underlying cps error, if any.
     """
 

@@ -35,6 +35,8 @@ COMMANDS: Dict[str, Tuple[str, str, str, bool]] = {
     "validate": ("cps_cli.trustcmd", "validate", "validate a certificate (chain, revocation)",
                  False),
     "crl": ("cps_cli.trustcmd", "crl", "fetch, show and check CRLs", False),
+    "tls": ("cps_cli.tlscmd", "tls", "TLS client authentication with the card: does this "
+            "card open this service?", False),
     "emulator": ("cps_cli.emulator", "emulator", "emulated CPS3 cards for tests and demos",
                  False),
     "apdu": ("cps_cli.apdu", "apdu", "send raw APDUs (experts)", True),

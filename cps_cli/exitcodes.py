@@ -24,6 +24,9 @@ NOT_SUPPORTED = 14      #: the operation does not exist on this card, interface 
 LAST_TRY_REFUSED = 15   #: one PIN try left: refused without --force
 ABORTED = 16            #: the user declined a confirmation
 SIGNATURE_INVALID = 17  #: a signature (raw or CMS) does not verify, or a CMS is malformed
+TLS_FAILED = 18         #: `cps tls`: no TLS connection (refused handshake, network, timeout)
+SERVER_UNTRUSTED = 19   #: `cps tls`: the server's certificate or name is not trusted
+HTTP_ERROR = 20         #: `cps tls get`: the server answered an HTTP status >= 400
 
 # Most specific first: the first matching class wins.
 _TABLE: Tuple[Tuple[Type[BaseException], int], ...] = (
@@ -40,6 +43,8 @@ _TABLE: Tuple[Tuple[Type[BaseException], int], ...] = (
     (errors.CertificateError, CERT_INVALID),
     (errors.RevocationError, REVOCATION_UNAVAILABLE),
     (errors.AuthError, AUTH_FAILED),
+    (errors.ServerCertificateError, SERVER_UNTRUSTED),
+    (errors.TlsError, TLS_FAILED),
     (errors.NotSupported, NOT_SUPPORTED),
     (errors.CardError, CARD_ERROR),
     (errors.CardProtocolError, CARD_ERROR),

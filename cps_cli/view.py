@@ -424,7 +424,7 @@ def error_to_dict(exc: BaseException) -> Dict[str, Any]:
     reader, card_name``."""
     out: Dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     for name in ("reason", "position", "subject", "what", "tries_left", "revocation_reason",
-                 "source", "purpose", "reader", "card_name"):
+                 "source", "purpose", "reader", "card_name", "host", "cause"):
         value = getattr(exc, name, None)
         if value is not None and value != "":
             out[name] = value

@@ -212,13 +212,24 @@ class TlsConnection:
         return int(self._tls.send(data))
 
     def recv(self, size: int) -> bytes:
-        return bytes(self._tls.recv(size))
+        return self._read(size)
 
     def recv_into(self, buffer: Any) -> int:
-        data = self._tls.read(len(buffer))
+        data = self._read(len(buffer))
         size = len(data)
         buffer[:size] = data
         return size  # 0 at the end (tlslite-ng's own recv_into says None: "would block")
+
+    def _read(self, size: int) -> bytes:
+        from tlslite.errors import TLSAbruptCloseError
+
+        try:
+            return bytes(self._tls.read(size))
+        except TLSAbruptCloseError:
+            # A peer that closes without close_notify: the end, as Python's ssl
+            # module treats it (suppress_ragged_eofs); HTTP's own framing
+            # (Content-Length, chunked) is what tells a truncated answer.
+            return b""
 
     def makefile(self, mode: str = "rb", buffering: int = -1) -> io.BufferedReader:
         """A buffered binary reader (what ``http.client`` reads responses with)."""

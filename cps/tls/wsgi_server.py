@@ -1,0 +1,135 @@
+"""A small threaded HTTPS WSGI server that asks for a client certificate.
+
+::
+
+    from cps.tls.wsgi_server import make_server
+    server = make_server(WsgiMiddleware(app, validator), "0.0.0.0", 8443,
+                         certfile="server.pem", keyfile="server.key", client_ca="cas.pem")
+    server.serve_forever()
+
+Standard library only (:mod:`wsgiref`, :mod:`ssl`). The peer's certificate,
+DER, is put in ``environ["cps.tls.peer_certificate"]``
+(:data:`cps.tls.middleware.PEER_CERTIFICATE_KEY`), where
+:class:`~cps.tls.middleware.WsgiMiddleware` reads it.
+
+The TLS layer only proves that the client holds the key of a certificate
+issued under ``client_ca`` (OpenSSL checks the chain, the dates and, for a
+client, that the keyUsage allows digitalSignature: a signature-only card
+certificate fails the handshake already). Revocation, the pinned anchors and
+the authentication purpose are the middleware's :class:`cps.trust.Validator`'s.
+TLS 1.2 stays allowed: a CPS3 card signs only RSA PKCS#1 v1.5, which TLS 1.3
+does not accept for a CertificateVerify.
+
+For production, put the application behind nginx or Apache and use their
+certificate header (docs/tls.md); this server is for tests, demos and small
+internal services.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+from socketserver import ThreadingMixIn
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from .middleware import PEER_CERTIFICATE_KEY
+
+__all__ = ["make_server", "TlsWsgiServer"]
+
+_log = logging.getLogger("cps.tls.server")
+_Path = Union[str, "os.PathLike[str]"]
+
+
+class _Handler(WSGIRequestHandler):
+    """wsgiref's handler, with the peer certificate and HTTPS in the environ."""
+
+    def get_environ(self) -> Dict[str, Any]:
+        environ = super().get_environ()
+        environ["HTTPS"] = "on"  # wsgiref then sets wsgi.url_scheme to https
+        connection = self.connection
+        if isinstance(connection, ssl.SSLSocket):
+            der = connection.getpeercert(binary_form=True)
+            if der:
+                environ[PEER_CERTIFICATE_KEY] = der
+        return environ
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        _log.debug("%s - %s", self.address_string(), format % args)
+
+
+class TlsWsgiServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection; the TLS handshake is done in that thread, with
+    a time limit, so a slow or silent client never holds the accept loop."""
+
+    daemon_threads = True
+    context: ssl.SSLContext
+    timeout_seconds: float = 10.0
+
+    def get_request(self) -> Tuple[Any, Any]:
+        sock, address = self.socket.accept()
+        sock.settimeout(self.timeout_seconds)  # the handshake and every read after it
+        wrapped = self.context.wrap_socket(sock, server_side=True,
+                                           do_handshake_on_connect=False)
+        return wrapped, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            # A client without an acceptable certificate, a scanner, a timeout:
+            # no HTTP exchange is possible, the connection is closed.
+            _log.info("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log.debug("error on the connection from %s", client_address, exc_info=True)
+
+
+def server_context(*, certfile: _Path, keyfile: Optional[_Path], client_ca: _Path
+                   ) -> ssl.SSLContext:
+    """The server's :class:`ssl.SSLContext`: TLS 1.2 at least, a client certificate
+    asked for (``CERT_OPTIONAL``: a request without one reaches the middleware,
+    which answers 401) and verified against ``client_ca``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.load_verify_locations(cafile=os.fspath(client_ca))
+    context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def make_server(app: Callable[..., Any], host: str, port: int, *, certfile: _Path,
+                keyfile: Optional[_Path] = None, client_ca: _Path,
+                timeout: float = 10.0) -> TlsWsgiServer:
+    """An HTTPS WSGI server on ``(host, port)`` (port 0: any free one, see
+    ``server.server_address``); call ``serve_forever()`` (in a thread) and
+    ``shutdown()``.
+
+    :param app: the WSGI application, usually a :class:`~cps.tls.WsgiMiddleware`.
+    :param certfile: the server's certificate (PEM, then its chain).
+    :param keyfile: its private key (PEM), when not in ``certfile``.
+    :param client_ca: the CAs client certificates are issued under (PEM file):
+        the IGC-Santé roots and intermediates.
+    :param timeout: seconds a connection may take for the handshake and for each read.
+    """
+    context = server_context(certfile=certfile, keyfile=keyfile, client_ca=client_ca)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    class _Server(TlsWsgiServer):
+        address_family = family
+
+    server = _Server((host, port), _Handler, bind_and_activate=False)
+    server.context = context
+    server.timeout_seconds = timeout
+    try:
+        server.server_bind()
+        server.server_activate()
+    except BaseException:
+        server.server_close()
+        raise
+    server.set_app(app)
+    return server
