@@ -19,6 +19,15 @@ depends on ``cps`` gets these fixtures with no configuration:
 ``cps_pki_ldap``       a real slapd on 127.0.0.1 publishing the test PKI's CA
                        certificates and CRLs (delta CRLs included), like IGC-Santé's
                        directory
+``cps_tls_server``     ``ServerCredentials`` of the test PKI for ``localhost`` and
+                       ``127.0.0.1`` (STANDARD ORGANISATIONS), session scope
+``cps_openssl_server`` ``start(client_ca=None, **options)`` -> a started
+                       :class:`cps.testing.tlspeers.OpensslServer` (``openssl s_server
+                       -www``) with ``cps_tls_server``; ``client_ca`` defaults to every
+                       CA of ``cps_pki``; all are stopped at teardown
+``cps_nginx``          ``start(client_ca=None, **options)`` -> a started
+                       :class:`cps.testing.tlspeers.Nginx` (HTTPS with client
+                       certificates, ``upstream=`` behind ``/``, ``/whoami-raw``), the same way
 
 See docs/emulator.md.
 """
@@ -29,17 +38,20 @@ import os
 import shutil
 import subprocess
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Tuple
 
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cryptography import x509
+
     from cps.connection import Connection
     from cps.emulator.card import EmulatedCard
-    from cps.emulator.pki import TestPKI
+    from cps.emulator.pki import ServerCredentials, TestPKI
     from cps.emulator.softhsm import SoftHsmToken
     from cps.testing.pkiserver import PkiServer
     from cps.testing.slapd import Slapd
+    from cps.testing.tlspeers import Nginx, OpensslServer
 
 DEFAULT_PROFILE = "cps3-medecin"
 
@@ -149,3 +161,72 @@ def cps_pki_ldap(cps_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> 
 
     with Slapd.for_test_pki(cps_pki, tmp_path_factory.mktemp("cps-pki-ldap")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cps_tls_server(cps_pki: TestPKI) -> ServerCredentials:
+    """A TLS server certificate of ``cps_pki`` for ``localhost`` and ``127.0.0.1``,
+    issued by TEST AC IGC-SANTE STANDARD ORGANISATIONS, with its key."""
+    return cps_pki.issue_server(("localhost", "127.0.0.1"))
+
+
+def _all_cas(pki: TestPKI) -> list[x509.Certificate]:
+    return list(pki.roots.values()) + list(pki.intermediates.values())
+
+
+@pytest.fixture
+def cps_openssl_server(cps_pki: TestPKI, cps_tls_server: ServerCredentials,
+                       tmp_path_factory: pytest.TempPathFactory
+                       ) -> Iterator[Callable[..., OpensslServer]]:
+    """``start(client_ca=None, *, credentials=None, **options)``: a started
+    ``openssl s_server -www`` on 127.0.0.1 (options of
+    :class:`cps.testing.tlspeers.OpensslServer`: ``versions``, ``client_sigalgs``,
+    ``require_client_cert``...). ``client_ca`` defaults to every CA of ``cps_pki``,
+    ``credentials`` to ``cps_tls_server``. Each runs in a directory of its own that
+    outlives it (its log stays readable); all are stopped at teardown."""
+    from cps.testing.tlspeers import OpensslServer
+
+    started: list[OpensslServer] = []
+
+    def start(client_ca: Optional[Sequence[x509.Certificate]] = None, *,
+              credentials: Optional[ServerCredentials] = None,
+              **options: Any) -> OpensslServer:
+        server = OpensslServer(credentials or cps_tls_server,
+                               _all_cas(cps_pki) if client_ca is None else client_ca,
+                               directory=tmp_path_factory.mktemp("s_server"), **options)
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def cps_nginx(cps_pki: TestPKI, cps_tls_server: ServerCredentials,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Nginx]]:
+    """``start(client_ca=None, *, credentials=None, **options)``: a started nginx
+    (options of :class:`cps.testing.tlspeers.Nginx`: ``upstream``, ``protocols``,
+    ``client_sigalgs``, ``verify_client``...), with the defaults of
+    :func:`cps_openssl_server`; all are stopped at teardown."""
+    from cps.testing.tlspeers import Nginx
+
+    started: list[Nginx] = []
+
+    def start(client_ca: Optional[Sequence[x509.Certificate]] = None, *,
+              credentials: Optional[ServerCredentials] = None, **options: Any) -> Nginx:
+        server = Nginx(credentials or cps_tls_server,
+                       _all_cas(cps_pki) if client_ca is None else client_ca,
+                       directory=tmp_path_factory.mktemp("nginx"), **options)
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

@@ -29,6 +29,7 @@ import io
 import socket
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple
@@ -46,6 +47,14 @@ if TYPE_CHECKING:
     from ..card import Card
 
 __all__ = ["TlsSettings", "HandshakeInfo", "TlsConnection", "SessionCache", "connect"]
+
+def _tlslite() -> Any:
+    # tlslite-ng's package imports its asyncore integration, deprecated since
+    # Python 3.6: a warning about a module we never use, not for our users' logs
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*asyncore")
+        return require("tlslite", "tls", "tlslite-ng")
+
 
 # tlslite-ng's names for what the card can do
 _HASHES = ("sha256", "sha384", "sha512")
@@ -89,7 +98,7 @@ class TlsSettings:
     def handshake_settings(self) -> Any:
         """The tlslite-ng ``HandshakeSettings`` these settings make."""
         self.check()
-        tlslite = require("tlslite")
+        tlslite = _tlslite()
         settings = tlslite.HandshakeSettings()
         settings.minVersion = (3, 3)
         settings.maxVersion = (3, 3)
@@ -204,6 +213,12 @@ class TlsConnection:
         self._tls = tls
         #: what the handshake negotiated
         self.info = info
+        # like a socket's makefile(): an open reader keeps the connection alive
+        # after close() (http.client closes its connection before reading a
+        # body it will read to the end)
+        self._readers = 0
+        self._close_pending = False
+        self._lock = threading.Lock()
 
     def sendall(self, data: bytes) -> None:
         self._tls.sendall(data)
@@ -235,6 +250,8 @@ class TlsConnection:
         """A buffered binary reader (what ``http.client`` reads responses with)."""
         if mode not in ("r", "rb"):
             raise ValueError("TlsConnection.makefile reads only: use sendall to write")
+        with self._lock:
+            self._readers += 1
         return io.BufferedReader(_Reader(self), buffering if buffering > 0 else 16384)
 
     def settimeout(self, value: Optional[float]) -> None:
@@ -244,7 +261,22 @@ class TlsConnection:
         return int(self._tls.fileno())
 
     def close(self) -> None:
-        """Send close_notify (keeps the session resumable) and close the socket."""
+        """Send close_notify (keeps the session resumable) and close the socket
+        -- once the readers :meth:`makefile` gave are closed."""
+        with self._lock:
+            if self._readers:
+                self._close_pending = True
+                return
+        self._close_now()
+
+    def _release_reader(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            ready = self._readers == 0 and self._close_pending
+        if ready:
+            self._close_now()
+
+    def _close_now(self) -> None:
         try:
             self._tls.close()
         except (OSError, CpsError, Exception):  # noqa: BLE001 - closing a dead peer
@@ -275,6 +307,11 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         return self._connection.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._connection._release_reader()
 
 
 #: the cache :func:`connect` uses when given none
@@ -321,7 +358,7 @@ def connect(card: "Card", host: str, port: int = 443, *, trust: ServerTrust,
         raise TypeError("trust must be a cps.tls.ServerTrust")
     settings = settings or TlsSettings()
     hs_settings = settings.handshake_settings()
-    tlslite = require("tlslite")
+    tlslite = _tlslite()
     sessions = DEFAULT_SESSIONS if sessions is None else sessions
     cert, ckey = card_key(card)
     server = f"{host}:{port}"

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import ssl
 import threading
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,11 +124,13 @@ class ServerTrust:
         context = ssl.create_default_context()
         ders = context.get_ca_certs(binary_form=True)
         certs = []
-        for der in ders:
-            try:
-                certs.append(x509.load_der_x509_certificate(bytes(der)))
-            except ValueError:  # one odd system certificate must not void the store
-                continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # see _load_certificates
+            for der in ders:
+                try:
+                    certs.append(x509.load_der_x509_certificate(bytes(der)))
+                except ValueError:  # one odd system certificate must not void the store
+                    continue
         return cls(certs, name="system")
 
     @classmethod
@@ -248,11 +251,15 @@ def _subject(host: str) -> verification.Subject:
 def _load_certificates(data: bytes) -> list[x509.Certificate]:
     ders = pem_blocks(data, strict=False) if b"-----BEGIN" in data else [data]
     certs = []
-    for der in ders:
-        try:
-            certs.append(x509.load_der_x509_certificate(bytes(der)))
-        except ValueError:
-            continue
+    with warnings.catch_warnings():
+        # a system bundle may hold a CA cryptography frowns upon (a negative
+        # serial number): loading it is not our users' concern
+        warnings.simplefilter("ignore")
+        for der in ders:
+            try:
+                certs.append(x509.load_der_x509_certificate(bytes(der)))
+            except ValueError:
+                continue
     if not certs:
         raise CertificateParseError("no certificate in the file")
     return certs
