@@ -46,6 +46,12 @@ def tls_get_command(card: Any, url: str, ca: Optional[str], igc_only: bool, time
 
     if ca and igc_only:
         raise CliFail("--ca and --igc-sante are exclusive", 2)
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        # checked before the PIN is asked: a typo costs nothing
+        raise CliFail(f"not an https URL: {url!r}", 2)
     base: Dict[str, Any] = {"url": url, "connected": False}
     try:
         trust = _trust(ca, igc_only)
@@ -70,6 +76,8 @@ def tls_get_command(card: Any, url: str, ca: Optional[str], igc_only: bool, time
     if status >= 400:
         from .exitcodes import HTTP_ERROR
 
+        said = f" ({data['http']['error']})" if data["http"].get("error") else ""
+        click.echo(f"error: the service answered {line}{said}", err=True)
         click.get_current_context().exit(HTTP_ERROR)
 
 
@@ -137,8 +145,25 @@ def tls_get(card: Any, url: str, trust: Any, timeout: float) -> Dict[str, Any]:
         "server": {"subject": server.subject, "anchor": server.anchor, "trust": trust.name,
                    "chain": [c.subject.rfc4514_string() for c in server.chain],
                    "verified": True},
-        "http": {"status": response.status_code, "reason": response.reason,
+        "http": {"status": response.status_code, "reason": _printable(response.reason),
                  "bytes": len(response.content),
-                 "content_type": response.headers.get("Content-Type", "")},
+                 "content_type": _printable(response.headers.get("Content-Type", "")),
+                 "error": _refusal_reason(response)},
         "elapsed_ms": elapsed,
     }
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    # the server's words reach a terminal: no control characters, bounded
+    return "".join(c if c.isprintable() else "?" for c in str(text)[:limit])
+
+
+def _refusal_reason(response: Any) -> Optional[str]:
+    """The reason a cps.tls server side gave (``{"error": reason}``), if any."""
+    if response.status_code < 400 or "json" not in response.headers.get("Content-Type", ""):
+        return None
+    try:
+        reason = response.json().get("error")
+    except ValueError:
+        return None
+    return _printable(reason, 80) if isinstance(reason, str) else None

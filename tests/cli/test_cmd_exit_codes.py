@@ -164,6 +164,58 @@ def _aborted(t: "Scenario") -> Any:
     return out
 
 
+def _tls_server(t: "Scenario", **options: Any) -> Any:
+    from cps.testing.tlspeers import OpensslServer
+
+    cas = [*t.pki.roots.values(), *t.pki.intermediates.values()]
+    return OpensslServer(t.pki.issue_server(("localhost", "127.0.0.1")), cas,
+                         directory=t.tmp / "s_server", **options)
+
+
+def _tls_get(t: "Scenario", emu: Any, port: int, *extra: str) -> Any:
+    root = write_cert(t.tmp / "server-root.pem", t.pki.issue_server().root)
+    return t.cli("tls", "get", f"https://localhost:{port}/", "-r", emu.reader, "--ca", root,
+                 *extra, input=emu.pin + "\n")
+
+
+def _tls_failed(t: "Scenario") -> Any:
+    # a server that speaks only TLS 1.3, which a CPS3 key cannot do
+    with t.serve("cps3-medecin") as emu, _tls_server(t, versions="1.3") as server:
+        return _tls_get(t, emu, server.port)
+
+
+def _server_untrusted(t: "Scenario") -> Any:
+    # the server's certificate does not chain to the CA given with --ca
+    with t.serve("cps3-medecin") as emu, _tls_server(t) as server:
+        other = write_cert(t.tmp / "other.pem", t.pki.ca("FORT").cert)
+        return t.cli("tls", "get", f"https://localhost:{server.port}/", "-r", emu.reader,
+                     "--ca", other, input=emu.pin + "\n")
+
+
+def _http_error(t: "Scenario") -> Any:
+    # the TLS connection works, the service refuses the revoked card: 403
+    import importlib.util
+
+    from cps.testing.tlspeers import Nginx
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "tls_app.py"
+    spec = importlib.util.spec_from_file_location("tls_app_example", example)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = module.serve(t.pki.validator(), trusted_proxies=("127.0.0.1",))
+    cas = [*t.pki.roots.values(), *t.pki.intermediates.values()]
+    try:
+        with t.serve("cps3-revoked") as emu, Nginx(
+                t.pki.issue_server(("localhost", "127.0.0.1")), cas,
+                upstream=f"127.0.0.1:{app.server_address[1]}",
+                directory=t.tmp / "nginx") as nginx:
+            return _tls_get(t, emu, nginx.port)
+    finally:
+        app.shutdown()
+        app.server_close()
+
+
 SCENARIOS: Dict[int, Callable[["Scenario"], Any]] = {
     exitcodes.OK: _ok,
     exitcodes.FAILURE: _failure,
@@ -183,6 +235,9 @@ SCENARIOS: Dict[int, Callable[["Scenario"], Any]] = {
     exitcodes.LAST_TRY_REFUSED: _last_try,
     exitcodes.ABORTED: _aborted,
     exitcodes.SIGNATURE_INVALID: _signature_invalid,
+    exitcodes.TLS_FAILED: _tls_failed,
+    exitcodes.SERVER_UNTRUSTED: _server_untrusted,
+    exitcodes.HTTP_ERROR: _http_error,
 }
 
 
