@@ -287,6 +287,36 @@ def test_light_install_redis_store_names_the_redis_extra(light):
     assert facts[:2] == ["redis", "redis"] and "cps-middleware[redis]" in facts[2], facts
 
 
+@pytest.mark.slow
+def test_light_install_tls_server_side_and_the_client_extra(light):
+    # the server side (middleware) needs no extra; the client names [tls]
+    facts = _python(light, "tls_extra", """
+        import json
+        from urllib.parse import quote
+
+        from cps.errors import MissingExtra
+        from cps.tls import CertificateAuthenticator, TlsSettings, WsgiMiddleware
+
+        out = {"middleware": WsgiMiddleware.__name__}
+        for name, call in [("adapter", lambda: __import__("cps.tls", fromlist=["x"])
+                            .CardHTTPAdapter),
+                           ("client", lambda: TlsSettings().handshake_settings())]:
+            try:
+                call()
+                out[name] = "no error"
+            except MissingExtra as exc:
+                out[name] = [exc.extra, exc.package, str(exc)]
+        import sys
+        out["modules"] = sorted(m for m in ("tlslite", "requests") if m in sys.modules)
+        print(json.dumps(out))
+    """)
+    assert facts["middleware"] == "WsgiMiddleware"
+    assert facts["adapter"][:2] == ["tls", "requests"], facts
+    assert facts["client"][:2] == ["tls", "tlslite-ng"], facts
+    assert "pip install 'cps-middleware[tls]'" in facts["client"][2]
+    assert facts["modules"] == []
+
+
 def _mypy(light, name: str, code: str) -> subprocess.CompletedProcess:
     venv, work, _ = light
     (work / "mypy.ini").write_text("[mypy]\n")  # none of this checkout's settings
