@@ -136,6 +136,11 @@ class Card(abc.ABC):
     #: ``"pcsc"``, ``"pkcs11"``...
     backend: str = ""
 
+    #: how many times this session forgot its PIN verification (``logout()``):
+    #: a long-lived user of the card's authentication (the TLS session cache of
+    #: :mod:`cps.tls`) keys what it keeps by it, so nothing outlives a logout
+    login_generation: int = 0
+
     # ---------------------------------------------------------------- identity
     @property
     @abc.abstractmethod

@@ -548,6 +548,7 @@ class Cps3Card(Card):
         """
         with self._lock:
             self._current = None
+            self.login_generation += 1  # before the reset: a failed reset forgets too
             self.connection.reset()
             self._presented = False
             _log.info("card reset: PIN verification forgotten")

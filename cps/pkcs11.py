@@ -526,6 +526,7 @@ class Pkcs11Card(Card):
 
     def logout(self) -> None:
         """C_Logout: forget the PIN verification (for every session of this process)."""
+        self.login_generation += 1
         rv = self._raw.logout(self._session.handle)
         if rv and rv != 0x101:  # CKR_USER_NOT_LOGGED_IN: nothing to forget
             raise _mapped(rv, "logout")

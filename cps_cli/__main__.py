@@ -108,8 +108,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.exit_code
     except CpsError as exc:
         from .exitcodes import exit_code_for
+        from .util import printable
 
-        click.echo(f"error: {exc}", err=True)
+        # an error may quote what a peer sent (a server certificate's subject):
+        # one line, no control characters
+        click.echo(f"error: {printable(str(exc))}", err=True)
         return exit_code_for(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -9,7 +9,16 @@ import click
 
 from .pinflow import pin_option, verify_pin_for
 from .trustcmd import fail_with_json
-from .util import CliFail, emit, force_option, json_option, style_bad, style_ok, with_card
+from .util import (
+    CliFail,
+    emit,
+    force_option,
+    json_option,
+    printable,
+    style_bad,
+    style_ok,
+    with_card,
+)
 
 __all__ = ["tls", "tls_get"]
 
@@ -66,11 +75,14 @@ def tls_get_command(card: Any, url: str, ca: Optional[str], igc_only: bool, time
     scheme = data["tls"]["signature_scheme"] or (
         "none: session resumed" if data["tls"]["resumed"] else "none: not asked")
     text = "\n".join([
-        (style_ok("Connected") if status < 400 else style_bad("Connected")) + f" to {url}",
+        (style_ok("Connected") if status < 400 else style_bad("Connected"))
+        + f" to {printable(url)}",
         f"  {data['tls']['version']}, {data['tls']['cipher']}, client signature {scheme}",
         f"  server: {data['server']['subject']}",
         f"          trusted via {data['server']['anchor']} ({data['server']['trust']})",
-        f"  {line} ({data['http']['bytes']} bytes, {data['elapsed_ms']} ms)",
+        f"  {line} ({data['http']['bytes']} bytes"
+        f"{', the first MiB only' if data['http']['truncated'] else ''}, "
+        f"{data['elapsed_ms']} ms)",
     ])
     emit(data, as_json, text)
     if status >= 400:
@@ -124,7 +136,9 @@ def tls_get(card: Any, url: str, trust: Any, timeout: float) -> Dict[str, Any]:
     session.mount("https://", adapter)
     started = time.perf_counter()
     try:
-        response = session.get(url, timeout=timeout, allow_redirects=False)
+        # streamed: the command reads at most MAX_BODY bytes, whatever the server sends
+        response = session.get(url, timeout=timeout, allow_redirects=False, stream=True)
+        body, truncated = _read_at_most(response, MAX_BODY)
     except CardSSLError as exc:
         raise exc.cps_error from None
     except requests.exceptions.InvalidURL as exc:
@@ -142,28 +156,50 @@ def tls_get(card: Any, url: str, trust: Any, timeout: float) -> Dict[str, Any]:
         "tls": {"version": info.version, "cipher": info.cipher,
                 "signature_scheme": info.signature_scheme, "resumed": info.resumed,
                 "client_certificate_requested": info.client_certificate_requested},
-        "server": {"subject": server.subject, "anchor": server.anchor, "trust": trust.name,
-                   "chain": [c.subject.rfc4514_string() for c in server.chain],
+        "server": {"subject": _printable(server.subject, 1000),
+                   "anchor": _printable(server.anchor, 1000), "trust": _printable(trust.name),
+                   "chain": [_printable(c.subject.rfc4514_string(), 1000)
+                             for c in server.chain],
                    "verified": True},
         "http": {"status": response.status_code, "reason": _printable(response.reason),
-                 "bytes": len(response.content),
+                 "bytes": len(body), "truncated": truncated,
                  "content_type": _printable(response.headers.get("Content-Type", "")),
-                 "error": _refusal_reason(response)},
+                 "error": _refusal_reason(response, body)},
         "elapsed_ms": elapsed,
     }
 
 
 def _printable(text: str, limit: int = 200) -> str:
     # the server's words reach a terminal: no control characters, bounded
-    return "".join(c if c.isprintable() else "?" for c in str(text)[:limit])
+    return printable(text, limit)
 
 
-def _refusal_reason(response: Any) -> Optional[str]:
+#: what `cps tls get` reads of an answer at most (it reports the size it read)
+MAX_BODY = 1024 * 1024
+
+
+def _read_at_most(response: Any, limit: int) -> tuple[bytes, bool]:
+    parts, size = [], 0
+    try:
+        for part in response.iter_content(65536):
+            parts.append(part[:limit - size])
+            size += len(part)
+            if size >= limit:
+                return b"".join(parts), True
+    finally:
+        response.close()
+    return b"".join(parts), False
+
+
+def _refusal_reason(response: Any, body: bytes) -> Optional[str]:
     """The reason a cps.tls server side gave (``{"error": reason}``), if any."""
     if response.status_code < 400 or "json" not in response.headers.get("Content-Type", ""):
         return None
+    import json
+
     try:
-        reason = response.json().get("error")
+        data = json.loads(body[:65536])
+        reason = data.get("error") if isinstance(data, dict) else None
     except ValueError:
         return None
     return _printable(reason, 80) if isinstance(reason, str) else None

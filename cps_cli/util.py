@@ -45,6 +45,15 @@ class CliFail(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def printable(text: str, limit: Optional[int] = None) -> str:
+    """``text`` safe for a terminal: control characters (ESC, BEL, CR, LF...) of
+    anything a peer chose -- a certificate's subject, a server's message -- as
+    ``\\x1b``-style escapes, so that it can neither move the cursor nor retitle
+    the window nor fake a line; cut at ``limit`` characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return out if limit is None or len(out) <= limit else out[:limit - 1] + "…"
+
+
 def emit(data: Any, as_json: bool, text: str) -> None:
     """Print ``data`` as JSON (sorted keys, UTF-8), or the human ``text``."""
     if as_json:

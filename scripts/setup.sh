@@ -19,9 +19,10 @@ cd "$(dirname "$0")/.."
 #   nginx                     a reverse proxy verifying client certificates (cps.tls tests)
 #   curl + libengine-pkcs11-openssl   a TLS client we did not write, driving the card
 #                             through OpenSC's PKCS#11 module (cps.tls tests)
+#   firefox-esr               a headless browser doing TLS client auth through OpenSC (cps.tls tests)
 #   python3-venv, gcc, python3-dev   to create the venv and build wheels
 DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 redis-server slapd openssl
-      nginx curl libengine-pkcs11-openssl
+      nginx curl libengine-pkcs11-openssl firefox-esr
       python3-venv python3-dev gcc make pkg-config procps"
 
 missing=""

@@ -15,15 +15,17 @@ card pulled out ends its connections and sessions (a typed
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from .._extras import require
 from ..errors import CardRemoved, CardReset, CpsError, NoCard, ReaderError, TlsError
-from .client import SessionCache, TlsConnection, TlsSettings, card_key, connect
+from .client import SessionCache, TlsConnection, TlsSettings, card_key, connect, normalise_host
 from .server_trust import ServerTrust
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ from requests.exceptions import (  # noqa: E402
 from requests.structures import CaseInsensitiveDict  # noqa: E402
 from requests.utils import get_encoding_from_headers, select_proxy  # noqa: E402
 
-__all__ = ["CardHTTPAdapter", "CardSSLError"]
+__all__ = ["CardHTTPAdapter", "CardSSLError", "ResponseTooLarge"]
 
 
 class CardSSLError(SSLError):
@@ -62,6 +64,19 @@ class CardSSLError(SSLError):
         self.reason: str = reason or str(getattr(cps_error, "reason", "") or "card")
 
 
+class ResponseTooLarge(requests.exceptions.RequestException):
+    """A response body (decoded) larger than the adapter's ``max_body``
+    (requests without ``stream=True``). :ivar limit: the limit."""
+
+    def __init__(self, message: str, *, request: Any = None, limit: int = 0) -> None:
+        super().__init__(message, request=request)
+        self.limit = limit
+
+
+#: methods a client may repeat (RFC 9110 9.2.2)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
 class _HTTPConnection(http.client.HTTPConnection):
     """http.client over a card-authenticated TLS connection."""
 
@@ -72,10 +87,12 @@ class _HTTPConnection(http.client.HTTPConnection):
         self.tls: Optional[TlsConnection] = None
 
     def connect(self) -> None:
-        raw = _open_socket(self.host, self.port, self._proxy, self.timeout)
+        settings = self._adapter.settings
+        if self.timeout is not None and self.timeout != settings.timeout:
+            settings = dataclasses.replace(settings, timeout=float(self.timeout))
+        raw = _open_socket(self.host, self.port, self._proxy, settings.timeout)
         self.tls = connect(self._adapter.card, self.host, self.port, trust=self._trust,
-                           settings=self._adapter.settings, sessions=self._adapter.sessions,
-                           sock=raw)
+                           settings=settings, sessions=self._adapter.sessions, sock=raw)
         self._adapter.handshakes.append(self.tls.info)
         self.sock = self.tls  # socket-like: what http.client reads and writes
 
@@ -96,13 +113,19 @@ class _Pool:
         self.keys: Dict[int, Tuple[str, ...]] = {}
 
     def take(self, key: Tuple[str, ...]) -> Optional[_HTTPConnection]:
-        with self._lock:
-            idle = self._idle.get(key)
-            return idle.pop() if idle else None
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                conn = idle.pop() if idle else None
+            if conn is None or conn.tls is None or not conn.tls.dropped():
+                return conn
+            conn.close()  # the server closed it while idle: never sent a request on
 
     def _put_conn(self, conn: _HTTPConnection) -> None:  # urllib3's name
         key = getattr(conn, "_cps_key", None)
-        if key is None or conn.sock is None:
+        last = getattr(conn, "_cps_response", None)
+        if key is None or conn.sock is None or (last is not None and not last.isclosed()):
+            # a response not read to its end leaves the connection unusable
             conn.close()
             return
         with self._lock:
@@ -140,12 +163,16 @@ class CardHTTPAdapter(BaseAdapter):
     :param check_card: check that the card is present before each request
         (one PC/SC status call); a removed card then fails fast and forgets
         its sessions, instead of resuming them.
+    :param max_body: the largest response body (decoded) read for a request
+        without ``stream=True``; more is :class:`ResponseTooLarge`. ``None``:
+        no limit (requests' own behaviour).
     """
 
     def __init__(self, card: "Card", *, trust: Optional[ServerTrust] = None,
                  settings: Optional[TlsSettings] = None,
                  sessions: Optional[SessionCache] = None, pool_size: int = 4,
-                 check_card: bool = True) -> None:
+                 check_card: bool = True, max_body: Optional[int] = 64 * 1024 * 1024
+                 ) -> None:
         super().__init__()
         if trust is not None and not isinstance(trust, ServerTrust):
             raise TypeError("trust must be a cps.tls.ServerTrust")
@@ -155,6 +182,10 @@ class CardHTTPAdapter(BaseAdapter):
         self.settings.check()
         self.sessions = sessions if sessions is not None else SessionCache()
         self.check_card = check_card
+        if max_body is not None and (isinstance(max_body, bool) or not isinstance(max_body, int)
+                                     or max_body < 0):
+            raise ValueError("max_body must be a non-negative int or None")
+        self.max_body = max_body
         self._pool = _Pool(pool_size)
         #: the handshakes made (full and resumed), oldest first, at most 1000
         self.handshakes: _Bounded = _Bounded(1000)
@@ -175,7 +206,10 @@ class CardHTTPAdapter(BaseAdapter):
                              request=request)
         if not url.hostname:
             raise InvalidURL("no host in the URL", request=request)
-        host, port = url.hostname, url.port or 443
+        try:
+            host, port = normalise_host(url.hostname), url.port or 443
+        except ValueError as exc:
+            raise InvalidURL(str(exc), request=request) from None
         connect_timeout, read_timeout = _timeouts(timeout, self.settings.timeout)
         try:
             trust = self.trust or ServerTrust.from_verify(verify)
@@ -191,9 +225,12 @@ class CardHTTPAdapter(BaseAdapter):
             conn._cps_key = key  # type: ignore[attr-defined]
         try:
             return self._exchange(conn, request, stream, read_timeout)
-        except CardSSLError:
+        except (CardSSLError, ResponseTooLarge):
             conn.close()
             raise
+        except ProxyError as exc:
+            conn.close()
+            raise ProxyError(str(exc), request=request) from None
         except (CardRemoved, CardReset, NoCard) as exc:
             conn.close()
             self._forget()
@@ -247,23 +284,27 @@ class CardHTTPAdapter(BaseAdapter):
         chunked = body is not None and "Content-Length" not in headers \
             and not isinstance(body, (bytes, str))
         reused = conn.sock is not None
+        method = (request.method or "GET").upper()
         for attempt in (0, 1):
             try:
                 if conn.sock is not None:
                     conn.sock.settimeout(read_timeout)
-                conn.request(request.method or "GET", path, body=body, headers=headers,
-                             encode_chunked=chunked)
+                conn.request(method, path, body=body, headers=headers, encode_chunked=chunked)
                 info = conn.tls.info if conn.tls is not None else None
                 if conn.tls is not None:
                     conn.tls.settimeout(read_timeout)
                 raw = conn.getresponse()
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # a kept connection the server closed meanwhile: once more on a new
-                # one (resumed: no card signature) -- only for a body we can resend
+                # A kept connection the server closed as the request went: once more
+                # on a new one (resumed: no card signature), only for a method
+                # that may be repeated (RFC 9110 9.2.2) and a body we can resend.
+                # A POST the server may have acted on is never sent twice.
                 conn.close()
-                if attempt or not reused or not _replayable(body):
+                if attempt or not reused or method not in _IDEMPOTENT \
+                        or not _replayable(body):
                     raise
+        conn._cps_response = raw  # type: ignore[attr-defined]
         response = HTTPResponse(
             body=raw, headers=HTTPHeaderDict(raw.getheaders()), status=raw.status,
             reason=raw.reason, preload_content=False, decode_content=False,
@@ -283,8 +324,25 @@ class CardHTTPAdapter(BaseAdapter):
         #: what the TLS handshake of this response's connection negotiated
         out.cps_tls = info  # type: ignore[attr-defined]
         if not stream:
-            out.content  # noqa: B018 - read now, which gives the connection back
+            out._content = self._read_body(response, request)  # gives the connection back
         return out
+
+    def _read_body(self, response: Any, request: requests.PreparedRequest) -> bytes:
+        limit = self.max_body
+        if limit is None:
+            return bytes(response.read(decode_content=True) or b"")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(f"the answer announces {declared} bytes, more than "
+                                   f"max_body={limit}", request=request, limit=limit)
+        parts, size = [], 0
+        for part in response.stream(65536, decode_content=True):
+            size += len(part)
+            if size > limit:  # counted decoded: a small gzip bomb is caught too
+                raise ResponseTooLarge(f"the answer is larger than max_body={limit} bytes",
+                                       request=request, limit=limit)
+            parts.append(part)
+        return b"".join(parts)
 
     def __repr__(self) -> str:
         return f"CardHTTPAdapter({self.card!r})"
@@ -338,14 +396,15 @@ def _open_socket(host: str, port: int, proxy: Optional[str],
     except OSError as exc:
         raise ProxyError(f"cannot reach the proxy {p.hostname}:{p.port or 8080} "
                          f"({exc})") from None
-    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
     if p.username:
         token = base64.b64encode(f"{unquote(p.username)}:{unquote(p.password or '')}"
                                  .encode()).decode()
         lines.append(f"Proxy-Authorization: Basic {token}")
     try:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        answer = _read_head(sock)
+        answer = _read_head(sock, deadline=time.monotonic() + (timeout or 30.0))
     except OSError as exc:
         sock.close()
         raise ProxyError(f"the proxy dropped the CONNECT ({exc})") from None
@@ -357,10 +416,15 @@ def _open_socket(host: str, port: int, proxy: Optional[str],
     return sock
 
 
-def _read_head(sock: socket.socket, limit: int = 16384) -> bytes:
-    # byte by byte: nothing of the TLS stream that follows may be consumed here
+def _read_head(sock: socket.socket, limit: int = 16384, *, deadline: float) -> bytes:
+    # byte by byte: nothing of the TLS stream that follows may be consumed here;
+    # the whole answer within the deadline (a proxy trickling bytes is cut off)
     data = b""
     while not data.endswith(b"\r\n\r\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the proxy's answer took too long")
+        sock.settimeout(left)
         byte = sock.recv(1)
         if not byte:
             raise OSError("connection closed")

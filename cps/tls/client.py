@@ -24,12 +24,17 @@ signature, not one each.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import ipaddress
+import secrets
+import select
 import socket
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple
@@ -40,13 +45,23 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._extras import require
 from ..card import KeyRole
-from ..errors import CardError, CpsError, ReaderError, ServerCertificateError, TlsError
+from ..errors import (
+    CardError,
+    CardRemoved,
+    CardReset,
+    CpsError,
+    NoCard,
+    ReaderError,
+    ServerCertificateError,
+    TlsError,
+)
 from .server_trust import ServerTrust, VerifiedServer
 
 if TYPE_CHECKING:
     from ..card import Card
 
-__all__ = ["TlsSettings", "HandshakeInfo", "TlsConnection", "SessionCache", "connect"]
+__all__ = ["TlsSettings", "HandshakeInfo", "TlsConnection", "SessionCache", "TlsRecordError",
+           "connect", "normalise_host"]
 
 def _tlslite() -> Any:
     # tlslite-ng's package imports its asyncore integration, deprecated since
@@ -144,6 +159,16 @@ class HandshakeInfo:
     server: VerifiedServer = field(repr=False, compare=False)
 
 
+class TlsRecordError(TlsError, OSError):
+    """The established connection broke: a bad record, an alert from the peer,
+    an oversized record... (``reason`` ``"record"``). Also an ``OSError``, so
+    that HTTP libraries (http.client, urllib3, requests) report it as the broken
+    connection it is."""
+
+    def __init__(self, message: str, *, host: str = "") -> None:
+        TlsError.__init__(self, message, reason="record", host=host)
+
+
 class SessionCache:
     """TLS sessions to resume, keyed by (server, trust anchors, card certificate).
 
@@ -209,8 +234,10 @@ class TlsConnection:
     negotiated.
     """
 
-    def __init__(self, tls: Any, info: HandshakeInfo) -> None:
+    def __init__(self, tls: Any, info: HandshakeInfo,
+                 raw: Optional[socket.socket] = None) -> None:
         self._tls = tls
+        self._raw = raw
         #: what the handshake negotiated
         self.info = info
         # like a socket's makefile(): an open reader keeps the connection alive
@@ -221,10 +248,34 @@ class TlsConnection:
         self._lock = threading.Lock()
 
     def sendall(self, data: bytes) -> None:
-        self._tls.sendall(data)
+        with self._typed():
+            self._tls.sendall(data)
 
     def send(self, data: bytes) -> int:
-        return int(self._tls.send(data))
+        with self._typed():
+            return int(self._tls.send(data))
+
+    def dropped(self) -> bool:
+        """The peer closed (or sent something) while the connection was idle:
+        not to be reused (what urllib3 checks before reusing a connection)."""
+        if self._raw is None or self._raw.fileno() < 0:
+            return True
+        try:
+            readable, _, _ = select.select([self._raw], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    @contextlib.contextmanager
+    def _typed(self) -> Iterator[None]:
+        from tlslite.errors import BaseTLSException
+
+        try:
+            yield
+        except BaseTLSException as exc:
+            raise TlsRecordError(f"{self.info.address}: the TLS connection broke "
+                                 f"({type(exc).__name__}: {exc})",
+                                 host=self.info.address) from None
 
     def recv(self, size: int) -> bytes:
         return self._read(size)
@@ -239,12 +290,17 @@ class TlsConnection:
         from tlslite.errors import TLSAbruptCloseError
 
         try:
-            return bytes(self._tls.read(size))
-        except TLSAbruptCloseError:
-            # A peer that closes without close_notify: the end, as Python's ssl
-            # module treats it (suppress_ragged_eofs); HTTP's own framing
-            # (Content-Length, chunked) is what tells a truncated answer.
-            return b""
+            with self._typed():
+                try:
+                    return bytes(self._tls.read(size))
+                except TLSAbruptCloseError:
+                    # A peer that closes without close_notify: the end, as Python's
+                    # ssl module treats it (suppress_ragged_eofs); HTTP's own framing
+                    # (Content-Length, chunked) is what tells a truncated answer.
+                    return b""
+        except socket.timeout:
+            raise  # a timeout stays one (http.client and urllib3 know it)
+
 
     def makefile(self, mode: str = "rb", buffering: int = -1) -> io.BufferedReader:
         """A buffered binary reader (what ``http.client`` reads responses with)."""
@@ -317,6 +373,82 @@ class _Reader(io.RawIOBase):
 #: the cache :func:`connect` uses when given none
 DEFAULT_SESSIONS = SessionCache()
 
+# One random token per open Card object: part of the session cache key, so a
+# session is resumed only by the card session that made it (a card reopened,
+# or another Card object, signs anew). A weak mapping: an entry goes with its
+# card, and a new object reusing the memory gets a token of its own (never id()).
+_CARD_TOKENS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+_CARD_TOKENS_LOCK = threading.Lock()
+
+
+def _card_session(card: "Card") -> str:
+    with _CARD_TOKENS_LOCK:
+        token = _CARD_TOKENS.get(card)
+        if token is None:
+            token = _CARD_TOKENS[card] = secrets.token_hex(16)
+    return f"{token}/{getattr(card, 'login_generation', 0)}"
+
+
+def normalise_host(host: str) -> str:
+    """The name a server is checked, named (SNI) and cached under: lower case,
+    no trailing dot, internationalised labels as A-labels (``xn--``), IPv6
+    without brackets.
+
+    :raises ValueError: not a host name or an IP address.
+    """
+    if not isinstance(host, str) or not host:
+        raise ValueError("host must be a non-empty str")
+    name = host.strip("[]") if host.startswith("[") else host
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if name.endswith("."):
+        name = name[:-1]
+    try:
+        ascii_name = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError(f"not a valid host name: {host!r}") from None
+    if not ascii_name or any(c in ascii_name for c in "/\\@:?#% \t\r\n"):
+        raise ValueError(f"not a valid host name: {host!r}")
+    return ascii_name
+
+
+class _DeadlineSocket:
+    """A socket whose every receive waits at most until a deadline: a peer that
+    trickles its handshake one byte at a time is cut off when the whole
+    handshake (not each read) has taken the allowed time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.deadline: Optional[float] = None
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("the handshake took too long")
+            self._sock.settimeout(left)
+
+    def recv(self, size: int) -> bytes:
+        self._arm()
+        return self._sock.recv(size)
+
+    def recv_into(self, buffer: Any, size: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, size)
+
+    def send(self, data: bytes) -> int:
+        self._arm()
+        return self._sock.send(data)
+
+    def sendall(self, data: bytes) -> None:
+        self._arm()
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
 
 def card_key(card: "Card") -> Tuple[x509.Certificate, str]:
     """The card's TLS certificate (authentication; technical on the contactless
@@ -350,8 +482,7 @@ def connect(card: "Card", host: str, port: int = 443, *, trust: ServerTrust,
         :class:`~cps.errors.SecurityStatusNotSatisfied`).
     :raises ReaderError: the card was removed or the reader is gone.
     """
-    if not isinstance(host, str) or not host:
-        raise ValueError("host must be a non-empty str")
+    host = normalise_host(host)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError("port must be an int in 1..65535")
     if not isinstance(trust, ServerTrust):
@@ -361,8 +492,15 @@ def connect(card: "Card", host: str, port: int = 443, *, trust: ServerTrust,
     tlslite = _tlslite()
     sessions = DEFAULT_SESSIONS if sessions is None else sessions
     cert, ckey = card_key(card)
-    server = f"{host}:{port}"
-    cache_key = (host.lower(), str(port), trust.key, ckey)
+    server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cache_key = (host, str(port), trust.key, _card_session(card), ckey)
+    if resume:
+        # a session is the practitioner's presence: not resumed for a card that left
+        try:
+            card.check_present()
+        except (CardRemoved, CardReset, NoCard):
+            sessions.forget(ckey)
+            raise
 
     if sock is None:
         try:
@@ -378,7 +516,9 @@ def connect(card: "Card", host: str, port: int = 443, *, trust: ServerTrust,
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
         pass
-    tls = _connection_class(tlslite)(sock)
+    timed = _DeadlineSocket(sock)
+    timed.deadline = time.monotonic() + settings.timeout   # the whole handshake
+    tls = _connection_class(tlslite)(timed)
     tls._cps_trust = trust
     tls._cps_host = host
     tls._cps_failure = None
@@ -394,6 +534,8 @@ def connect(card: "Card", host: str, port: int = 443, *, trust: ServerTrust,
     except BaseException as exc:
         _close_quietly(tls, sock)
         raise _handshake_error(exc, tls, key, server) from None
+    timed.deadline = None       # from now on, each read waits the socket's timeout
+    sock.settimeout(settings.timeout)
 
     if tls.resumed and kept is not None:
         remembered = kept[1]
@@ -412,7 +554,7 @@ def connect(card: "Card", host: str, port: int = 443, *, trust: ServerTrust,
                          signature_scheme=scheme,
                          client_certificate_requested=remembered.client_certificate_requested,
                          resumed=bool(tls.resumed), server=remembered.server)
-    return TlsConnection(tls, info)
+    return TlsConnection(tls, info, sock)
 
 
 # -- the tlslite-ng side --------------------------------------------------------------
@@ -448,7 +590,7 @@ def _connection_class(tlslite: Any) -> type:
 
         def __init__(self, sock: socket.socket) -> None:
             super().__init__(sock)
-            fast = FastRecordLayer(sock)
+            fast = FastRecordLayer(self.sock)  # tlslite-ng's buffered socket
             fast.client = True
             self._recordLayer: Any = fast
 
@@ -593,8 +735,6 @@ def _digest_len(payload: bytes) -> int:
 
 
 def _is_ip(host: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(host.strip("[]"))
         return True

@@ -484,9 +484,16 @@ class _Paths:
     def covers(self, path: Any) -> bool:
         if self.prefixes is None:
             return True
-        normal = _normal_path(path if isinstance(path, str) else "/")
-        return any(p == "/" or normal == p or normal.startswith(p + "/")
+        raw = path if isinstance(path, str) else "/"
+        # Covered when the resolved path is, and also when the raw one is: a
+        # router matching raw prefixes (Starlette's Mount...) sends "/api/.."
+        # to the API, which must then not go unauthenticated.
+        return any(self._under(candidate, p) for candidate in (_normal_path(raw), raw)
                    for p in self.prefixes)
+
+    @staticmethod
+    def _under(path: str, prefix: str) -> bool:
+        return prefix == "/" or path == prefix or path.startswith(prefix + "/")
 
 
 def _authenticator(authenticator: Any, options: Dict[str, Any]) -> CertificateAuthenticator:

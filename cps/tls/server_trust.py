@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Tuple, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -146,7 +146,7 @@ class ServerTrust:
         where = Path(path)
         if where.is_dir():
             certs: list[x509.Certificate] = []
-            for entry in sorted(where.iterdir()):
+            for entry in sorted(where.iterdir())[:_MAX_DIRECTORY]:
                 if entry.is_file() and entry.stat().st_size <= MAX_TRUST_FILE:
                     try:
                         certs.extend(_load_certificates(entry.read_bytes()))
@@ -204,8 +204,16 @@ class ServerTrust:
         others += self.intermediates
         at = self._clock()
         try:
-            chain = self._verifier(_subject(host), at).verify(leaf_cert, others)
-        except verification.VerificationError as exc:
+            subject = _subject(host)
+        except ValueError as exc:
+            raise ServerCertificateError(f"{host!r} is not a host name the certificate can "
+                                         f"be checked against ({exc})", reason="server-name",
+                                         host=host, cause=str(exc)) from None
+        try:
+            chain = self._verifier(subject, at).verify(leaf_cert, others)
+        except (verification.VerificationError, ValueError) as exc:
+            # ValueError: an extension cryptography cannot decode in a certificate
+            # the server sent -- its certificate, and so its failure
             cause = str(exc)
             reason, why = "server-certificate", f"not trusted by {self.name}"
             if self._valid_for_another_name(leaf_cert, others, at):
@@ -226,7 +234,7 @@ class ServerTrust:
         # the certificate does carry. If that holds, only the name was wrong.
         try:
             names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except x509.ExtensionNotFound:
+        except (x509.ExtensionNotFound, ValueError):
             return False
         candidates: list[verification.Subject] = [
             x509.DNSName(n) for n in names.get_values_for_type(x509.DNSName)
@@ -236,7 +244,7 @@ class ServerTrust:
             try:
                 self._verifier(subject, at).verify(leaf, others)
                 return True
-            except verification.VerificationError:
+            except (verification.VerificationError, ValueError):
                 return False
         return False
 
@@ -274,16 +282,29 @@ def _unique(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
 
 # requests passes the same `verify` on every call: parse a bundle once per
 # (path, size, mtime), so a replaced file is read again and an unchanged one never.
-_PATH_CACHE: dict[Tuple[str, int, int], ServerTrust] = {}
+_PATH_CACHE: dict[Tuple[str, Tuple[Any, ...]], ServerTrust] = {}
+#: entries of a CA directory looked at (OpenSSL hashed directories: a few hundred)
+_MAX_DIRECTORY = 4096
 _PATH_LOCK = threading.Lock()
+
+
+def _stamp(path: str) -> Tuple[int, ...]:
+    # size, times and identity: ctime cannot be set back (utime sets mtime only),
+    # and a file swapped in place (rename) has another inode
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _cached_path(path: str) -> ServerTrust:
     try:
-        st = os.stat(path)
+        stamp: Tuple[Any, ...] = _stamp(path)
+        if os.path.isdir(path):
+            # a file rewritten in a directory leaves the directory's own times alone
+            stamp += tuple((name, _stamp(os.path.join(path, name)))
+                           for name in sorted(os.listdir(path))[:_MAX_DIRECTORY])
     except OSError:
         raise FileNotFoundError(f"{path}: no such CA bundle file or directory") from None
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    key = (os.path.abspath(path), stamp)
     with _PATH_LOCK:
         found = _PATH_CACHE.get(key)
     if found is None:

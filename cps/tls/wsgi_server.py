@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 from socketserver import ThreadingMixIn
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
@@ -62,11 +63,38 @@ class _Handler(WSGIRequestHandler):
 
 class TlsWsgiServer(ThreadingMixIn, WSGIServer):
     """A thread per connection; the TLS handshake is done in that thread, with
-    a time limit, so a slow or silent client never holds the accept loop."""
+    a time limit, so a slow or silent client never holds the accept loop.
+
+    Bounded: at most ``max_connections`` connections at once (more are closed
+    on arrival), each read waits ``timeout_seconds``, and a whole connection --
+    handshake, request, answer -- lasts at most ``deadline_seconds``, so a
+    client trickling its request a byte at a time is cut off.
+    """
 
     daemon_threads = True
     context: ssl.SSLContext
     timeout_seconds: float = 10.0
+    deadline_seconds: float = 60.0
+    max_connections: int = 64
+    _slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _log.warning("connection from %s refused: %d connections already",
+                         client_address, self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def get_request(self) -> Tuple[Any, Any]:
         sock, address = self.socket.accept()
@@ -76,14 +104,26 @@ class TlsWsgiServer(ThreadingMixIn, WSGIServer):
         return wrapped, address
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        def cut() -> None:
+            try:
+                request.shutdown(socket.SHUT_RDWR)   # wakes the blocked read: it ends
+            except OSError:
+                pass
+
+        timer = threading.Timer(self.deadline_seconds, cut)
+        timer.daemon = True
+        timer.start()
         try:
-            request.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            # A client without an acceptable certificate, a scanner, a timeout:
-            # no HTTP exchange is possible, the connection is closed.
-            _log.info("TLS handshake with %s failed: %s", client_address, exc)
-            return
-        super().finish_request(request, client_address)
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as exc:
+                # A client without an acceptable certificate, a scanner, a timeout:
+                # no HTTP exchange is possible, the connection is closed.
+                _log.info("TLS handshake with %s failed: %s", client_address, exc)
+                return
+            super().finish_request(request, client_address)
+        finally:
+            timer.cancel()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         _log.debug("error on the connection from %s", client_address, exc_info=True)
@@ -104,7 +144,8 @@ def server_context(*, certfile: _Path, keyfile: Optional[_Path], client_ca: _Pat
 
 def make_server(app: Callable[..., Any], host: str, port: int, *, certfile: _Path,
                 keyfile: Optional[_Path] = None, client_ca: _Path,
-                timeout: float = 10.0) -> TlsWsgiServer:
+                timeout: float = 10.0, deadline: float = 60.0,
+                max_connections: int = 64) -> TlsWsgiServer:
     """An HTTPS WSGI server on ``(host, port)`` (port 0: any free one, see
     ``server.server_address``); call ``serve_forever()`` (in a thread) and
     ``shutdown()``.
@@ -115,7 +156,11 @@ def make_server(app: Callable[..., Any], host: str, port: int, *, certfile: _Pat
     :param client_ca: the CAs client certificates are issued under (PEM file):
         the IGC-Santé roots and intermediates.
     :param timeout: seconds a connection may take for the handshake and for each read.
+    :param deadline: seconds a whole connection may last.
+    :param max_connections: connections served at once; more are closed on arrival.
     """
+    if timeout <= 0 or deadline <= 0 or max_connections < 1:
+        raise ValueError("timeout and deadline must be > 0, max_connections >= 1")
     context = server_context(certfile=certfile, keyfile=keyfile, client_ca=client_ca)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -125,6 +170,9 @@ def make_server(app: Callable[..., Any], host: str, port: int, *, certfile: _Pat
     server = _Server((host, port), _Handler, bind_and_activate=False)
     server.context = context
     server.timeout_seconds = timeout
+    server.deadline_seconds = deadline
+    server.max_connections = max_connections
+    server._slots = threading.BoundedSemaphore(max_connections)
     try:
         server.server_bind()
         server.server_activate()

@@ -57,3 +57,55 @@ def test_tls_get_refuses_a_plain_http_url_and_bad_options(cli: Any, serve: Any,
         both = cli("tls", "get", "https://localhost:1/", "-r", emu.reader, "--igc-sante",
                    "--ca", str(tmp_path), input=emu.pin + "\n")
         assert both.returncode == 2
+
+
+def test_server_controlled_text_cannot_drive_the_terminal(cli: Any, serve: Any, cps_pki: Any,
+                                                          tmp_path: Any) -> None:
+    """BUG-50: a certificate subject with ESC, BEL, CR, LF reaches stderr escaped."""
+    import datetime as dt
+    import socket
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(
+        NameOID.COMMON_NAME, "localhost\x1b]0;pwned\x07\r\nConnected to bank OK")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "evil.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "evil.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "evil.pem", tmp_path / "evil.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        try:
+            raw, _ = listener.accept()
+            with context.wrap_socket(raw, server_side=True):
+                pass
+        except (OSError, ssl.SSLError):
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    other = write_cert(tmp_path / "other.pem", cps_pki.ca("FORT").cert)
+    with serve("cps3-medecin") as emu:
+        out = cli("tls", "get", f"https://localhost:{listener.getsockname()[1]}/",
+                  "-r", emu.reader, "--ca", other, input=emu.pin + "\n")
+    listener.close()
+    assert out.returncode == 19, out.stderr
+    for raw in ("\x1b", "\x07", "\r"):
+        assert raw not in out.stderr
+    assert "localhost\\x1b]0" in out.stderr      # escaped, visible
+    assert len(out.stderr.strip().splitlines()[-1]) > 40  # one error line, the whole of it
