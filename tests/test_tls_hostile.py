@@ -456,3 +456,44 @@ def test_wrong_types_are_caller_mistakes(card: Any, trust: ServerTrust) -> None:
         CardHTTPAdapter(card, max_body=-1)
     with pytest.raises(TypeError):
         CardHTTPAdapter(card, trust="/etc/ssl/certs")  # type: ignore[arg-type]
+
+
+# BUG-56 ----------------------------------------------------------------------------------
+def test_the_tls_wsgi_server_bounds_slow_clients(cps_tls_server: Any, cps_pki: Any,
+                                                 tmp_path: Path) -> None:
+    from cps.tls.wsgi_server import make_server
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    paths = cps_tls_server.write(tmp_path)
+    cas = tmp_path / "cas.pem"
+    cas.write_bytes(cps_pki.ca("FORT").cert.public_bytes(Encoding.PEM))
+    server = make_server(app, "127.0.0.1", 0, certfile=paths["server.pem"],
+                         keyfile=paths["server.key"], client_ca=cas, timeout=5, deadline=1,
+                         max_connections=1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    context = ssl.create_default_context(cafile=str(paths["root.pem"]))
+    port = server.server_address[1]
+    try:
+        slow = context.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                                   server_hostname="localhost")
+        started = time.monotonic()
+        # a second client while the slow one holds the only slot: closed on arrival
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as other:
+            assert other.recv(1) == b""
+        with pytest.raises((OSError, ssl.SSLError)):
+            for byte in b"GET / HTTP/1.0\r\nX-Slow: " + b"y" * 100:
+                slow.sendall(bytes([byte]))
+                time.sleep(0.05)
+                if time.monotonic() - started > 4:
+                    break
+            data = slow.recv(100)
+            if not data:
+                raise OSError("closed by the server")
+        assert time.monotonic() - started < 4
+        slow.close()
+    finally:
+        server.shutdown()
+        server.server_close()
