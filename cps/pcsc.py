@@ -222,7 +222,11 @@ class PcscConnection(Connection):
                                                        self._ctx.scard.SCARD_LEAVE_CARD)
 
     def check_present(self) -> None:
-        """``SCardStatus``: CardRemoved / CardReset when the card left or was reset."""
+        """``SCardStatus``: CardRemoved / CardReset when the card left or was reset.
+
+        An absent card makes SCardStatus fail (SCARD_W_REMOVED_CARD, on
+        pcsc-lite and Windows alike): its state bits differ between the two.
+        """
         if self._card is None:
             raise errors.ReaderError("connection closed", reader=self.reader)
         if self._removed:
@@ -250,15 +254,7 @@ class PcscConnection(Connection):
             is asked of the reader, since a reset of an absent card can leave
             pcsc-lite's reader unable to see the next insertion.
         """
-        if self._card is None:
-            raise errors.ReaderError("connection closed", reader=self.reader)
-        if self._removed:
-            raise errors.CardRemoved("the card was removed", reader=self.reader)
-        # An absent card makes SCardStatus fail (SCARD_W_REMOVED_CARD, on
-        # pcsc-lite and Windows alike): its state bits differ between the two.
-        rv = self._ctx.scard.SCardStatus(self._card)[0]
-        if rv != SCARD_S_SUCCESS:
-            raise pcsc_error(rv, "checking the card before a reset", self.reader)
+        self.check_present()
         self.reconnect(reset=True)
 
     def close(self) -> None:

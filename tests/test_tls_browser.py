@@ -11,7 +11,6 @@ PIN costs the card exactly one try, and the browser does not ask again.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import replace
@@ -19,13 +18,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from tls_helpers import INTERNAL_AUTHENTICATE, VERIFY, tls_app  # noqa: F401 - fixtures
 
 from cps.testing.firefox import FirefoxError, HeadlessFirefox
 from cps.testing.tlspeers import PKCS1_SIGALGS, PSS_SIGALGS
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tls_app.py"
-INTERNAL_AUTHENTICATE = 0x88
-VERIFY = 0x20
 OPENSC_MODULES = ("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
                   "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so", "/usr/lib/opensc-pkcs11.so")
 # OpenSC's token for a CPx: labelled after the card holder's PIN
@@ -33,15 +30,6 @@ OPENSC_TOKEN = "Code porteur de la carte CPX"
 # Firefox connects again after a failed handshake (the page, the favicon): each
 # asks NSS for the key, each prompt after the first is cancelled
 MAX_PROMPTS = 6
-
-
-@pytest.fixture(scope="module")
-def tls_app() -> Any:
-    spec = importlib.util.spec_from_file_location("tls_app_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

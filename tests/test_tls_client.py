@@ -19,37 +19,12 @@ from typing import Any, Iterator
 import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import Encoding
+from tls_helpers import card, pin_commands, signatures, trust  # noqa: F401 - fixtures
 
 import cps
 from cps import errors
 from cps.tls import CardHTTPAdapter, CardSSLError, ServerTrust, TlsSettings, connect
 from cps.tls.client import SessionCache
-
-INTERNAL_AUTHENTICATE = 0x88
-VERIFY = 0x20
-
-
-def signatures(emu: Any) -> int:
-    """INTERNAL AUTHENTICATE commands the card answered (each is one signature)."""
-    return sum(1 for command, _ in emu.journal if command[1] == INTERNAL_AUTHENTICATE)
-
-
-def pin_commands(emu: Any) -> int:
-    return sum(1 for command, _ in emu.journal if command[1] == VERIFY and len(command) > 5)
-
-
-@pytest.fixture
-def card(cps_emulated_card: Any) -> Iterator[Any]:
-    emu = cps_emulated_card
-    with cps.open_card(connection=emu.connection()) as opened:
-        opened.verify_pin(emu.pin)
-        emu.journal = []
-        yield opened
-
-
-@pytest.fixture
-def trust(cps_tls_server: Any) -> ServerTrust:
-    return ServerTrust([cps_tls_server.root])
 
 
 def read_all(conn: Any) -> bytes:

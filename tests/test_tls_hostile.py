@@ -13,11 +13,12 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import Encoding
+from tls_helpers import card, signatures, trust  # noqa: F401 - fixtures
 
 import cps
 from cps import errors
@@ -26,25 +27,6 @@ from cps.tls.adapter import ResponseTooLarge
 from cps.tls.client import SessionCache, TlsRecordError, normalise_host
 from cps.tls.middleware import _Paths
 from cps.tls.server_trust import ServerTrust as Trust
-
-INTERNAL_AUTHENTICATE = 0x88
-
-
-def signatures(emu: Any) -> int:
-    return sum(1 for c, _ in (emu.journal or []) if c[1] == INTERNAL_AUTHENTICATE)
-
-
-@pytest.fixture
-def card(cps_emulated_card: Any) -> Iterator[Any]:
-    with cps.open_card(connection=cps_emulated_card.connection()) as opened:
-        opened.verify_pin(cps_emulated_card.pin)
-        cps_emulated_card.journal = []
-        yield opened
-
-
-@pytest.fixture
-def trust(cps_tls_server: Any) -> ServerTrust:
-    return ServerTrust([cps_tls_server.root])
 
 
 class Relay:

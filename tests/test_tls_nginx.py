@@ -5,7 +5,6 @@ WSGI middleware (docs/examples/tls_app.py), and our client with the card.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import urllib.parse
 import urllib.request
@@ -15,23 +14,12 @@ from typing import Any, Iterator
 import pytest
 import requests
 from cryptography.hazmat.primitives.serialization import Encoding
+from tls_helpers import signatures, tls_app  # noqa: F401 - fixtures
 
 import cps
 from cps import errors
 from cps.testing.tlspeers import PSS_SIGALGS
 from cps.tls import CardHTTPAdapter, CardSSLError, ServerTrust
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "tls_app.py"
-INTERNAL_AUTHENTICATE = 0x88
-
-
-@pytest.fixture(scope="module")
-def tls_app() -> Any:
-    spec = importlib.util.spec_from_file_location("tls_app_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -40,10 +28,6 @@ def app(tls_app: Any, cps_pki: Any) -> Iterator[Any]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-def signatures(emu: Any) -> int:
-    return sum(1 for c, _ in emu.journal if c[1] == INTERNAL_AUTHENTICATE)
 
 
 @pytest.fixture

@@ -840,10 +840,8 @@ class TestPKI:
                 .not_valid_before(not_before)
                 .not_valid_after(not_after)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=True,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                    crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(_key_usage(digital_signature=True, key_encipherment=True),
+                               critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                                critical=False)
                 .add_extension(x509.SubjectAlternativeName(alt), critical=False)
@@ -1339,10 +1337,10 @@ def _key_bits(cert: x509.Certificate) -> bytes:
 
 
 def _key_usage(*, digital_signature: bool = False, content_commitment: bool = False,
-               cert_sign: bool = False) -> x509.KeyUsage:
+               key_encipherment: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature, content_commitment=content_commitment,
-        key_encipherment=False, data_encipherment=False, key_agreement=False,
+        key_encipherment=key_encipherment, data_encipherment=False, key_agreement=False,
         key_cert_sign=cert_sign, crl_sign=cert_sign, encipher_only=False, decipher_only=False,
     )
 

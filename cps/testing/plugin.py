@@ -38,7 +38,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Tuple, TypeVar
 
 import pytest
 
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cps.emulator.softhsm import SoftHsmToken
     from cps.testing.pkiserver import PkiServer
     from cps.testing.slapd import Slapd
-    from cps.testing.tlspeers import Nginx, OpensslServer
+    from cps.testing.tlspeers import Nginx, OpensslServer, TlsPeer
 
 DEFAULT_PROFILE = "cps3-medecin"
 
@@ -174,6 +174,29 @@ def _all_cas(pki: TestPKI) -> list[x509.Certificate]:
     return list(pki.roots.values()) + list(pki.intermediates.values())
 
 
+_Peer = TypeVar("_Peer", bound="TlsPeer")
+
+
+def _peers(kind: Callable[..., _Peer], name: str, pki: TestPKI, server: ServerCredentials,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., _Peer]]:
+    """The ``start`` function of a TLS peer fixture; stops every peer it started."""
+    started: list[_Peer] = []
+
+    def start(client_ca: Optional[Sequence[x509.Certificate]] = None, *,
+              credentials: Optional[ServerCredentials] = None, **options: Any) -> _Peer:
+        peer = kind(credentials or server, _all_cas(pki) if client_ca is None else client_ca,
+                    directory=tmp_path_factory.mktemp(name), **options)
+        started.append(peer)
+        peer.start()
+        return peer
+
+    try:
+        yield start
+    finally:
+        for peer in started:
+            peer.stop()
+
+
 @pytest.fixture
 def cps_openssl_server(cps_pki: TestPKI, cps_tls_server: ServerCredentials,
                        tmp_path_factory: pytest.TempPathFactory
@@ -186,23 +209,7 @@ def cps_openssl_server(cps_pki: TestPKI, cps_tls_server: ServerCredentials,
     outlives it (its log stays readable); all are stopped at teardown."""
     from cps.testing.tlspeers import OpensslServer
 
-    started: list[OpensslServer] = []
-
-    def start(client_ca: Optional[Sequence[x509.Certificate]] = None, *,
-              credentials: Optional[ServerCredentials] = None,
-              **options: Any) -> OpensslServer:
-        server = OpensslServer(credentials or cps_tls_server,
-                               _all_cas(cps_pki) if client_ca is None else client_ca,
-                               directory=tmp_path_factory.mktemp("s_server"), **options)
-        started.append(server)
-        server.start()
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from _peers(OpensslServer, "s_server", cps_pki, cps_tls_server, tmp_path_factory)
 
 
 @pytest.fixture
@@ -214,19 +221,4 @@ def cps_nginx(cps_pki: TestPKI, cps_tls_server: ServerCredentials,
     :func:`cps_openssl_server`; all are stopped at teardown."""
     from cps.testing.tlspeers import Nginx
 
-    started: list[Nginx] = []
-
-    def start(client_ca: Optional[Sequence[x509.Certificate]] = None, *,
-              credentials: Optional[ServerCredentials] = None, **options: Any) -> Nginx:
-        server = Nginx(credentials or cps_tls_server,
-                       _all_cas(cps_pki) if client_ca is None else client_ca,
-                       directory=tmp_path_factory.mktemp("nginx"), **options)
-        started.append(server)
-        server.start()
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
+    yield from _peers(Nginx, "nginx", cps_pki, cps_tls_server, tmp_path_factory)

@@ -194,16 +194,11 @@ def _server_untrusted(t: "Scenario") -> Any:
 
 def _http_error(t: "Scenario") -> Any:
     # the TLS connection works, the service refuses the revoked card: 403
-    import importlib.util
+    from tls_helpers import load_tls_app
 
     from cps.testing.tlspeers import Nginx
 
-    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "tls_app.py"
-    spec = importlib.util.spec_from_file_location("tls_app_example", example)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    app = module.serve(t.pki.validator(), trusted_proxies=("127.0.0.1",))
+    app = load_tls_app().serve(t.pki.validator(), trusted_proxies=("127.0.0.1",))
     cas = [*t.pki.roots.values(), *t.pki.intermediates.values()]
     try:
         with t.serve("cps3-revoked") as emu, Nginx(
