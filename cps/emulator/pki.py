@@ -793,8 +793,8 @@ class TestPKI:
 
         subjectAltName lists ``hostnames`` (DNS names, and IP addresses for
         those that parse as one); keyUsage digitalSignature + keyEncipherment,
-        extendedKeyUsage serverAuth; CRL and AIA pointers like a card
-        certificate's. Its key is RSA-2048 (TEST-ONLY), one per host list.
+        extendedKeyUsage serverAuth; CRL, delta, OCSP and caIssuers pointers
+        like a card certificate's. Its key is RSA-2048 (TEST-ONLY), one per host list.
         Deterministic: same seed and names, same DER. Valid from a year before
         the reference time to three years after (``expired``: ended a year
         before it), so peers that read the real clock (openssl, nginx, curl)
@@ -827,7 +827,7 @@ class TestPKI:
                     alt.append(x509.IPAddress(ipaddress.ip_address(name)))
                 except ValueError:
                     alt.append(x509.DNSName(name))
-            cert = (
+            builder = (
                 x509.CertificateBuilder()
                 .serial_number(serial)
                 .issuer_name(ca.cert.subject)
@@ -845,19 +845,8 @@ class TestPKI:
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                                critical=False)
                 .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-                .add_extension(x509.CRLDistributionPoints(_uri_points(ca.crl_url)),
-                               critical=False)
-                .add_extension(x509.AuthorityInformationAccess([
-                    x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                                           x509.UniformResourceIdentifier(ca.cert_url)),
-                ]), critical=False)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                               critical=False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                        _ski(ca.cert)), critical=False)
-                .sign(ca.key, hashes.SHA256())
             )
+            cert = self._pointers(builder, key, ca).sign(ca.key, hashes.SHA256())
             root = self._cas[ca.parent] if ca.parent else ca
             made = ServerCredentials(certificate=cert, key=key, chain=(ca.cert,),
                                      root=root.cert)
@@ -1225,6 +1214,26 @@ class TestPKI:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.OtherName(OID_MS_UPN, upn)]), critical=False)
         builder = (
+            self._pointers(builder, key, ca)
+            .add_extension(x509.UnrecognizedExtension(
+                OID_CARD_FLAGS, asn1.OctetString(b"\x80").dump()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(
+                OID_CARD_TYPE, asn1.Integer(profile.card_type_code).dump()), critical=False)
+            .add_extension(x509.UnrecognizedExtension(
+                OID_CARD_ISSUER_ID, asn1.PrintableString(profile.issuer_card_id).dump()),
+                critical=False)
+        )
+        code = profile.holder.profession_code
+        if code is not None and code.isascii() and code.isdigit():
+            builder = builder.add_extension(x509.UnrecognizedExtension(
+                OID_PROFESSION, asn1.Integer(int(code)).dump()), critical=False)
+        return builder.sign(ca.key, hashes.SHA256())
+
+    def _pointers(self, builder: x509.CertificateBuilder, key: rsa.RSAPrivateKey,
+                  ca: CertificateAuthority) -> x509.CertificateBuilder:
+        """What every end-entity certificate of the PKI carries: CRL and delta
+        pointers, OCSP and caIssuers, the key identifiers."""
+        return (
             builder
             .add_extension(x509.CRLDistributionPoints(_uri_points(ca.crl_url)), critical=False)
             .add_extension(x509.FreshestCRL(_uri_points(ca.delta_crl_url or ca.crl_url)),
@@ -1240,19 +1249,7 @@ class TestPKI:
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(_ski(ca.cert)),
                 critical=False)
-            .add_extension(x509.UnrecognizedExtension(
-                OID_CARD_FLAGS, asn1.OctetString(b"\x80").dump()), critical=False)
-            .add_extension(x509.UnrecognizedExtension(
-                OID_CARD_TYPE, asn1.Integer(profile.card_type_code).dump()), critical=False)
-            .add_extension(x509.UnrecognizedExtension(
-                OID_CARD_ISSUER_ID, asn1.PrintableString(profile.issuer_card_id).dump()),
-                critical=False)
         )
-        code = profile.holder.profession_code
-        if code is not None and code.isascii() and code.isdigit():
-            builder = builder.add_extension(x509.UnrecognizedExtension(
-                OID_PROFESSION, asn1.Integer(int(code)).dump()), critical=False)
-        return builder.sign(ca.key, hashes.SHA256())
 
     def _ca_for_hashes(self, name_hash: bytes, key_hash: bytes,
                        algorithm: hashes.HashAlgorithm) -> CertificateAuthority | None:
