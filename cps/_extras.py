@@ -17,6 +17,9 @@ top-level module   distribution        extra      needed by
 ``redis``          redis               redis      ``RedisNonceStore``
 ``tlslite``        tlslite-ng          tls        :mod:`cps.tls` (TLS with the card)
 ``requests``       requests            tls        ``cps.tls.CardHTTPAdapter``
+``signxml``        signxml             xml        :mod:`cps.xades` (XML signatures)
+``lxml``           lxml                xml        :mod:`cps.xades`
+``pyhanko``        pyHanko             pdf        :mod:`cps.pades` (PDF signatures)
 =================  ==================  =========  ===============================
 
 Nothing here is imported by ``import cps``; the guard itself imports nothing
@@ -42,6 +45,9 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "redis": ("redis", "redis"),
     "tlslite": ("tlslite-ng", "tls"),
     "requests": ("requests", "tls"),
+    "signxml": ("signxml", "xml"),
+    "lxml": ("lxml", "xml"),
+    "pyhanko": ("pyHanko", "pdf"),
 }
 
 

@@ -16,13 +16,14 @@ cd "$(dirname "$0")/.."
 #   slapd                     an LDAP directory like IGC-Santé's (delta CRLs), for the trust tests
 #   openssl                   `openssl cms -verify` in the signing tests, `openssl s_server`
 #                             (a TLS peer for cps.tls)
+#   xmlsec1                   an XML signature verifier we did not write (XAdES tests)
 #   nginx                     a reverse proxy verifying client certificates (cps.tls tests)
 #   curl + libengine-pkcs11-openssl   a TLS client we did not write, driving the card
 #                             through OpenSC's PKCS#11 module (cps.tls tests)
 #   firefox-esr               a headless browser doing TLS client auth through OpenSC (cps.tls tests)
 #   python3-venv, gcc, python3-dev   to create the venv and build wheels
 DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 redis-server slapd openssl
-      nginx curl libengine-pkcs11-openssl firefox-esr
+      nginx curl libengine-pkcs11-openssl firefox-esr xmlsec1
       python3-venv python3-dev gcc make pkg-config procps"
 
 missing=""
@@ -49,7 +50,7 @@ fi
 # The project with every extra the test suite and the benchmarks use: card access
 # (pyscard, python-pkcs11), the Redis nonce store, the test and bench tools. A
 # plain `pip install cps-middleware` is lighter (README "Install").
-EXTRAS="card,redis,tls,test,bench"
+EXTRAS="card,redis,tls,xml,pdf,test,bench"
 # The editable install is a plain path (setuptools' "compat" mode: a .pth naming
 # the checkout), not an import hook: mypy, run from anywhere against this .venv,
 # then resolves `cps` and `cps_cli` like any installed package.
