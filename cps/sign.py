@@ -11,12 +11,19 @@
     result.validation_time      # when the certificate was judged: now, unless at=
     result.signing_time         # what the signer claims: reported, not trusted
 
+    p7s = sign_cms(card, document, timestamp="http://tsa.example/")   # CAdES-T
+    result = verify_cms(p7s, document, validator)
+    result.timestamp.gen_time   # proven by the TSA: the certificate is judged then
+
 The CMS is RFC 5652 SignedData with one SignerInfo (version 1,
 IssuerAndSerialNumber) and the signed attributes contentType, signingTime,
 messageDigest and signing-certificate-v2 (RFC 5035): the baseline of a
-CAdES-BES signature (ETSI EN 319 122-1). No timestamp, no long-term
+CAdES-BES signature (ETSI EN 319 122-1). With ``timestamp=``, an RFC 3161
+timestamp over the signature value travels as the unsigned attribute
+id-aa-signatureTimeStampToken (CAdES-T, :mod:`cps.timestamp`). No long-term
 validation data. The signer certificate is judged now unless the caller
-says otherwise: a signingTime is the signer's claim. See docs/signing.md.
+says otherwise or a verified timestamp proves when the signature existed: a
+signingTime is the signer's claim. See docs/signing.md.
 """
 
 from __future__ import annotations
@@ -58,11 +65,17 @@ from .errors import CertificateParseError, CpsError, NotSupported
 
 if TYPE_CHECKING:  # pragma: no cover
     from .identity import Practitioner
+    from .timestamp import TimestampInfo
     from .trust.validate import ValidationResult, Validator
+
+#: What ``sign_cms(timestamp=...)`` takes: a TSA URL, or ``f(digest) -> token``.
+TimestampSource = Union[str, Callable[[bytes], bytes]]
 
 __all__ = [
     "MAX_CMS_SIZE",
+    "MAX_TIMESTAMPS",
     "Signer",
+    "TimestampSource",
     "SoftwareSigner",
     "CmsVerification",
     "SignatureError",
@@ -100,6 +113,10 @@ _ATTR_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 _ATTR_SIGNING_TIME = "1.2.840.113549.1.9.5"
 _ATTR_SIGNING_CERT = "1.2.840.113549.1.9.16.2.12"      # RFC 2634, SHA-1 ESSCertID
 _ATTR_SIGNING_CERT_V2 = "1.2.840.113549.1.9.16.2.47"   # RFC 5035, ESSCertIDv2
+#: id-aa-signatureTimeStampToken (RFC 3161 appendix A, CAdES-T): unsigned attribute
+_ATTR_TIMESTAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"  # noqa: S105 - an OID
+#: Most signature timestamps accepted on one SignerInfo.
+MAX_TIMESTAMPS = 8
 
 
 # --------------------------------------------------------------------------- errors
@@ -255,8 +272,9 @@ def verify_pkcs1(cert: Union[x509.Certificate, bytes], signature: bytes, data: b
 # --------------------------------------------------------------------------- CMS signing
 def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
              chain: Optional[Sequence[Union[x509.Certificate, bytes]]] = None,
-             signing_time: Optional[datetime] = None, detached: bool = True) -> bytes:
-    """Sign ``data`` as a CMS SignedData, CAdES-BES (DER, a ``.p7s`` file).
+             signing_time: Optional[datetime] = None, detached: bool = True,
+             timestamp: Optional[TimestampSource] = None) -> bytes:
+    """Sign ``data`` as a CMS SignedData, CAdES-BES or CAdES-T (DER, a ``.p7s`` file).
 
     The card signs the DER of the signed attributes (a SET OF, tag 0x31); it
     hashes the last block itself (PSO HASH), so the signature is PKCS#1 v1.5
@@ -276,9 +294,19 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
         verifier must already hold it as a trust anchor.
     :param signing_time: aware datetime of the signingTime attribute; default now.
     :param detached: leave the content out (default), or embed it.
+    :param timestamp: make a CAdES-T signature: the URL of an RFC 3161 TSA
+        (asked with :func:`cps.timestamp.request_timestamp`), or a callable
+        taking the ``hash`` digest of the signature value and returning a
+        TimeStampToken (DER), e.g. a TSA client of your own. The token is
+        checked (signature, imprint, TSA certificate's EKU; not its trust,
+        which the verifier judges) and added as the unsigned attribute
+        id-aa-signatureTimeStampToken (1.2.840.113549.1.9.16.2.14).
     :returns: the DER ContentInfo.
     :raises NotSupported: SHA-1 or an unknown hash; not an RSA certificate.
     :raises SignatureInvalid: the card's signature does not verify with its certificate.
+    :raises TimestampError: no usable timestamp (the TSA is unreachable,
+        refused, or answered a token that does not verify); nothing is
+        returned without the timestamp asked for.
     :raises CardError: the card refused (e.g. ``SecurityStatusNotSatisfied``: PIN not verified).
     """
     if hash not in _CMS_HASHES:
@@ -316,6 +344,11 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
                                "certificate (wrong key or faulty card)",
                                subject=_subject(cert)) from None
 
+    unsigned = None
+    if timestamp is not None:
+        token = _signature_timestamp(timestamp, signature, hash)
+        unsigned = cms.CMSAttributes([{"type": "signature_time_stamp_token",
+                                       "values": [cms.ContentInfo.load(token)]}])
     signer_info = cms.SignerInfo({
         "version": "v1",
         "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
@@ -328,6 +361,7 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
         # as well as the older rsaEncryption.
         "signature_algorithm": {"algorithm": f"{hash}_rsa", "parameters": core.Null()},
         "signature": signature,
+        "unsigned_attrs": unsigned,
     })
     signed_data = cms.SignedData({
         "version": "v1",  # RFC 5652 5.1: id-data, X.509 certificates only, SignerInfo v1
@@ -339,6 +373,24 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
     })
     encoded: bytes = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
     return encoded
+
+
+def _signature_timestamp(source: TimestampSource, signature: bytes, hash: str) -> bytes:
+    """A verified timestamp token over ``hash(signature)`` (RFC 3161 appendix A)."""
+    from .timestamp import request_timestamp, verify_timestamp
+
+    digest = hashlib.new(hash, signature).digest()
+    if isinstance(source, str):
+        return request_timestamp(source, digest, hash=hash)  # verified there
+    if not callable(source):
+        raise TypeError(f"timestamp must be a TSA URL or a callable, not "
+                        f"{type(source).__name__}")
+    token = source(digest)
+    if not isinstance(token, (bytes, bytearray, memoryview)):
+        raise TypeError(f"the timestamp callable returned {type(token).__name__}, not bytes")
+    token = bytes(token)
+    verify_timestamp(token, digest, hash=hash)
+    return token
 
 
 # --------------------------------------------------------------------------- CMS verification
@@ -364,8 +416,12 @@ class CmsVerification:
     :ivar validation_time: the time the signer certificate was judged at
         (``validation.validated_at``); ``None`` without a validator.
     :ivar validation_time_source: where that time comes from: ``"now"`` (the
-        validator's clock, the default), ``"caller"`` (the ``at=`` argument);
-        ``None`` without a validator. A signingTime alone is never a source.
+        validator's clock, the default), ``"timestamp"`` (a verified signature
+        timestamp, CAdES-T), ``"caller"`` (the ``at=`` argument); ``None``
+        without a validator. A signingTime alone is never a source.
+    :ivar timestamp: the verified signature timestamp
+        (:class:`cps.timestamp.TimestampInfo`; the earliest when there are
+        several, all verified), ``None`` for a CAdES-BES signature.
     """
 
     signer: x509.Certificate
@@ -377,10 +433,12 @@ class CmsVerification:
     practitioner: Optional["Practitioner"] = None
     validation_time: Optional[datetime] = None
     validation_time_source: Optional[str] = None
+    timestamp: Optional["TimestampInfo"] = None
 
 
 def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Validator"] = None,
-               *, at: Optional[datetime] = None) -> CmsVerification:
+               *, at: Optional[datetime] = None,
+               tsa_validator: Optional["Validator"] = None) -> CmsVerification:
     """Verify a CMS SignedData signature (one signer), then, if asked, its certificate.
 
     Checks, in order: the structure; that the signed contentType is the
@@ -406,21 +464,24 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
         encapsulated content.
     :param validator: a :class:`cps.trust.Validator`; ``None`` checks the
         signature only.
-    :param at: aware validation time, trusted as given; default now (the
-        validator's clock), never the signingTime.
+    :param at: aware validation time, trusted as given; default the
+        timestamp's time, else now (the validator's clock), never the signingTime.
+    :param tsa_validator: the :class:`cps.trust.Validator` that judges TSA
+        certificates (a TSA may chain to other roots than the signers);
+        default ``validator``.
     :raises CmsError: malformed, too large, unsupported (several signers, no
         signed attributes, non-RSA key, SHA-1), no signer certificate.
     :raises DigestMismatch: the data is not what was signed.
     :raises SignatureInvalid: the signature is wrong (``reason`` says which check).
     :raises SigningCertificateMismatch: the signed attributes name another certificate.
+    :raises TimestampError: a signature timestamp that does not verify, whose
+        imprint is not the signature's, or whose TSA the validator refuses
+        (``reason``: ``"signature"``, ``"imprint-mismatch"``,
+        ``"untrusted-tsa"``...): never ignored.
     :raises CertificateInvalid: from the validator (``CertificateRevoked``,
         ``CertificatePurposeError``, ``CertificateExpired``...), and ``RevocationUnavailable``.
     """
     parsed = _parse(cms_der)
-    subject = _subject(parsed.signer)
-    if parsed.signed_content_type != parsed.content_type:
-        raise SignatureInvalid("the signed contentType is not the encapsulated content type",
-                               reason="content-type", subject=subject)
     if data is None:
         if parsed.content is None:
             raise CmsError("detached signature: pass the signed data", reason="no-content")
@@ -429,7 +490,51 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
         content = bytes(data)
         if parsed.content is not None and parsed.content != content:
             raise SignatureInvalid("the data given is not the content embedded in the CMS",
-                                   reason="content-mismatch", subject=subject)
+                                   reason="content-mismatch", subject=_subject(parsed.signer))
+    _check_signer_info(parsed, content)
+    stamp = _verified_timestamp(parsed, tsa_validator if tsa_validator is not None
+                                else validator)
+
+    validation = when = source = None
+    if validator is not None:
+        when, source = _validation_time(validator, at, stamp)
+        validation = validator.validate(parsed.signer, intermediates=parsed.others, at=when,
+                                        purpose=KeyRole.SIGN)
+    practitioner = _practitioner(parsed.signer, validated=validation is not None)
+    return CmsVerification(signer=parsed.signer, signing_time=parsed.signing_time,
+                           digest_algorithm=parsed.digest_algorithm,
+                           certificates=tuple(parsed.others),
+                           signing_certificate_bound=bool(parsed.cert_ids),
+                           validation=validation, practitioner=practitioner,
+                           validation_time=when, validation_time_source=source,
+                           timestamp=stamp)
+
+
+def _verified_timestamp(parsed: _Parsed, validator: Optional["Validator"]
+                        ) -> Optional["TimestampInfo"]:
+    """Verify every signature-time-stamp token of the SignerInfo; the earliest.
+
+    RFC 3161 appendix A: the imprint is the hash of the signature value (the
+    OCTET STRING's contents), with the algorithm the token names.
+    """
+    if not parsed.timestamps:
+        return None
+    from .timestamp import verify_timestamp
+
+    stamps = [verify_timestamp(token, data=parsed.signature, validator=validator)
+              for token in parsed.timestamps]
+    return min(stamps, key=lambda s: s.gen_time)
+
+
+def _check_signer_info(parsed: _Parsed, content: bytes) -> None:
+    """The checks of one SignerInfo over ``content``: signed contentType, messageDigest,
+    the RSA signature over the signed attributes, the signing-certificate(-v2)
+    binding. Shared by :func:`verify_cms` and :func:`cps.timestamp.verify_timestamp`
+    (a timestamp token is a SignedData over a TSTInfo)."""
+    subject = _subject(parsed.signer)
+    if parsed.signed_content_type != parsed.content_type:
+        raise SignatureInvalid("the signed contentType is not the encapsulated content type",
+                               reason="content-type", subject=subject)
     actual = hashlib.new(parsed.digest_algorithm, content).digest()
     if not hmac.compare_digest(actual, parsed.message_digest):
         raise DigestMismatch("the data does not match the signed messageDigest: it was "
@@ -450,27 +555,18 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
                 "signer's", algorithm=algorithm, expected=expected, actual=actual_hash,
                 subject=subject)
 
-    validation = when = source = None
-    if validator is not None:
-        when, source = _validation_time(validator, at)
-        validation = validator.validate(parsed.signer, intermediates=parsed.others, at=when,
-                                        purpose=KeyRole.SIGN)
-    practitioner = _practitioner(parsed.signer, validated=validation is not None)
-    return CmsVerification(signer=parsed.signer, signing_time=parsed.signing_time,
-                           digest_algorithm=parsed.digest_algorithm,
-                           certificates=tuple(parsed.others),
-                           signing_certificate_bound=bool(parsed.cert_ids),
-                           validation=validation, practitioner=practitioner,
-                           validation_time=when, validation_time_source=source)
 
-
-def _validation_time(validator: Any, at: Optional[datetime]) -> Tuple[datetime, str]:
+def _validation_time(validator: Any, at: Optional[datetime],
+                     stamp: Optional["TimestampInfo"] = None) -> Tuple[datetime, str]:
     """(time to judge the signer certificate at, its source): ``at`` when given,
-    else the validator's clock, else the system time. Never the signingTime:
-    the signer wrote it. (A verified RFC 3161 timestamp, once supported, is
-    the one proof that may replace "now".)"""
+    else the verified timestamp's genTime plus its accuracy, else the
+    validator's clock, else the system time. Never the signingTime: the
+    signer wrote it; a TSA's verified timestamp is the one proof that
+    replaces "now"."""
     if at is not None:  # the validator refuses a naive one (TypeError)
         return at, "caller"
+    if stamp is not None:
+        return stamp.latest, "timestamp"
     clock = getattr(validator, "clock", None)
     now = clock() if callable(clock) else datetime.now(timezone.utc)
     return now, "now"
@@ -490,13 +586,16 @@ class _Parsed(NamedTuple):
     message_digest: bytes
     signing_time: Optional[datetime]
     cert_ids: List[Tuple[str, bytes, Optional[bool]]]   # (hash, cert hash, issuerSerial ok)
+    timestamps: List[bytes]                 # signature-time-stamp tokens (unsigned), DER
 
 
-def _parse(cms_der: Any) -> _Parsed:
+def _parse(cms_der: Any, extra_certificates: Sequence[bytes] = ()) -> _Parsed:
     """Decode everything :func:`verify_cms` needs; any decoding failure is a CmsError.
 
     asn1crypto parses lazily, so every value is extracted here, inside the
-    ``try``: nothing undecoded leaks to the checks.
+    ``try``: nothing undecoded leaks to the checks. ``extra_certificates``
+    (DER) are searched for the signer after the embedded ones (a timestamp
+    token made without ``certReq`` carries no certificate).
     """
     if not isinstance(cms_der, (bytes, bytearray, memoryview)):
         raise TypeError(f"the CMS must be bytes, not {type(cms_der).__name__}")
@@ -506,7 +605,7 @@ def _parse(cms_der: Any) -> _Parsed:
     if len(der) > MAX_CMS_SIZE:
         raise CmsError(f"CMS of {len(der)} bytes: more than {MAX_CMS_SIZE}", reason="too-large")
     try:
-        return _parse_der(der)
+        return _parse_der(der, extra_certificates)
     except CpsError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
@@ -515,7 +614,7 @@ def _parse(cms_der: Any) -> _Parsed:
         raise CmsError(f"malformed CMS: {type(exc).__name__}: {exc}"[:300]) from None
 
 
-def _parse_der(der: bytes) -> _Parsed:
+def _parse_der(der: bytes, extra_certificates: Sequence[bytes] = ()) -> _Parsed:
     info = cms.ContentInfo.load(der, strict=True)
     if info["content_type"].dotted != _ID_SIGNED_DATA:
         raise CmsError("not a CMS SignedData", reason="unsupported")
@@ -533,6 +632,9 @@ def _parse_der(der: bytes) -> _Parsed:
         for choice in cert_set:
             if choice.name == "certificate":  # attribute certificates play no part here
                 certificates.append((choice.chosen.dump(), choice.chosen))
+    for extra in extra_certificates:
+        if all(extra != d for d, _ in certificates):
+            certificates.append((extra, asn1_x509.Certificate.load(extra, strict=True)))
 
     signer_infos = signed_data["signer_infos"]
     if len(signer_infos) != 1:
@@ -595,9 +697,19 @@ def _parse_der(der: bytes) -> _Parsed:
             # RFC 5035 / 2634: the first ESSCertID is the signer's certificate.
             cert_ids.append(_ess_cert_id(values[oid]["certs"][0], signer_asn1,
                                          v1=oid == _ATTR_SIGNING_CERT))
+    timestamps: List[bytes] = []
+    unsigned = signer_info["unsigned_attrs"]
+    if not isinstance(unsigned, core.Void):
+        for attr in unsigned:
+            if attr["type"].dotted == _ATTR_TIMESTAMP_TOKEN:
+                # the raw ContentInfo of each value: cps.timestamp decodes and judges it
+                timestamps.extend(value.dump() for value in attr["values"])
+        if len(timestamps) > MAX_TIMESTAMPS:
+            raise CmsError(f"more than {MAX_TIMESTAMPS} signature timestamps",
+                           reason="unsupported")
     return _Parsed(content_type, content, signer, signer_der, others, digest_algorithm,
                    signature, signed_attrs, signed_content_type, message_digest, signing_time,
-                   cert_ids)
+                   cert_ids, timestamps)
 
 
 def _find_signer(sid: cms.SignerIdentifier, certificates: List[Tuple[bytes, Any]]

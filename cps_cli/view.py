@@ -616,6 +616,63 @@ def cms_verification_summary(result: Any) -> Dict[str, Any]:
     }
 
 
+def timestamp_summary(info: Any) -> Optional[Dict[str, Any]]:
+    """A verified :class:`cps.timestamp.TimestampInfo` as data (``None`` for none)."""
+    if info is None:
+        return None
+    return {
+        "gen_time": iso(info.gen_time),
+        "tsa": info.tsa_certificate.subject.rfc4514_string(),
+        "serial_number": str(info.serial_number),
+        "policy": info.policy,
+        "hash_algorithm": info.hash_algorithm,
+        "validated": info.validation is not None,
+    }
+
+
+def xades_verification_summary(result: Any) -> Dict[str, Any]:
+    """A :class:`cps.xades.XadesVerification` as data: what the CMS summary gives,
+    plus ``level`` and ``covered`` (``uri, kind, digest_algorithm, size``)."""
+    return {
+        "valid": True,
+        "signer": certificate_summary(result.signer, KeyRole.SIGN),
+        "level": result.level,
+        "signing_time": iso(result.signing_time),
+        "digest_algorithm": result.signature_algorithm,
+        "signing_certificate_bound": True,
+        "covered": [{"uri": r.uri, "kind": r.kind, "digest_algorithm": r.digest_algorithm,
+                     "size": len(r.data) if r.data is not None else None}
+                    for r in result.covered],
+        "timestamp": timestamp_summary(result.timestamp),
+        "practitioner": result.practitioner.to_dict() if result.practitioner else None,
+        "validation": validation_summary(result.validation) if result.validation else None,
+        "validation_time": iso(result.validation_time),
+        "validation_time_source": result.validation_time_source,
+    }
+
+
+def pdf_verification_summary(result: Any) -> Dict[str, Any]:
+    """One :class:`cps.pades.PdfVerification` as data."""
+    return {
+        "field_name": result.field_name,
+        "signer": certificate_summary(result.signer, KeyRole.SIGN),
+        "subfilter": result.subfilter,
+        "digest_algorithm": result.cms.digest_algorithm,
+        "byte_range": list(result.byte_range),
+        "signed_end": result.signed_end,
+        "covers_whole_file": result.covers_whole_file,
+        "unsigned_bytes": result.unsigned_bytes,
+        "updates_after": result.updates_after,
+        "modification_level": result.modification_level,
+        "signing_time": iso(result.signing_time),
+        "timestamp": timestamp_summary(getattr(result.cms, "timestamp", None)),
+        "practitioner": result.practitioner.to_dict() if result.practitioner else None,
+        "validation": validation_summary(result.validation) if result.validation else None,
+        "validation_time": iso(result.validation_time),
+        "validation_time_source": result.validation_time_source,
+    }
+
+
 # --------------------------------------------------------------------------- authentication
 def auth_round(card: Card, validator: "Validator", origin: str = "https://localhost",
                at: Optional[dt.datetime] = None) -> Dict[str, Any]:

@@ -441,3 +441,21 @@ def test_revocation_state_machine(timeline_pki, tmp_path):
     RevocationOverTime.checks = 0
     RevocationOverTime.TestCase().runTest()
     assert RevocationOverTime.checks >= 100  # the model was compared, many times
+
+
+def test_a_revocation_only_a_verified_delta_lists(timeline_pki, tmp_path):
+    """BUG-57 (found by the state machine above): revoked, then the next morning the
+    complete CRL's URL serves a forgery while the genuine delta CRL lists the
+    revocation; the validators had never held a complete CRL. Hard-fail said
+    "unavailable" and soft-fail accepted the certificate: a revocation a verified
+    delta CRL lists is final, with or without its complete CRL."""
+    RevocationOverTime.pki_env = timeline_pki
+    RevocationOverTime.tmp = tmp_path
+    machine = RevocationOverTime()
+    machine.start()
+    machine.revoke(index=0, reason=x509.ReasonFlags.key_compromise)
+    machine.publish(modes={0: FORGED})          # validates both modes against the oracle
+    leaf = machine.world.leaves[0]
+    for validator in machine.world.validators.values():
+        with pytest.raises(CertificateRevoked):
+            validator.validate(leaf.cert)

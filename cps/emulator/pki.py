@@ -115,12 +115,15 @@ __all__ = [
     "POLICY_TEST_AUTH",
     "POLICY_TEST_SIGN",
     "POLICY_TEST_TECH",
+    "POLICY_TEST_TSA",
+    "TSA_POLICY_TEST",
     "CardCredentials",
     "CertificateAuthority",
     "TestPKI",
     "card_upn",
     "crl_number",
     "default_reference_time",
+    "timestamp_rejection",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:18080"
@@ -131,6 +134,11 @@ POLICY_TEST_AUTH = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.1")
 POLICY_TEST_SIGN = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.2")
 #: Emulator choice, NOT an official OID: contactless technical certificates.
 POLICY_TEST_TECH = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.3")
+#: Emulator choice, NOT an official OID: certificate policy of the test TSA's certificate.
+POLICY_TEST_TSA = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.4")
+#: Emulator choice, NOT an official OID: the TSA policy (TSTInfo ``policy``) of
+#: :meth:`TestPKI.timestamp_response` tokens.
+TSA_POLICY_TEST = x509.ObjectIdentifier("1.2.250.1.213.1.7.2.1.1.1.5")
 #: CPS URI of the TEST certification policy (informational, never fetched).
 TEST_CPS_URI = "http://igc-sante.esante.gouv.fr/PC%20TEST"
 
@@ -478,6 +486,8 @@ class TestPKI:
         self._events: dict[str, dict[int, list[_Event]]] = {name: {} for name in self._cas}
         self._leaves: dict[tuple[str, int, str], tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
         self._servers: dict[str, ServerCredentials] = {}
+        self._tsas: dict[str, tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
+        self._tsa_counter = 0
         for profile in profiles:
             self._register(profile)
 
@@ -853,6 +863,170 @@ class TestPKI:
             self._servers[label] = made
             self._registry[ca.name][serial] = _Issued(serial, label, "server", None, None)
             return made
+
+    # -- timestamps (RFC 3161) -------------------------------------------------------
+
+    def issue_tsa(self, ca_name: str = "STANDARD ORGANISATIONS"
+                  ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """Issue (or return) the certificate of a TEST Time-Stamping Authority.
+
+        As RFC 3161 2.3 requires: extendedKeyUsage id-kp-timeStamping only,
+        **critical**; keyUsage digitalSignature + nonRepudiation (critical);
+        certificate policy :data:`POLICY_TEST_TSA` (an emulator choice, not an
+        official OID); CRL, delta, OCSP and caIssuers pointers like a card
+        certificate's (the CA knows its serial: OCSP answers ``good``,
+        :meth:`revoke` accepts it). Its key is RSA-2048 (TEST-ONLY), one per CA.
+        Deterministic: same seed, same DER. Valid from a year before the
+        reference time to three years after, like :meth:`issue_server`.
+
+        :param ca_name: an intermediate CA; ``"STANDARD ORGANISATIONS"`` by default.
+        :returns: ``(certificate, private key)``.
+        :raises ValueError: a root CA.
+        """
+        ca = self.ca(ca_name)
+        if ca.is_root:
+            raise ValueError(f"{ca.name} is a root: TSA certificates come from intermediates")
+        with self._lock:
+            made = self._tsas.get(ca.name)
+            if made is not None:
+                return made
+            key = self._key(f"tsa/{ca.name}", 2048)
+            serial = self._serial(f"serial/tsa/{ca.name}")
+            ref = self.reference_time
+            builder = (
+                x509.CertificateBuilder()
+                .serial_number(serial)
+                .issuer_name(ca.cert.subject)
+                .subject_name(x509.Name([
+                    x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "TEST SERVICE DE SANTE"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, f"TEST HORODATAGE {ca.name}"),
+                ]))
+                .public_key(key.public_key())
+                .not_valid_before(_add_years(ref, -1))
+                .not_valid_after(_add_years(ref, 3))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(_key_usage(digital_signature=True, content_commitment=True),
+                               critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+                               critical=True)
+                .add_extension(x509.CertificatePolicies([
+                    x509.PolicyInformation(POLICY_TEST_TSA, [TEST_CPS_URI])]), critical=False)
+            )
+            cert = self._pointers(builder, key, ca).sign(ca.key, hashes.SHA256())
+            made = self._tsas[ca.name] = (cert, key)
+            self._registry[ca.name][serial] = _Issued(serial, f"tsa/{ca.name}", "tsa",
+                                                      None, None)
+            return made
+
+    def timestamp_response(self, request_der: bytes, at: datetime | None = None, *,
+                           ca_name: str = "STANDARD ORGANISATIONS") -> bytes:
+        """Answer an RFC 3161 TimeStampReq (DER in, DER TimeStampResp out), as a TSA would.
+
+        The token is a CMS SignedData (version 3) over a TSTInfo: policy
+        :data:`TSA_POLICY_TEST` (1.2.250.1.213.1.7.2.1.1.1.5, an emulator
+        choice under the TEST arc, NOT an official OID), the request's
+        message imprint, a serial number unique in this process (Unix time
+        << 32 | a counter), genTime ``at`` (whole seconds) with an accuracy of
+        one second, the request's nonce, ``tsa`` = the TSA's directory name.
+        One SignerInfo by :meth:`issue_tsa`'s key (RSA PKCS#1 v1.5, SHA-256)
+        with the signed attributes contentType id-ct-TSTInfo, signingTime,
+        messageDigest and ESS signing-certificate-v2 (RFC 5035); the TSA
+        certificate and its CA are included when the request says ``certReq``.
+
+        Refusals are TimeStampResps with status rejection and a failInfo:
+        ``badDataFormat`` (undecodable, or a digest of the wrong length),
+        ``badAlg`` (a hash other than SHA-256/384/512), ``unacceptedPolicy``
+        (a reqPolicy other than ours), ``unacceptedExtension`` (extensions).
+
+        :param request_der: the DER TimeStampReq.
+        :param at: the genTime (aware); default now.
+        :param ca_name: the CA of the TSA certificate (see :meth:`issue_tsa`).
+        """
+        from asn1crypto import algos, cms, tsp
+        from asn1crypto import x509 as asn1_x509
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        from ..timestamp import TimeStampResp
+
+        try:
+            request = tsp.TimeStampReq.load(bytes(request_der), strict=True)
+            fields = request.native
+            algorithm = request["message_imprint"]["hash_algorithm"]["algorithm"].dotted
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+            return timestamp_rejection("bad_data_format", "undecodable TimeStampReq")
+        hash_name = _TSA_HASHES.get(algorithm)
+        imprint = fields["message_imprint"]["hashed_message"]
+        if fields["version"] != "v1":
+            return timestamp_rejection("bad_request", "version 1 only")
+        if hash_name is None:
+            return timestamp_rejection("bad_alg", f"hash {algorithm} not accepted")
+        if len(imprint) != hashlib.new(hash_name).digest_size:
+            return timestamp_rejection("bad_data_format", "digest of the wrong length")
+        policy = TSA_POLICY_TEST.dotted_string
+        if fields["req_policy"] is not None and fields["req_policy"] != policy:
+            return timestamp_rejection("unaccepted_policy", "policy not offered")
+        if fields["extensions"]:
+            return timestamp_rejection("unaccepted_extensions", "no extension is supported")
+        gen_time = _utc(at)
+        cert, key = self.issue_tsa(ca_name)
+        ca = self.ca(ca_name)
+        cert_der = cert.public_bytes(serialization.Encoding.DER)
+        tsa_cert = asn1_x509.Certificate.load(cert_der)
+        with self._lock:
+            self._tsa_counter += 1
+            serial = (int(gen_time.timestamp()) << 32) | (self._tsa_counter & 0xFFFFFFFF)
+        tst: dict[str, object] = {
+            "version": "v1",
+            "policy": TSA_POLICY_TEST.dotted_string,
+            "message_imprint": {"hash_algorithm": {"algorithm": algorithm, "parameters": None},
+                                "hashed_message": imprint},
+            "serial_number": serial,
+            "gen_time": gen_time,
+            "accuracy": {"seconds": 1},
+            "tsa": asn1_x509.GeneralName({"directory_name": tsa_cert.subject}),
+        }
+        if fields["nonce"] is not None:
+            tst["nonce"] = fields["nonce"]
+        tst_info = tsp.TSTInfo(tst)
+        attributes = cms.CMSAttributes([
+            {"type": "content_type", "values": ["tst_info"]},
+            {"type": "signing_time", "values": [cms.Time({"utc_time": gen_time})
+                                                if 1950 <= gen_time.year < 2050
+                                                else cms.Time({"generalized_time": gen_time})]},
+            {"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]},
+            {"type": "signing_certificate_v2", "values": [{"certs": [{
+                "cert_hash": hashlib.sha256(cert_der).digest(),
+                "issuer_serial": {
+                    "issuer": [asn1_x509.GeneralName({"directory_name": tsa_cert.issuer})],
+                    "serial_number": tsa_cert.serial_number,
+                },
+            }]}]},
+        ])
+        signature = key.sign(attributes.dump(), padding.PKCS1v15(), hashes.SHA256())
+        signed: dict[str, object] = {
+            "version": "v3",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256",
+                                                         "parameters": None})],
+            "encap_content_info": {"content_type": "tst_info", "content": tst_info},
+            "signer_infos": [{
+                "version": "v1",
+                "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
+                    "issuer": tsa_cert.issuer, "serial_number": tsa_cert.serial_number}}),
+                "digest_algorithm": {"algorithm": "sha256", "parameters": None},
+                "signed_attrs": attributes,
+                "signature_algorithm": {"algorithm": "sha256_rsa", "parameters": asn1.Null()},
+                "signature": signature,
+            }],
+        }
+        if fields["cert_req"]:
+            signed["certificates"] = [tsa_cert, asn1_x509.Certificate.load(
+                ca.cert.public_bytes(serialization.Encoding.DER))]
+        token = cms.ContentInfo({"content_type": "signed_data",
+                                 "content": cms.SignedData(signed)})
+        response: bytes = TimeStampResp({"status": {"status": "granted"},
+                                         "time_stamp_token": token}).dump()
+        return response
 
     # -- revocation --------------------------------------------------------------
 
@@ -1306,6 +1480,30 @@ class TestPKI:
 
 
 # -- module helpers ------------------------------------------------------------------
+
+
+#: message-imprint hashes the test TSA accepts (OID -> hashlib name)
+_TSA_HASHES = {"2.16.840.1.101.3.4.2.1": "sha256", "2.16.840.1.101.3.4.2.2": "sha384",
+               "2.16.840.1.101.3.4.2.3": "sha512"}
+
+
+def timestamp_rejection(fail_info: str, text: str = "", status: str = "rejection") -> bytes:
+    """A TimeStampResp refusing a request (no token), as a TSA answers one it will not stamp.
+
+    :param fail_info: a PKIFailureInfo bit name of asn1crypto (``"bad_alg"``,
+        ``"bad_request"``, ``"bad_data_format"``, ``"time_not_available"``,
+        ``"unaccepted_policy"``, ``"unaccepted_extensions"``,
+        ``"add_info_not_available"``, ``"system_failure"``).
+    :param text: free text (statusString).
+    :param status: the PKIStatus (``"rejection"``, ``"waiting"``...).
+    """
+    from ..timestamp import TimeStampResp
+
+    info: dict[str, object] = {"status": status, "fail_info": {fail_info}}
+    if text:
+        info["status_string"] = [text]
+    encoded: bytes = TimeStampResp({"status": info}).dump()
+    return encoded
 
 
 def _derive_bytes(seed: int | bytes, label: str, length: int) -> bytes:

@@ -19,6 +19,10 @@ depends on ``cps`` gets these fixtures with no configuration:
 ``cps_pki_ldap``       a real slapd on 127.0.0.1 publishing the test PKI's CA
                        certificates and CRLs (delta CRLs included), like IGC-Santé's
                        directory
+``cps_tsa``            a started :class:`cps.testing.tsa.TsaServer`: an RFC 3161
+                       Time-Stamping Authority of ``cps_pki`` over real HTTP on
+                       127.0.0.1 (``.url``; ``.clock`` sets the genTime, ``.faults``
+                       makes it misbehave); one per test
 ``cps_tls_server``     ``ServerCredentials`` of the test PKI for ``localhost`` and
                        ``127.0.0.1`` (STANDARD ORGANISATIONS), session scope
 ``cps_openssl_server`` ``start(client_ca=None, **options)`` -> a started
@@ -52,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cps.testing.pkiserver import PkiServer
     from cps.testing.slapd import Slapd
     from cps.testing.tlspeers import Nginx, OpensslServer, TlsPeer
+    from cps.testing.tsa import TsaServer
 
 DEFAULT_PROFILE = "cps3-medecin"
 
@@ -160,6 +165,17 @@ def cps_pki_ldap(cps_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> 
     from cps.testing.slapd import Slapd
 
     with Slapd.for_test_pki(cps_pki, tmp_path_factory.mktemp("cps-pki-ldap")) as server:
+        yield server
+
+
+@pytest.fixture
+def cps_tsa(cps_pki: TestPKI) -> Iterator[TsaServer]:
+    """A started RFC 3161 TSA signing with ``cps_pki.issue_tsa()`` (TEST AC IGC-SANTE
+    STANDARD ORGANISATIONS): ``POST <.url>`` with ``application/timestamp-query``.
+    Function scope: tests change its ``clock`` (genTime) and ``faults`` freely."""
+    from cps.testing.tsa import TsaServer
+
+    with TsaServer(cps_pki) as server:
         yield server
 
 

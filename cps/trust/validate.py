@@ -987,6 +987,7 @@ class Validator:
         self._raise_remembered(cert, position, now, path, extra)
         if self._carried:  # _raise_remembered may have fetched a newer delta CRL
             self._raise_carried(cert, position, now)
+        self._raise_listed_by_deltas(cert, position, now, path, extra)
         message = ("no usable revocation information"
                    + (f": {'; '.join(failures)}" if failures else ": no CRL for this issuer"))
         stale = [c for c in self._crls.get(cert.issuer, []) if c.next_update is not None]
@@ -1079,6 +1080,37 @@ class Validator:
                                            f" (per {crl.source or 'an offline CRL'}, "
                                            "not current)")
                 break  # the newest verified CRL of this scope speaks
+
+    def _raise_listed_by_deltas(self, cert: ParsedCert, position: int, now: bytes,
+                                path: Tuple[ParsedCert, ...],
+                                extra: Tuple[ParsedCert, ...]) -> None:
+        """A revocation that a verified delta CRL of the certificate lists, with no
+        usable complete CRL (one refused, down, or never obtained): the CA said so,
+        and a revocation is final (BUG-57: soft-fail accepted such a certificate,
+        hard-fail called it unavailable). Holds are not final: without the
+        complete CRL they stay an unknown status."""
+        if not self.use_delta_crls:
+            return
+        is_ca = cert.basic_constraints()[0]
+        names = (directory_name(cert.issuer),)
+        for dp in cert.distribution_points(OID.FRESHEST_CRL):
+            crl_issuers = tuple(dp.crl_issuer) if dp.crl_issuer else names
+            found = [c for c in self._crls.get(cert.issuer, ()) if c.is_delta]
+            if self.fetcher is not None:
+                for url in dict.fromkeys(dp.urls):
+                    delta = self._online(url, True, crl_issuers, path, extra, now, [])
+                    if delta is not None and delta not in found:
+                        found.append(delta)
+            for delta in found:
+                if not delta.is_delta or delta.unknown_critical_extensions \
+                        or self._scope(delta, cert, None, is_ca, crl_issuers, []) is None \
+                        or self._signer(delta, path, now, [], extra) is None:
+                    continue
+                entry = self._entry(delta, cert, crl_issuers)
+                if entry is not None and entry.reason not in ("certificateHold",
+                                                              "removeFromCRL"):
+                    self._raise_if_revoked(entry, cert, position, now,
+                                           f" (per the delta CRL {delta.source or ''})")
 
     def _remembered_deltas(self, complete: Any, signer: ParsedCert) -> List[Any]:
         found = [c for c in self._crls.get(complete.issuer_der, ()) if c.is_delta]
@@ -1535,6 +1567,12 @@ class Validator:
             self._hold(url, _Held(index, retry, text, reason), held)
             return index
         index = result.accepted
+        if index is None and held is not None:
+            # an answer the check refused with nothing of it accepted (a forgery
+            # served in its place): the CRL held so far stays the last one
+            # verified (BUG-57: it was dropped, and with it what it and its
+            # deltas listed)
+            index = held.index
         due = self.fetcher.refresh_at(result).timestamp()
         if due <= stamp:
             due = retry

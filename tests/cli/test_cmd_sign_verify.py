@@ -20,7 +20,7 @@ def test_sign_cms_then_verify(cli, serve, tmp_path, crl_dir, cps_pki):
     doc.write_text("Paracétamol 1 g, 3 fois par jour\n", encoding="utf-8")
     with serve(pin=PIN) as emu:
         signed = cli.json("sign", "-r", emu.reader, str(doc), "--pin", "env:P", env={"P": PIN})
-    assert signed["signed"] is True and signed["format"] == "cms"
+    assert signed["signed"] is True and signed["format"] == "cades"
     assert signed["output"] == str(doc) + ".p7s" and Path(signed["output"]).exists()
     assert signed["signer"]["role"] == "sign" and signed["card_number"] == "2990000101"
 
