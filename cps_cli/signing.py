@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Dict, Optional, Sequence
 
 import click
@@ -101,7 +102,7 @@ def sign(card: Any, file: str, output: Optional[str], fmt: Optional[str], cms: O
             raise errors.NotSupported("the contactless interface has no signature key: use "
                                       "the card's contact interface")
         verify_pin_for(card, pin_spec, force)
-        signature = _sign_as(card, fmt, data, hash_name, xades_mode, tsa)
+        signature = _sign_as(card, fmt, data, hash_name, xades_mode, tsa, Path(file).name)
     except errors.CpsError as exc:
         fail_with_json(exc, as_json, {"signed": False, "file": file, "format": fmt})
         raise
@@ -123,7 +124,7 @@ def sign(card: Any, file: str, output: Optional[str], fmt: Optional[str], cms: O
 
 
 def _sign_as(card: Any, fmt: str, data: bytes, hash_name: str, xades_mode: str,
-             tsa: Optional[str]) -> bytes:
+             tsa: Optional[str], name: str) -> bytes:
     if fmt == "raw":
         signed: bytes = card.sign(data, hash=hash_name)
         return signed
@@ -134,7 +135,10 @@ def _sign_as(card: Any, fmt: str, data: bytes, hash_name: str, xades_mode: str,
     if fmt == "xades":
         from cps.xades import sign_xades
 
-        return sign_xades(card, data, mode=xades_mode, hash=hash_name, timestamp=tsa)
+        # a detached signature names its document: the file's own name (a relative URI)
+        uri = quote(name) if xades_mode == "detached" else None
+        return sign_xades(card, data, mode=xades_mode, hash=hash_name, timestamp=tsa,
+                          detached_uri=uri)
     from cps.pades import sign_pdf
 
     if hash_name != "sha256":
