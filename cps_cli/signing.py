@@ -1,10 +1,10 @@
-"""`cps sign` and `cps verify`: CMS (CAdES-BES) or raw PKCS#1 v1.5 signatures."""
+"""`cps sign` and `cps verify`: CAdES (CMS), XAdES, PAdES or raw PKCS#1 v1.5 signatures."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any, Dict, Optional, Sequence
+from urllib.parse import quote
 
 import click
 
