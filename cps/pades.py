@@ -19,9 +19,11 @@ module checks the ``/ByteRange`` itself (it must cover the whole revision
 except exactly the ``/Contents`` hex string), and the CMS goes to
 :func:`cps.sign.verify_cms` with the signed bytes, so the certificate is
 judged by :mod:`cps.trust` (one CMS verifier). Incremental updates after a
-signature are reported with pyHanko's difference analysis; those beyond
-adding signatures and filling forms are refused unless ``allow_updates``.
-See docs/signing.md ("PDF signatures").
+signature are reported with pyHanko's difference analysis; by default only
+co-signatures, document timestamps and validation data are accepted (filling
+other form fields needs ``allow_form_filling``, anything else
+``allow_updates``), and never what the document's certification (DocMDP)
+forbids. See docs/signing.md ("PDF signatures").
 
 Needs the ``[pdf]`` extra (pyHanko); the pyHanko command-line plugin is
 :mod:`cps_cli.pades_plugin`.
@@ -31,13 +33,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import (
     TYPE_CHECKING,
     Any,
     List,
+    NamedTuple,
     Optional,
     Sequence,
     Tuple,
@@ -72,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
 require("pyhanko", "pdf")
 
 from asn1crypto import algos  # noqa: E402 - after the extra's guard
+from asn1crypto import cms as asn1_cms  # noqa: E402
 from asn1crypto import x509 as asn1_x509  # noqa: E402
 from pyhanko.pdf_utils import misc  # noqa: E402
 from pyhanko.pdf_utils.decode_limits import DecodeLimits  # noqa: E402
@@ -81,13 +87,18 @@ from pyhanko.sign import fields  # noqa: E402
 from pyhanko.sign.diff_analysis import (  # noqa: E402
     DEFAULT_DIFF_POLICY,
     DiffResult,
+    FormUpdatingRule,
     ModificationLevel,
+    SigFieldCreationRule,
+    SigFieldModificationRule,
+    StandardDiffPolicy,
     SuspiciousModification,
 )
+from pyhanko.sign.fields import FieldMDPSpec, MDPPerm  # noqa: E402
 from pyhanko.sign.general import SigningError  # noqa: E402
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner  # noqa: E402
 from pyhanko.sign.signers import Signer as PyHankoSigner  # noqa: E402
-from pyhanko.sign.timestamps import HTTPTimeStamper  # noqa: E402
+from pyhanko.sign.timestamps import TimeStamper  # noqa: E402
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature  # noqa: E402
 from pyhanko.sign.validation.status import SignatureCoverageLevel  # noqa: E402
 from pyhanko.stamp import TextStampStyle  # noqa: E402
@@ -115,7 +126,27 @@ MAX_CONTENTS = 512 * 1024
 STAMP_TEXT = "Signé par %(signer)s\n%(ts)s"
 
 _HEX = re.compile(rb"[0-9A-Fa-f]*")
-_BENIGN = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES, ModificationLevel.FORM_FILLING)
+#: pyHanko's default policy without its rule for filling ordinary form fields:
+#: a form-filling update that passes it only added or filled signature fields.
+_SIGNATURES_ONLY_POLICY = StandardDiffPolicy(
+    global_rules=DEFAULT_DIFF_POLICY.global_rules,
+    form_rule=FormUpdatingRule(field_rules=[
+        SigFieldCreationRule(), SigFieldModificationRule()]))  # type: ignore[no-untyped-call]
+
+
+class _QuietReview(logging.Filter):
+    """Drops pyHanko's "Error in diff operation" warnings (with a traceback) while
+    this thread runs the signatures-only review: its refusal is expected there."""
+
+    active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.active, "on", False)
+
+
+logging.getLogger("pyhanko.sign.diff_analysis.policies").addFilter(_QuietReview())
+_DOCMDP_NAMES = {MDPPerm.NO_CHANGES: "no-changes", MDPPerm.FILL_FORMS: "fill-forms",
+                 MDPPerm.ANNOTATE: "annotate"}
 Box = Tuple[int, int, int, int]
 
 
@@ -129,23 +160,30 @@ class PdfSignatureError(SignatureError):
         ``/ByteRange`` is not ``[0 a b c]`` around exactly the ``/Contents``
         hex string), ``"not-covered"`` (the signature does not cover its whole
         revision, or unsigned bytes that are not an incremental update follow
-        it), ``"modified"`` (incremental updates after signing beyond new
-        signatures and form filling: see ``allow_updates``), ``"unsupported"``
+        it), ``"modified"`` (incremental updates after signing beyond what
+        :func:`verify_pdf` accepts: see ``allow_form_filling`` and
+        ``allow_updates``; or beyond what the document's certification, its
+        DocMDP level, permits), ``"unsupported"``
         (another ``/SubFilter``, too many signatures), and when signing
         ``"field"`` (the field exists and is signed, or is not a signature
         field), ``"timestamp"`` (the TSA failed), ``"signing"``.
     :ivar field_name: the signature field concerned, when known.
     :ivar verification: for ``"modified"`` and ``"not-covered"`` after the
         signature itself verified, what was found (:class:`PdfVerification`).
+    :ivar cause: the underlying error, if any: for ``"timestamp"`` the
+        :class:`cps.timestamp.TimestampError` (its ``reason``: ``"too-large"``,
+        ``"rejected"``, ``"nonce-mismatch"``, ``"imprint-mismatch"``...).
     """
 
     def __init__(self, message: str, *, reason: str = "malformed",
                  field_name: Optional[str] = None,
-                 verification: Optional["PdfVerification"] = None) -> None:
+                 verification: Optional["PdfVerification"] = None,
+                 cause: Optional[BaseException] = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.field_name = field_name
         self.verification = verification
+        self.cause = cause
 
 
 # --------------------------------------------------------------------------- signing
@@ -232,6 +270,42 @@ class CardSigner(PyHankoSigner):
         return f"<CardSigner {_subject(self._certificate)}>"
 
 
+class _CpsTimeStamper(TimeStamper):
+    """pyHanko's ``TimeStamper`` through :func:`cps.timestamp.request_timestamp`.
+
+    pyHanko's ``HTTPTimeStamper`` reads an answer of any size, lets its
+    parsing errors out untyped (``ValueError``, ``AttributeError``) and embeds
+    a token whose imprint is another digest's. Here each request (pyHanko's
+    sizing dry run, then the signature's) is bounded (a deadline, answers over
+    1 MiB abandoned while reading) and the token is checked before pyHanko
+    sees it: status granted, nonce echoed, imprint equal to the digest, the
+    TSA's signature and ESS binding. Any failure is a
+    :class:`cps.timestamp.TimestampError`.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        super().__init__(include_nonce=True)  # type: ignore[no-untyped-call]
+        self.url = url
+        self.timeout = timeout
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> Any:
+        from .timestamp import TimestampError, request_timestamp
+
+        hash_name = str(md_algorithm).lower().replace("-", "")
+        if hash_name not in ("sha256", "sha384", "sha512"):
+            raise TimestampError(f"digest {md_algorithm!r}: a timestamp needs SHA-2",
+                                 reason="unsupported")
+        token = await asyncio.to_thread(request_timestamp, self.url, bytes(message_digest),
+                                        hash=hash_name, timeout=self.timeout)
+        try:
+            return asn1_cms.ContentInfo.load(token)
+        except Exception as exc:  # noqa: BLE001 - request_timestamp parsed it already
+            raise TimestampError(f"timestamp token: {_describe(exc)}") from None
+
+    async def async_request_tsa_response(self, req: Any) -> Any:
+        raise NotImplementedError("_CpsTimeStamper asks through cps.timestamp.request_timestamp")
+
+
 class _PdfSigner(PdfSigner):
     """PdfSigner with the signing time (``/M``, the stamp) chosen by the caller."""
 
@@ -270,16 +344,20 @@ def sign_pdf(card_or_signer: Union[Signer, CardSigner], pdf: bytes, *,
         ``None`` for an invisible one.
     :param reason: ``/Reason`` (e.g. ``"Ordonnance"``).
     :param location: ``/Location``.
-    :param timestamp: URL of an RFC 3161 TSA (pyHanko's ``HTTPTimeStamper``):
-        the signature timestamp becomes an unsigned attribute (PAdES B-T).
+    :param timestamp: URL of an RFC 3161 TSA: the signature timestamp becomes
+        an unsigned attribute (PAdES B-T). Asked through
+        :func:`cps.timestamp.request_timestamp` (bounded in time and size; the
+        token's nonce, imprint and signature checked before it is embedded).
     :param signing_time: aware datetime for ``/M`` and the stamp; default now.
         What the signer claims: a verifier trusts only a timestamp.
     :param chain: CA certificates to embed (see :class:`CardSigner`); ignored
         when ``card_or_signer`` is already a :class:`CardSigner`.
-    :param timeout: seconds for the TSA to answer.
+    :param timeout: seconds allowed to each exchange with the TSA (a deadline).
     :returns: the signed PDF.
     :raises PdfSignatureError: ``malformed`` (unreadable input), ``too-large``,
-        ``field``, ``timestamp``, ``signing``.
+        ``field``, ``timestamp`` (the TSA failed or its token is wrong:
+        ``cause`` is the :class:`cps.timestamp.TimestampError`; no PDF is
+        returned), ``signing``.
     :raises CardError: the card refused (``SecurityStatusNotSatisfied``: PIN not verified).
     """
     if not isinstance(pdf, (bytes, bytearray, memoryview)):
@@ -310,13 +388,20 @@ def sign_pdf(card_or_signer: Union[Signer, CardSigner], pdf: bytes, *,
         x1, y1, x2, y2 = (int(round(v)) for v in visible)
         new_field = fields.SigFieldSpec(field_name, on_page=0, box=(x1, y1, x2, y2))
         style = TextStampStyle(stamp_text=STAMP_TEXT, timestamp_format="%d/%m/%Y %H:%M:%S %Z")
-    timestamper = HTTPTimeStamper(timestamp, timeout=timeout) if timestamp else None
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    timestamper = _CpsTimeStamper(timestamp, timeout) if timestamp else None
     pdf_signer = _PdfSigner(meta, signer=signer, timestamper=timestamper, stamp_style=style,
                             new_field_spec=new_field,
                             signing_time=None if signing_time is None
                             else signing_time.astimezone(timezone.utc))
+    from .timestamp import TimestampError
+
     try:
         output = pdf_signer.sign_pdf(writer)
+    except TimestampError as exc:
+        raise PdfSignatureError(f"the timestamp authority failed: {exc} ({exc.reason})",
+                                reason="timestamp", field_name=field_name, cause=exc) from exc
     except CpsError:
         raise
     except SigningError as exc:
@@ -325,11 +410,6 @@ def sign_pdf(card_or_signer: Union[Signer, CardSigner], pdf: bytes, *,
     except misc.PdfError as exc:
         raise PdfSignatureError(f"unreadable PDF: {_describe(exc)}",
                                 field_name=field_name) from None
-    except Exception as exc:  # noqa: BLE001 - TSA failures: aiohttp, asn1crypto, ...
-        if timestamper is not None and _is_timestamp_failure(exc):
-            raise PdfSignatureError(f"the timestamp authority failed: {_describe(exc)}",
-                                    reason="timestamp", field_name=field_name) from None
-        raise
     signed: bytes = output.getvalue()
     return signed
 
@@ -345,13 +425,6 @@ def _check_field(writer: Any, field_name: str) -> None:
         raise
     except Exception as exc:  # noqa: BLE001
         raise PdfSignatureError(f"unreadable form fields: {_describe(exc)}") from None
-
-
-def _is_timestamp_failure(exc: BaseException) -> bool:
-    module = type(exc).__module__ or ""
-    return (module.startswith(("aiohttp", "pyhanko.sign.timestamps", "asyncio"))
-            or isinstance(exc, (OSError, asyncio.TimeoutError))
-            or type(exc).__name__ == "TimestampRequestError")
 
 
 # --------------------------------------------------------------------------- verification
@@ -373,8 +446,11 @@ class PdfVerification:
         ``"none"``, ``"lta-updates"`` (DSS, document timestamps),
         ``"form-filling"`` (other signatures, form fields), ``"annotations"``,
         ``"other"`` (anything else: content, pages...), ``"suspicious"``
-        (pyHanko found a change it refuses outright or could not analyse).
-    :ivar modification_detail: pyHanko's words for ``"suspicious"``, else ``""``.
+        (pyHanko found a change it refuses outright, such as a locked field
+        changed, or could not analyse).
+    :ivar modification_detail: pyHanko's words for ``"suspicious"``; for
+        ``"form-filling"`` that changed fields other than signatures, the
+        fields changed; else ``""``.
     :ivar signing_time: when the signer says it signed (the CMS signingTime
         or the ``/M`` entry): a claim, never used to judge the certificate.
     :ivar timestamp: the signature timestamp's genTime, when a verified
@@ -390,6 +466,12 @@ class PdfVerification:
     :ivar reason: ``/Reason``, if any.
     :ivar location: ``/Location``, if any.
     :ivar cms: the :class:`cps.sign.CmsVerification` of the CMS.
+    :ivar docmdp: the modifications this signature permits after it (its
+        ``/DocMDP`` transform: a certification signature, or the ``/Lock``
+        ``/P`` of its field): ``"no-changes"`` (P=1: none; pyHanko's rule
+        still lets document timestamps and validation data through),
+        ``"fill-forms"`` (P=2: form filling and signatures), ``"annotate"``
+        (P=3: also annotations); ``None`` when it sets no such level.
     """
 
     field_name: str
@@ -411,12 +493,14 @@ class PdfVerification:
     reason: Optional[str]
     location: Optional[str]
     cms: CmsVerification
+    docmdp: Optional[str] = None
 
 
 def verify_pdf(pdf: bytes, validator: Optional["Validator"] = None, *,
                at: Optional[datetime] = None, field_name: Optional[str] = None,
                allow_updates: bool = False, tsa_validator: Optional["Validator"] = None,
-               max_size: int = MAX_PDF_SIZE) -> List[PdfVerification]:
+               max_size: int = MAX_PDF_SIZE,
+               allow_form_filling: bool = False) -> List[PdfVerification]:
     """Verify every signature of a PDF (or the one in ``field_name``).
 
     For each ``/Sig`` field, in signing order:
@@ -437,14 +521,22 @@ def verify_pdf(pdf: bytes, validator: Optional["Validator"] = None, *,
     **Updates after signing.** A signature proves the revision it covers; a
     later incremental update can change what a reader displays. They are
     always reported (``updates_after``, ``unsigned_bytes``,
-    ``modification_level``). By default only updates that add signatures,
-    document timestamps, validation data or fill form fields are accepted
-    (``"none"``, ``"lta-updates"``, ``"form-filling"``): a co-signed document
-    verifies, one whose page was changed afterwards raises
-    ``PdfSignatureError(reason="modified")`` (its ``verification`` attribute
-    holds the report). ``allow_updates=True`` accepts any update and leaves
-    the judgement to the caller; bytes after the signature that are not an
-    update (``"not-covered"``) are refused either way.
+    ``modification_level``). By default only updates that add document
+    timestamps and validation data (``"none"``, ``"lta-updates"``) or that
+    add or fill signature fields and nothing else (a ``"form-filling"`` that
+    pyHanko's rules for signature fields alone explain) are accepted: a
+    co-signed document verifies; one whose page was changed afterwards, or
+    where a text field was filled after signing (its appearance can cover
+    the signed text), raises ``PdfSignatureError(reason="modified")`` (its
+    ``verification`` attribute holds the report). ``allow_form_filling=True``
+    also accepts filling other form fields; ``allow_updates=True`` accepts any
+    update and leaves the judgement to the caller. Refused either way: bytes
+    after the signature that are not an update (``"not-covered"``), and
+    updates that the signature's DocMDP level forbids (``docmdp``: a
+    certification with P=1 allows no change but document timestamps and
+    validation data, P=2 form filling and signatures, P=3 also annotations;
+    pyHanko's rule, level <= P). Field locks (``/FieldMDP``, or the signed
+    field's ``/Lock``) make a change to a locked field ``"suspicious"``.
 
     :param pdf: the PDF, at most ``max_size`` bytes.
     :param validator: a :class:`cps.trust.Validator`; without one, only the
@@ -452,10 +544,13 @@ def verify_pdf(pdf: bytes, validator: Optional["Validator"] = None, *,
     :param at: judge the certificates at this time (trusted as given); default
         now, or the genTime of a verified signature timestamp.
     :param field_name: verify only this field.
-    :param allow_updates: accept any incremental update after a signature (reported).
+    :param allow_updates: accept any incremental update after a signature
+        (reported) that its DocMDP level permits.
     :param tsa_validator: judges the certificates of signature timestamps'
         TSAs (see :func:`cps.sign.verify_cms`); default ``validator``.
     :param max_size: the largest PDF accepted.
+    :param allow_form_filling: also accept updates that fill form fields other
+        than signatures (``"form-filling"``), which the default refuses.
     :returns: one :class:`PdfVerification` per signature, in signing order.
     :raises PdfSignatureError: see its ``reason``.
     :raises CmsError, SignatureInvalid, DigestMismatch, SigningCertificateMismatch:
@@ -470,18 +565,23 @@ def verify_pdf(pdf: bytes, validator: Optional["Validator"] = None, *,
     if len(data) > max_size:
         raise PdfSignatureError(f"PDF of {len(data)} bytes: more than {max_size}",
                                 reason="too-large")
-    reader, embedded = _read_signatures(data)
+    reader, everything = _read_signatures(data)
+    embedded = everything
     if field_name is not None:
-        embedded = [e for e in embedded if _field_name(e) == field_name]
+        embedded = [e for e in everything if _field_name(e) == field_name]
         if not embedded:
             raise PdfSignatureError(f"no signed field {field_name!r}", reason="no-signature",
                                     field_name=field_name)
-    if not embedded:
+    if not everything:
         raise PdfSignatureError("the PDF holds no signature", reason="no-signature")
-    if len(embedded) > MAX_SIGNATURES:
-        raise PdfSignatureError(f"{len(embedded)} signatures: at most {MAX_SIGNATURES}",
+    if len(everything) > MAX_SIGNATURES:
+        raise PdfSignatureError(f"{len(everything)} signatures: at most {MAX_SIGNATURES}",
                                 reason="unsupported")
-    return [_verify_one(data, reader, e, validator, at, allow_updates, tsa_validator)
+    policy = _Policy(allow_updates, allow_form_filling)
+    for other in everything:  # a certification binds the later signatures' updates too
+        if other not in embedded:
+            _check_docmdp_only(data, reader, other)
+    return [_verify_one(data, reader, e, validator, at, policy, tsa_validator)
             for e in embedded]
 
 
@@ -500,9 +600,25 @@ def _read_signatures(data: bytes) -> Tuple[Any, List[Any]]:
     return reader, embedded
 
 
+class _Policy(NamedTuple):
+    allow_updates: bool
+    allow_form_filling: bool
+
+
+class _Integrity(NamedTuple):
+    """What follows a signed revision (see :func:`_integrity`)."""
+
+    updates_after: int
+    level: str  # a modification level, or "not-covered"
+    detail: str
+    signatures_only: bool  # the updates add or fill signature fields, nothing else
+    docmdp: Optional[MDPPerm]
+    docmdp_violated: bool
+
+
 def _verify_one(data: bytes, reader: Any, emb: "EmbeddedPdfSignature",
                 validator: Optional["Validator"], at: Optional[datetime],
-                allow_updates: bool, tsa_validator: Optional["Validator"]) -> PdfVerification:
+                policy: _Policy, tsa_validator: Optional["Validator"]) -> PdfVerification:
     name = _field_name(emb)
     sig_object = emb.sig_object
     subfilter = _name(sig_object.get("/SubFilter"))
@@ -518,13 +634,99 @@ def _verify_one(data: bytes, reader: Any, emb: "EmbeddedPdfSignature",
 
     signed_end = b + c
     unsigned = len(data) - signed_end
+    found = _integrity(data, reader, emb, name, signed_end)
+    level, detail = found.level, found.detail
+
+    info = _claims(emb)
+    report = PdfVerification(
+        field_name=name, signer=result.signer, practitioner=result.practitioner,
+        byte_range=byte_range, signed_end=signed_end, covers_whole_file=unsigned == 0,
+        unsigned_bytes=unsigned, updates_after=found.updates_after,
+        modification_level="none" if level == "not-covered" else level,
+        modification_detail=detail, signing_time=result.signing_time or info[0],
+        timestamp=result.timestamp.gen_time if result.timestamp is not None else None,
+        validation=result.validation, validation_time=result.validation_time,
+        validation_time_source=result.validation_time_source, subfilter=subfilter,
+        reason=info[1], location=info[2], cms=result,
+        docmdp=None if found.docmdp is None else _DOCMDP_NAMES[found.docmdp])
+    if level == "not-covered":
+        raise PdfSignatureError(
+            f"{name}: the signature does not cover its whole revision, or {unsigned} unsigned "
+            "bytes that are not an incremental update follow it", reason="not-covered",
+            field_name=name, verification=report)
+    what = (f"{found.updates_after} incremental update(s), {level}"
+            f"{': ' + detail if detail else ''}")
+    if found.docmdp_violated:
+        raise PdfSignatureError(_docmdp_message(name, found, what), reason="modified",
+                                field_name=name, verification=report)
+    if policy.allow_updates or level in ("none", "lta-updates"):
+        return report
+    if level == "form-filling" and (found.signatures_only or policy.allow_form_filling):
+        return report
+    hint = ("allow_form_filling=True accepts filled form fields, allow_updates=True any "
+            "update" if level == "form-filling" else "allow_updates=True reports them instead")
+    raise PdfSignatureError(
+        f"{name}: the document was modified after it was signed ({what}); {hint}",
+        reason="modified", field_name=name, verification=report)
+
+
+def _docmdp_message(name: str, found: _Integrity, what: str) -> str:
+    assert found.docmdp is not None  # noqa: S101 - only called for a violation
+    return (f"{name}: the document was modified beyond what its certification permits "
+            f"(DocMDP P={found.docmdp.value}, {_DOCMDP_NAMES[found.docmdp]}; {what})")
+
+
+def _check_docmdp_only(data: bytes, reader: Any, emb: Any) -> None:
+    """A signature not asked for (``field_name``): refuse the document when its
+    DocMDP level forbids what followed (its own CMS is not verified here)."""
+    name = _field_name(emb)
+    docmdp = _docmdp(emb, name)
+    if docmdp is None:
+        return
+    _, _, b, c = _check_byte_range(data, emb, name)
+    found = _integrity(data, reader, emb, name, b + c, docmdp)
+    if found.docmdp_violated:
+        raise PdfSignatureError(_docmdp_message(name, found, f"{found.updates_after} "
+                                                f"incremental update(s), {found.level}"),
+                                reason="modified", field_name=name)
+
+
+def _docmdp(emb: Any, name: str) -> Optional[MDPPerm]:
+    """The signature's DocMDP level (its /DocMDP transform, else its field's /Lock /P)."""
+    try:
+        level: Optional[MDPPerm] = emb.docmdp_level
+    except Exception as exc:  # noqa: BLE001 - a bad /P: pyHanko's error, or ValueError
+        raise PdfSignatureError(f"{name}: unreadable DocMDP permissions: {_describe(exc)}",
+                                field_name=name) from None
+    return level
+
+
+def _field_mdp(emb: Any) -> Optional[FieldMDPSpec]:
+    """The fields locked by this signature: its /FieldMDP transform, else its
+    field's /Lock dictionary (which pyHanko does not read yet)."""
+    spec: Optional[FieldMDPSpec] = emb.fieldmdp
+    if spec is None:
+        lock = emb.sig_field.get("/Lock")
+        if lock is not None:
+            lock = lock.get_object()
+            if "/Action" in lock:
+                spec = FieldMDPSpec.from_pdf_object(lock)
+    return spec
+
+
+def _integrity(data: bytes, reader: Any, emb: Any, name: str, signed_end: int,
+               docmdp: Optional[MDPPerm] = None) -> _Integrity:
+    """Coverage, then pyHanko's difference analysis of the updates after the
+    signed revision, judged against the signature's DocMDP level."""
+    if docmdp is None:
+        docmdp = _docmdp(emb, name)
     try:
         coverage = emb.evaluate_signature_coverage()
         updates_after = max(0, reader.xrefs.total_revisions - 1 - emb.signed_revision)
     except Exception as exc:  # noqa: BLE001
         raise PdfSignatureError(f"{name}: malformed revision structure: {_describe(exc)}",
                                 field_name=name) from None
-    level, detail = "none", ""
+    level, detail, signatures_only, value = "none", "", True, ModificationLevel.NONE.value
     if coverage != SignatureCoverageLevel.ENTIRE_FILE:
         if updates_after == 0 and coverage == SignatureCoverageLevel.ENTIRE_REVISION \
                 and not data[signed_end:].strip():
@@ -532,31 +734,11 @@ def _verify_one(data: bytes, reader: Any, emb: "EmbeddedPdfSignature",
         elif coverage < SignatureCoverageLevel.ENTIRE_REVISION or updates_after == 0:
             level = "not-covered"
         else:
-            level, detail = _diff(emb, coverage)
-
-    info = _claims(emb)
-    report = PdfVerification(
-        field_name=name, signer=result.signer, practitioner=result.practitioner,
-        byte_range=byte_range, signed_end=signed_end, covers_whole_file=unsigned == 0,
-        unsigned_bytes=unsigned, updates_after=updates_after,
-        modification_level="none" if level == "not-covered" else level,
-        modification_detail=detail, signing_time=result.signing_time or info[0],
-        timestamp=result.timestamp.gen_time if result.timestamp is not None else None,
-        validation=result.validation, validation_time=result.validation_time,
-        validation_time_source=result.validation_time_source, subfilter=subfilter,
-        reason=info[1], location=info[2], cms=result)
-    if level == "not-covered":
-        raise PdfSignatureError(
-            f"{name}: the signature does not cover its whole revision, or {unsigned} unsigned "
-            "bytes that are not an incremental update follow it", reason="not-covered",
-            field_name=name, verification=report)
-    if not allow_updates and level not in ("none", "lta-updates", "form-filling"):
-        raise PdfSignatureError(
-            f"{name}: the document was modified after it was signed ({updates_after} "
-            f"incremental update(s), {level}{': ' + detail if detail else ''}); "
-            "allow_updates=True reports them instead", reason="modified", field_name=name,
-            verification=report)
-    return report
+            level, detail, signatures_only, value = _diff(emb, coverage, docmdp)
+    # pyHanko's rule (docmdp_ok): a level above the permission, or "other"/"suspicious"
+    violated = docmdp is not None and level != "not-covered" and (
+        value >= ModificationLevel.OTHER.value or value > docmdp.value)
+    return _Integrity(updates_after, level, detail, signatures_only, docmdp, violated)
 
 
 def _check_byte_range(data: bytes, emb: Any, name: str) -> Tuple[int, int, int, int]:
@@ -607,18 +789,42 @@ def _cms_der(contents: bytes, name: str) -> bytes:
     return contents[:end]
 
 
-def _diff(emb: Any, coverage: Any) -> Tuple[str, str]:
-    """pyHanko's verdict on the incremental updates after the signed revision."""
+def _diff(emb: Any, coverage: Any, docmdp: Optional[MDPPerm]) -> Tuple[str, str, bool, int]:
+    """pyHanko's verdict on the incremental updates after the signed revision:
+    (level, detail, only signature fields added or filled, the level's value)."""
     emb.coverage = coverage
+    suspicious = ModificationLevel.OTHER.value + 1
+
+    def review(policy: Any) -> Any:
+        return policy.review_file(emb.reader, emb.signed_revision,
+                                  field_mdp_spec=_field_mdp(emb), doc_mdp=docmdp)
+
     try:
-        verdict = emb.evaluate_modifications(DEFAULT_DIFF_POLICY)
+        verdict = review(DEFAULT_DIFF_POLICY)
     except SuspiciousModification as exc:
-        return "suspicious", str(exc)[:300]
+        return "suspicious", str(exc)[:300], False, suspicious
     except Exception as exc:  # noqa: BLE001 - the analysis failed: treat as suspicious
-        return "suspicious", f"difference analysis failed: {_describe(exc)}"
-    if isinstance(verdict, DiffResult):
-        return verdict.modification_level.name.lower().replace("_", "-"), ""
-    return "suspicious", str(verdict)[:300]
+        return "suspicious", f"difference analysis failed: {_describe(exc)}", False, suspicious
+    if not isinstance(verdict, DiffResult):
+        return "suspicious", str(verdict)[:300], False, suspicious
+    modification = verdict.modification_level
+    level = modification.name.lower().replace("_", "-")
+    if modification != ModificationLevel.FORM_FILLING:
+        return level, "", modification <= ModificationLevel.LTA_UPDATES, int(modification.value)
+    # form filling: do the rules for signature fields alone explain it (a co-signature)?
+    _QuietReview.active.on = True
+    try:
+        alone = review(_SIGNATURES_ONLY_POLICY)
+        signatures_only = isinstance(alone, DiffResult) \
+            and alone.modification_level <= ModificationLevel.FORM_FILLING
+    except Exception:  # noqa: BLE001 - not explained by them
+        signatures_only = False
+    finally:
+        _QuietReview.active.on = False
+    detail = "" if signatures_only else \
+        ("form fields other than signatures changed: "
+         + ", ".join(sorted(str(f) for f in verdict.changed_form_fields)))[:300]
+    return level, detail, signatures_only, int(modification.value)
 
 
 def _claims(emb: Any) -> Tuple[Optional[datetime], Optional[str], Optional[str]]:

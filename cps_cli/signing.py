@@ -217,8 +217,12 @@ def detect_format(document: bytes, signature: Optional[bytes]) -> str:
 @click.option("--hash", "hash_name", type=click.Choice(["sha256", "sha1", "sha384", "sha512"]),
               default="sha256", show_default=True, help="Digest of a --raw signature.")
 @click.option("--allow-updates", is_flag=True,
-              help="pades: accept any incremental update after signing (still reported); "
-                   "by default only signatures, form filling and long-term data are.")
+              help="pades: accept any incremental update after signing (still reported) "
+                   "that the certification (DocMDP) permits; by default only signatures "
+                   "and long-term data are.")
+@click.option("--allow-form-filling", is_flag=True,
+              help="pades: also accept form fields filled after signing (still reported); "
+                   "their appearance can cover the signed text.")
 @trust_options
 @click.option("--at", "at", metavar="ISO",
               help="Judge the certificate at this time (default: the signature's "
@@ -226,9 +230,9 @@ def detect_format(document: bytes, signature: Optional[bytes]) -> str:
                    "pass it here only if you trust it.")
 @json_option
 def verify(file: str, signature: Optional[str], fmt: str, cms: Optional[bool],
-           cert: Optional[str], hash_name: str, allow_updates: bool, anchors: Sequence[str],
-           crls: Sequence[str], revocation: str, online: bool, cache_dir: Optional[str],
-           at: Optional[str], as_json: bool) -> None:
+           cert: Optional[str], hash_name: str, allow_updates: bool, allow_form_filling: bool,
+           anchors: Sequence[str], crls: Sequence[str], revocation: str, online: bool,
+           cache_dir: Optional[str], at: Optional[str], as_json: bool) -> None:
     """check a signature and its signer's certificate
 
     FILE SIGNATURE: a document and its detached signature (a CMS .p7s, a XAdES
@@ -256,7 +260,8 @@ def verify(file: str, signature: Optional[str], fmt: str, cms: Optional[bool],
     progress = DownloadProgress() if online else None
     try:
         validator = validator_from(anchors, crls, revocation, online, cache_dir, progress)
-        result = _verify_as(fmt, data, sig, validator, moment, cert, hash_name, allow_updates)
+        result = _verify_as(fmt, data, sig, validator, moment, cert, hash_name, allow_updates,
+                            allow_form_filling)
     except errors.CpsError as exc:
         fail_with_json(exc, as_json, {"valid": False, "file": file, "signature": signature,
                                       "format": fmt})
@@ -269,7 +274,8 @@ def verify(file: str, signature: Optional[str], fmt: str, cms: Optional[bool],
 
 
 def _verify_as(fmt: str, data: bytes, sig: Optional[bytes], validator: Any, moment: Any,
-               cert: Optional[str], hash_name: str, allow_updates: bool) -> Dict[str, Any]:
+               cert: Optional[str], hash_name: str, allow_updates: bool,
+               allow_form_filling: bool = False) -> Dict[str, Any]:
     from cps import KeyRole, errors
 
     from .view import (
@@ -303,7 +309,8 @@ def _verify_as(fmt: str, data: bytes, sig: Optional[bytes], validator: Any, mome
     if fmt == "pades":
         from cps.pades import verify_pdf
 
-        signatures = verify_pdf(data, validator, at=moment, allow_updates=allow_updates)
+        signatures = verify_pdf(data, validator, at=moment, allow_updates=allow_updates,
+                                allow_form_filling=allow_form_filling)
         return {"valid": True, "signatures": [pdf_verification_summary(v) for v in signatures]}
     from cps.identity import Practitioner
     from cps.sign import verify_pkcs1

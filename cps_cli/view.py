@@ -664,6 +664,8 @@ def pdf_verification_summary(result: Any) -> Dict[str, Any]:
         "unsigned_bytes": result.unsigned_bytes,
         "updates_after": result.updates_after,
         "modification_level": result.modification_level,
+        "modification_detail": result.modification_detail,
+        "docmdp": getattr(result, "docmdp", None),
         "signing_time": iso(result.signing_time),
         "timestamp": timestamp_summary(getattr(result.cms, "timestamp", None)),
         "practitioner": result.practitioner.to_dict() if result.practitioner else None,

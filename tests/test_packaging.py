@@ -317,6 +317,29 @@ def test_light_install_tls_server_side_and_the_client_extra(light):
     assert facts["modules"] == []
 
 
+@pytest.mark.slow
+def test_light_install_document_signatures_name_their_extras(light):
+    # timestamps need no extra; XAdES names [xml], PAdES [pdf]
+    facts = _python(light, "doc_extras", """
+        import json
+
+        from cps.errors import MissingExtra
+        import cps.timestamp  # base install: asn1crypto + cryptography
+
+        out = {}
+        for name, call in [("xades", lambda: __import__("cps.xades", fromlist=["x"])
+                            .verify_xades(b"<a/>")),
+                           ("pades", lambda: __import__("cps.pades", fromlist=["x"]))]:
+            try:
+                call()
+                out[name] = "no error"
+            except MissingExtra as exc:
+                out[name] = [exc.extra, exc.package]
+        print(json.dumps(out))
+    """)
+    assert facts == {"xades": ["xml", "lxml"], "pades": ["pdf", "pyHanko"]}, facts
+
+
 def _mypy(light, name: str, code: str) -> subprocess.CompletedProcess:
     venv, work, _ = light
     (work / "mypy.ini").write_text("[mypy]\n")  # none of this checkout's settings

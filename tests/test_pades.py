@@ -34,6 +34,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noq
 from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: E402
 from pyhanko.sign import fields, signers  # noqa: E402
 from pyhanko.sign.validation import validate_pdf_signature  # noqa: E402
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature  # noqa: E402
 from pyhanko_certvalidator import ValidationContext  # noqa: E402
 from pyhanko_certvalidator.registry import SimpleCertificateStore  # noqa: E402
 
@@ -54,6 +55,7 @@ from cps.sign import (  # noqa: E402
     SignatureInvalid,
     SoftwareSigner,
 )
+from cps.timestamp import TimestampError  # noqa: E402
 from cps.trust import Validator  # noqa: E402
 
 FAST = 5.0  # seconds: a hostile PDF is refused well within this
@@ -527,6 +529,218 @@ def test_unreachable_tsa_is_a_typed_error(cps_emulated_card):
             sign_pdf(card, minimal_pdf(), timestamp="http://127.0.0.1:9/tsa", timeout=2,
                      chain=())
     assert info.value.reason == "timestamp"
+
+
+# ---------------------------------------------------------------- BUG-58: DocMDP
+def _certify(pdf: bytes, medecin, permission) -> bytes:
+    """A certification signature (``/Perms /DocMDP``) with ``permission`` (P=1..3)."""
+    signer = CardSigner(SoftwareSigner(medecin.sign_key, medecin.sign_cert),
+                        chain=[medecin.chain[0]])
+    meta = signers.PdfSignatureMetadata(
+        field_name="Certification", md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES, certify=True, docmdp_permissions=permission)
+    return signers.PdfSigner(meta, signer=signer).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf))).getvalue()
+
+
+def _cosign(pdf: bytes, signer_creds, field_name: str = "Second", monkeypatch=None) -> bytes:
+    """A second (approval) signature by pyHanko, its DocMDP enforcement off when
+    ``monkeypatch`` is given: what an attacker's tool writes."""
+    if monkeypatch is not None:
+        monkeypatch.setattr(signers.PdfSigner, "_enforce_certification_constraints",
+                            lambda self, reader: None)
+    signer = CardSigner(SoftwareSigner(signer_creds.sign_key, signer_creds.sign_cert),
+                        chain=[signer_creds.chain[0]])
+    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha256",
+                                        subfilter=fields.SigSeedSubFilter.PADES)
+    return signers.PdfSigner(meta, signer=signer).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf))).getvalue()
+
+
+def test_bug58_docmdp_no_changes_certification_refuses_a_cosignature(
+        medecin, cps_pki, validator, monkeypatch):
+    """BUG-58: a document certified "no changes" (DocMDP P=1) then co-signed verified."""
+    certified = _certify(minimal_pdf(), medecin, fields.MDPPerm.NO_CHANGES)
+    [alone] = verify_pdf(certified, validator)
+    assert alone.docmdp == "no-changes" and alone.modification_level == "none"
+    with pytest.raises(PdfSignatureError):  # our signer obeys the certification
+        sign_pdf(SoftwareSigner(medecin.sign_key, medecin.sign_cert), certified,
+                 field_name="Second", chain=[medecin.chain[0]])
+
+    cosigned = _cosign(certified, cps_pki.issue_card("cps3-pharmacien"),
+                       monkeypatch=monkeypatch)
+    # pyHanko's own validator: the certification is broken
+    reader = PdfFileReader(io.BytesIO(cosigned))
+    status = validate_pdf_signature(reader.embedded_signatures[0], pyhanko_context(cps_pki))
+    assert status.docmdp_ok is False
+    for options in ({}, {"allow_form_filling": True}, {"allow_updates": True}):
+        with pytest.raises(PdfSignatureError) as info:
+            verify_pdf(cosigned, validator, **options)
+        assert info.value.reason == "modified" and info.value.field_name == "Certification"
+        assert "DocMDP P=1" in str(info.value)
+        report = info.value.verification
+        assert report is not None and report.docmdp == "no-changes"
+        assert report.modification_level == "form-filling" and report.updates_after == 1
+    # the later signature alone is intact, but the certification binds it too
+    with pytest.raises(PdfSignatureError) as info:
+        verify_pdf(cosigned, validator, field_name="Second")
+    assert info.value.reason == "modified" and info.value.field_name == "Certification"
+
+
+def test_bug58_docmdp_fill_forms_certification_accepts_a_cosignature(
+        medecin, cps_pki, validator):
+    certified = _certify(minimal_pdf(), medecin, fields.MDPPerm.FILL_FORMS)
+    cosigned = _cosign(certified, cps_pki.issue_card("cps3-pharmacien"))
+    first, second = verify_pdf(cosigned, validator)
+    assert first.docmdp == "fill-forms" and first.modification_level == "form-filling"
+    assert second.docmdp is None and second.covers_whole_file
+    [only] = verify_pdf(cosigned, validator, field_name="Second")
+    assert only.field_name == "Second"
+    # a page changed after a P=2 certification: refused even with allow_updates
+    changed = append_update(cosigned, {page_content_object(cosigned): (
+        b"<< /Length 44 >>\nstream\nBT /F1 18 Tf 72 720 Td (Morphine 1 g) Tj ET\nendstream")})
+    with pytest.raises(PdfSignatureError) as info:
+        verify_pdf(changed, validator, allow_updates=True)
+    assert info.value.reason == "modified" and info.value.field_name == "Certification"
+
+
+# ---------------------------------------------------------------- BUG-59: form filling
+def pdf_with_text_field(lock_field: bool = False) -> bytes:
+    """A one-page PDF whose empty text field ``note`` lies over the prescription line;
+    with ``lock_field``, an empty signature field ``Signature1`` whose /Lock names it."""
+    content = b"BT /F1 18 Tf 72 720 Td (Ordonnance: amoxicilline 1 g) Tj ET"
+    fields_array = b"[6 0 R 7 0 R]" if lock_field else b"[6 0 R]"
+    annots = b"[6 0 R 7 0 R]" if lock_field else b"[6 0 R]"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields %s >> >>" % fields_array,
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R /Annots %s >>" % annots,
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Annot /Subtype /Widget /FT /Tx /T (note) /Rect [60 700 560 750] /P 3 0 R "
+        b"/F 4 /DA (/F1 18 Tf 0 g) >>",
+    ]
+    if lock_field:
+        objects.append(b"<< /Type /Annot /Subtype /Widget /FT /Sig /T (Signature1) "
+                       b"/Rect [0 0 0 0] /P 3 0 R /F 132 "
+                       b"/Lock << /Type /SigFieldLock /Action /Include /Fields [(note)] >> >>")
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def fill_text_field(signed: bytes, text: bytes) -> bytes:
+    """An update filling ``note`` with an opaque appearance: white box, other text."""
+    size = int(re.findall(rb"/Size (\d+)", signed)[-1])
+    appearance = (b"1 1 1 rg 0 0 500 50 re f BT /F1 18 Tf 0 g 12 20 Td (" + text
+                  + b") Tj ET")
+    return append_update(signed, {
+        6: b"<< /Type /Annot /Subtype /Widget /FT /Tx /T (note) /Rect [60 700 560 750] "
+           b"/P 3 0 R /F 4 /DA (/F1 18 Tf 0 g) /V (" + text + b") /AP << /N %d 0 R >> >>"
+           % size,
+        size: b"<< /Type /XObject /Subtype /Form /BBox [0 0 500 50] "
+              b"/Resources << /Font << /F1 5 0 R >> >> /Length %d >>\nstream\n"
+              % len(appearance) + appearance + b"\nendstream"})
+
+
+def test_bug59_form_field_filled_over_signed_text_is_refused_by_default(
+        medecin, cps_pki, validator):
+    """BUG-59: a text field filled after signing, its opaque appearance over the
+    signed prescription ("shadow replace"), verified as 'form-filling'."""
+    signer = SoftwareSigner(medecin.sign_key, medecin.sign_cert)
+    signed = sign_pdf(signer, pdf_with_text_field(), chain=[medecin.chain[0]])
+    attacked = fill_text_field(signed, b"Ordonnance: morphine 100 mg")
+    with pytest.raises(PdfSignatureError) as info:
+        verify_pdf(attacked, validator)
+    assert info.value.reason == "modified"
+    report = info.value.verification
+    assert report is not None and report.modification_level == "form-filling"
+    assert "note" in report.modification_detail
+    # an explicit opt-in accepts filled forms; allow_updates anything; both report it
+    for options in ({"allow_form_filling": True}, {"allow_updates": True}):
+        [result] = verify_pdf(attacked, validator, **options)
+        assert result.modification_level == "form-filling" and result.updates_after == 1
+        assert "note" in result.modification_detail
+    # a co-signature (visible: a stamp is a signature field's appearance) still verifies
+    pharmacien = cps_pki.issue_card("cps3-pharmacien")
+    cosigned = sign_pdf(SoftwareSigner(pharmacien.sign_key, pharmacien.sign_cert), signed,
+                        field_name="Signature2", visible=(72, 100, 300, 150),
+                        chain=[pharmacien.chain[0]])
+    first, second = verify_pdf(cosigned, validator)
+    assert first.modification_level == "form-filling" and first.modification_detail == ""
+    assert second.covers_whole_file
+    # filling the form after the co-signature is refused for both signatures
+    with pytest.raises(PdfSignatureError) as info:
+        verify_pdf(fill_text_field(cosigned, b"Morphine"), validator)
+    assert info.value.field_name == "Signature1"
+
+
+def test_bug59_field_locked_by_the_signature_cannot_be_filled(medecin, validator, monkeypatch):
+    """The signed field's /Lock (and pyHanko's /FieldMDP) make the locked field final."""
+    signer = SoftwareSigner(medecin.sign_key, medecin.sign_cert)
+    signed = sign_pdf(signer, pdf_with_text_field(lock_field=True), chain=[medecin.chain[0]])
+    [result] = verify_pdf(signed, validator)
+    assert result.field_name == "Signature1"
+    attacked = fill_text_field(signed, b"Ordonnance: morphine 100 mg")
+    with pytest.raises(PdfSignatureError) as info:
+        verify_pdf(attacked, validator, allow_form_filling=True)
+    assert info.value.reason == "modified"
+    report = info.value.verification
+    assert report is not None and report.modification_level == "suspicious"
+    assert "locked" in report.modification_detail
+    # a signature dictionary without the /FieldMDP reference (pyHanko writes one,
+    # other tools may not): the signed field's /Lock still locks
+    monkeypatch.setattr(EmbeddedPdfSignature, "fieldmdp", property(lambda self: None))
+    with pytest.raises(PdfSignatureError) as info:
+        verify_pdf(attacked, validator, allow_form_filling=True)
+    report = info.value.verification
+    assert report is not None and "locked" in report.modification_detail
+
+
+# ---------------------------------------------------------------- BUG-60: the TSA when signing
+@pytest.mark.parametrize("fault, value, cause", [
+    ("garbage", True, ("malformed",)),
+    ("wrong_nonce", True, ("nonce-mismatch",)),
+    ("wrong_imprint", True, ("imprint-mismatch",)),
+    ("reject", "system_failure", ("rejected",)),
+])
+def test_bug60_misbehaving_tsa_is_a_typed_error_and_no_pdf(medecin, tsa, fault, value, cause):
+    """BUG-60: pyHanko's HTTPTimeStamper raised ValueError/AttributeError, and embedded
+    a token with another imprint."""
+    setattr(tsa.faults, fault, value)
+    signer = SoftwareSigner(medecin.sign_key, medecin.sign_cert)
+    with pytest.raises(PdfSignatureError) as info:
+        sign_pdf(signer, minimal_pdf(), timestamp=tsa.url, chain=[medecin.chain[0]],
+                 timeout=5)
+    assert info.value.reason == "timestamp"
+    assert isinstance(info.value.cause, TimestampError)
+    assert info.value.cause.reason in cause
+    assert info.value.__cause__ is info.value.cause
+
+
+def test_bug60_oversized_tsa_answer_is_bounded(medecin, tsa):
+    """A TSA answering 600 MiB: abandoned after 1 MiB, quickly, typed."""
+    import resource
+
+    tsa.faults.oversize = 600 * 1024 * 1024
+    signer = SoftwareSigner(medecin.sign_key, medecin.sign_cert)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    error = _bounded(lambda: sign_pdf(signer, minimal_pdf(), timestamp=tsa.url,
+                                      chain=[medecin.chain[0]], timeout=20),
+                     PdfSignatureError)
+    growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert error.reason == "timestamp" and error.cause.reason == "too-large"
+    assert growth < 200 * 1024  # KiB: nowhere near the 600 MiB answer
 
 
 # ---------------------------------------------------------------- the pyhanko CLI plugin
