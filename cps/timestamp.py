@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .trust.validate import ValidationResult, Validator
 
 __all__ = [
+    "MAX_ACCURACY",
     "MAX_RESPONSE_SIZE",
     "TIMESTAMP_HASHES",
     "TimestampError",
@@ -71,6 +72,13 @@ __all__ = [
 #: Largest TimeStampResp (or token) accepted: a token with a few certificates
 #: weighs a few kilobytes.
 MAX_RESPONSE_SIZE = 1024 * 1024
+#: Largest TSTInfo accuracy accepted. RFC 3161 sets no maximum, but the
+#: certificate is judged at genTime + accuracy (CAdES-T, XAdES-T, PAdES-T): a
+#: token claiming two years would move that time two years ahead, 10^13 s
+#: overflowed datetime. ETSI EN 319 421 TSAs (IGC-Santé's among them) keep
+#: within 1 s of UTC and declare about 1 s; 10 minutes leaves room for any
+#: honest TSA. A token above it is a TimestampError, reason ``"accuracy"``.
+MAX_ACCURACY = timedelta(minutes=10)
 #: Message-imprint hashes requested and accepted (SHA-1 is refused: collisions).
 TIMESTAMP_HASHES = ("sha256", "sha384", "sha512")
 _HASH_OIDS = {"sha256": "2.16.840.1.101.3.4.2.1", "sha384": "2.16.840.1.101.3.4.2.2",
@@ -108,7 +116,9 @@ class TimestampError(SignatureError):
         given), ``"not-a-tsa"`` (the certificate is not a timestamping one),
         ``"tsa-name"`` (the TSTInfo names another TSA), ``"untrusted-tsa"``
         (the validator refused the TSA certificate: ``cause`` is its error),
-        ``"unsupported"``, ``"weak-algorithm"``.
+        ``"unsupported"``, ``"weak-algorithm"``, ``"accuracy"`` (the TSTInfo's
+        accuracy is malformed, over :data:`MAX_ACCURACY`, or puts genTime ±
+        accuracy out of the representable dates).
     :ivar status: the PKIStatus of a rejection (``"rejection"``, ``"waiting"``...).
     :ivar fail_info: the PKIFailureInfo bits of a rejection (``("bad_alg",)``...).
     :ivar status_text: the TSA's free text, if any.
@@ -505,17 +515,28 @@ def _check_tst(tst: tsp.TSTInfo, digest: bytes, hash: str, nonce: Optional[int]
     gen_time = tst["gen_time"].native
     if not isinstance(gen_time, datetime) or gen_time.tzinfo is None:
         raise TimestampError("genTime is not a UTC time")
+    gen_time = gen_time.astimezone(timezone.utc)
     accuracy = None
     acc = tst["accuracy"]
     if not isinstance(acc, core.Void):
         seconds, millis, micros = (acc[k].native or 0 for k in ("seconds", "millis", "micros"))
         if seconds < 0 or not 0 <= millis <= 999 or not 0 <= micros <= 999:
-            raise TimestampError("accuracy out of range (RFC 3161 2.4.2)")
+            raise TimestampError("accuracy out of range (RFC 3161 2.4.2)", reason="accuracy")
+        if seconds > MAX_ACCURACY.total_seconds():
+            raise TimestampError(f"accuracy of {seconds} s: more than MAX_ACCURACY "
+                                 f"({MAX_ACCURACY}) (the certificate is judged at genTime + "
+                                 "accuracy)", reason="accuracy")
+        accuracy = timedelta(seconds=seconds, milliseconds=millis, microseconds=micros)
+        if accuracy > MAX_ACCURACY:
+            raise TimestampError(f"accuracy of {accuracy}: more than MAX_ACCURACY "
+                                 f"({MAX_ACCURACY})", reason="accuracy")
         try:
-            accuracy = timedelta(seconds=seconds, milliseconds=millis, microseconds=micros)
+            gen_time - accuracy
+            gen_time + accuracy
         except OverflowError:
-            raise TimestampError("accuracy out of range") from None
-    return {"gen_time": gen_time.astimezone(timezone.utc), "serial_number":
+            raise TimestampError(f"genTime {gen_time.isoformat()} ± {accuracy} is out of the "
+                                 "representable dates", reason="accuracy") from None
+    return {"gen_time": gen_time, "serial_number":
             int(tst["serial_number"].native), "policy": tst["policy"].dotted,
             "accuracy": accuracy, "ordering": bool(tst["ordering"].native), "nonce": echoed,
             "hash_algorithm": algorithm, "message_imprint": bytes(imprint)}

@@ -21,7 +21,9 @@ certificate and its IGC-Santé intermediate in ``KeyInfo/X509Data``.
 (``XadesSign.java``) with lxml: a ``ds:Manifest`` "IHEManifest" naming the
 submission set and the documents by ``urn:oid:``, XAdES 1.1.1 properties,
 C14N with comments. The verifiers parse with a hardened lxml parser (no DTD,
-no entities, no network, size limits, an honest encoding declaration), let
+no entities, no network, size and node-count limits, an honest encoding
+declaration), refuse more than :data:`MAX_REFERENCES` references, judge the
+signer certificate (with a validator) before digesting any reference, let
 signxml check the signature and the digests, and report only what signxml
 returns as signed. Every failure is a :class:`cps.sign.SignatureError`.
 Requires the ``[xml]`` extra (signxml, lxml). See docs/signing.md.
@@ -80,6 +82,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "MAX_XML_SIZE",
+    "MAX_XML_ELEMENTS",
+    "MAX_REFERENCES",
     "XmlSignatureError",
     "CardRsaKey",
     "XadesReference",
@@ -94,10 +98,20 @@ __all__ = [
 
 #: Largest XML document the verifiers parse (``max_size=`` changes it).
 MAX_XML_SIZE = 50 * 1024 * 1024
+#: Most nodes (elements, comments, processing instructions) in a document the
+#: verifiers parse (``max_elements=`` changes it). A 1 MB CDA has some tens of
+#: thousands; libxml2 needs about 130 bytes per node, and signxml copies the
+#: whole document once per reference: 41 MB of ``<a/>`` (11 million nodes)
+#: took 1.4 GB to parse, 5.5 GB with 64 references. Counted before the tree is
+#: built (a counting pass that stops at the limit).
+MAX_XML_ELEMENTS = 500_000
 #: Most certificates accepted in one KeyInfo.
 MAX_CERTIFICATES = 32
 #: Most references in one SignedInfo or Manifest.
-MAX_REFERENCES = 64
+MAX_REFERENCES = 32
+#: signxml copies the document for each reference: references x nodes may not
+#: exceed this many times ``max_elements`` (3 references over the largest document pass).
+_WORK_FACTOR = 4
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES132 = "http://uri.etsi.org/01903/v1.3.2#"
@@ -156,7 +170,14 @@ class XmlSignatureError(SignatureError):
     """The XML cannot be used: malformed, hostile, or outside what is supported.
 
     :ivar reason: ``"malformed"``, ``"dtd-forbidden"`` (a DOCTYPE: entities,
-        XXE), ``"too-large"``, ``"encoding-mismatch"`` (the declared encoding
+        XXE), ``"too-large"`` (more than ``max_size`` bytes or
+        ``max_elements`` nodes, or references x nodes over 4 x
+        ``max_elements``: signxml copies the document per reference),
+        ``"too-many-references"``
+        (more than :data:`MAX_REFERENCES` in SignedInfo or a Manifest),
+        ``"partial-coverage"`` (a base64 transform on the whole document or
+        on an element with children: only its first text would be signed),
+        ``"encoding-mismatch"`` (the declared encoding
         is not the bytes' one), ``"unsupported-encoding"``, ``"wrapping"``
         (the signed element is not where the document says, or an Id names
         several elements), ``"unexpected-reference"``, ``"unsigned-content"``
@@ -340,7 +361,8 @@ def sign_xades(card_or_signer: Signer, document: bytes, *, mode: str = "envelope
     certs = [cert] + [x509.load_der_x509_certificate(d) for d in extra]
     when = _utc_seconds(signing_time)
 
-    xml_root = _parse_document(document) if mode == "enveloped" else _maybe_xml(document)
+    xml_root = _parse_document(document, max_elements=None) if mode == "enveloped" \
+        else _maybe_xml(document)
     if mode == "enveloped" and xml_root is None:  # pragma: no cover - _parse_document raises
         raise XmlSignatureError("an enveloped signature needs an XML document")
     method = {"enveloped": signxml.methods.enveloped, "enveloping": signxml.methods.enveloping,
@@ -378,7 +400,7 @@ def sign_xades(card_or_signer: Signer, document: bytes, *, mode: str = "envelope
     detached = {detached_uri: document} if mode == "detached" and detached_uri else None
     try:
         verify_xades(out, detached=detached, whole_document=mode == "enveloped",
-                     max_size=max(MAX_XML_SIZE, 4 * len(out)))
+                     max_size=max(MAX_XML_SIZE, 4 * len(out)), max_elements=None)
     except SignatureInvalid as exc:
         raise SignatureInvalid(f"the signer's signature does not verify with its own "
                                f"certificate (wrong key or faulty card): {exc}",
@@ -487,6 +509,8 @@ def sign_dmp_submission(card_or_signer: Signer, submission_set_uid: str,
     :param chain: CA certificates for KeyInfo after the signer's; default the
         IGC-Santé intermediate (``chain=()``: the signer's only, as the DRIMbox).
     :returns: the signature document (UTF-8 XML).
+    :raises ValueError: a uniqueId is not an OID, no document, or more than
+        ``MAX_REFERENCES - 1`` documents.
     """
     if hash not in _DMP_HASHES:
         raise NotSupported(f"hash {hash!r} for the DMP layout: sha256 or sha1")
@@ -496,6 +520,10 @@ def sign_dmp_submission(card_or_signer: Signer, submission_set_uid: str,
             raise ValueError(f"{oid!r} is not an OID (uniqueIds are OIDs)")
     if not documents:
         raise ValueError("a submission set signature covers at least one document")
+    if len(documents) + 1 > MAX_REFERENCES:
+        raise ValueError(f"{len(documents)} documents: a manifest holds at most "
+                         f"{MAX_REFERENCES} references (the submission set's included), "
+                         "as verifiers accept")
     etree = _etree()
     cert = card_or_signer.certificate(KeyRole.SIGN)
     key = CardRsaKey(card_or_signer, cert)
@@ -608,7 +636,7 @@ def sign_dmp_submission(card_or_signer: Signer, submission_set_uid: str,
     out = _tostring(signature, xml_declaration=True, encoding="UTF-8")
     try:
         verify_dmp_submission(out, documents=documents, submission_set=submission_set,
-                              allow_sha1=hash == "sha1")
+                              allow_sha1=hash == "sha1", max_elements=None)
     except SignatureInvalid as exc:
         raise SignatureInvalid(f"the signer's signature does not verify with its own "
                                f"certificate (wrong key or faulty card): {exc}",
@@ -681,8 +709,65 @@ def _looks_like_doctype(xml: bytes) -> bool:
     return False
 
 
-def _parse_document(xml: Any, max_size: int = MAX_XML_SIZE) -> Any:
-    """Parse untrusted XML with the hardened parser; the root element, or XmlSignatureError."""
+class _TooManyNodes(Exception):
+    """Raised by :class:`_NodeCounter` to stop the counting pass."""
+
+
+class _NodeCounter:
+    """A parser target that builds nothing: counts nodes, stops past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def _one(self) -> None:
+        self.count += 1
+        if self.count > self.limit:
+            raise _TooManyNodes()
+
+    def start(self, tag: Any, attrib: Any, nsmap: Any = None) -> None:
+        self._one()
+
+    def comment(self, text: Any) -> None:
+        self._one()
+
+    def pi(self, target: Any, data: Any = None) -> None:
+        self._one()
+
+    def close(self) -> int:
+        return self.count
+
+
+def _check_node_count(xml: bytes, max_elements: int) -> None:
+    """Refuse more than ``max_elements`` nodes before lxml builds a tree of them.
+
+    Every element, comment and processing instruction starts with a ``<``
+    byte in every accepted encoding (UTF-16 included) and entities are
+    refused: when the bytes hold no more ``<`` than the limit, nothing to
+    count. Otherwise a parse into a counting target, which builds no tree and
+    stops at the limit (constant memory, ~0.1 s for 500,000 nodes).
+    """
+    if xml.count(b"<") <= max_elements:
+        return
+    etree = _etree()
+    parser = etree.XMLParser(target=_NodeCounter(max_elements), resolve_entities=False,
+                             no_network=True, load_dtd=False, dtd_validation=False,
+                             huge_tree=False)
+    try:
+        etree.fromstring(xml, parser)
+    except _TooManyNodes:
+        raise XmlSignatureError(f"more than {max_elements} XML nodes (max_elements)",
+                                reason="too-large") from None
+    except Exception:  # noqa: BLE001, S110 - malformed: the real parse says how
+        pass
+
+
+def _parse_document(xml: Any, max_size: int = MAX_XML_SIZE,
+                    max_elements: Optional[int] = MAX_XML_ELEMENTS) -> Any:
+    """Parse untrusted XML with the hardened parser; the root element, or XmlSignatureError.
+
+    ``max_elements=None`` (documents the signer gives to be signed) counts nothing.
+    """
     if not isinstance(xml, (bytes, bytearray, memoryview)):
         raise TypeError(f"the XML must be bytes, not {type(xml).__name__}")
     xml = bytes(xml)
@@ -693,6 +778,8 @@ def _parse_document(xml: Any, max_size: int = MAX_XML_SIZE) -> Any:
         raise XmlSignatureError("a DOCTYPE or entity declaration: refused (entities, XXE)",
                                 reason="dtd-forbidden")
     _check_encoding(xml)
+    if max_elements is not None:
+        _check_node_count(xml, max_elements)
     etree = _etree()
     try:
         root = etree.fromstring(xml, _parser())
@@ -717,7 +804,7 @@ def _maybe_xml(data: bytes) -> Any:
             (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))):
         return None
     try:
-        return _parse_document(data, max_size=max(MAX_XML_SIZE, len(data)))
+        return _parse_document(data, max_size=max(MAX_XML_SIZE, len(data)), max_elements=None)
     except XmlSignatureError as exc:
         if exc.reason in ("dtd-forbidden", "encoding-mismatch", "unsupported-encoding"):
             raise
@@ -819,22 +906,25 @@ class DmpVerification(XadesVerification):
 def verify_xades(xml: bytes, validator: Optional["Validator"] = None, *,
                  detached: Optional[Union[bytes, Mapping[str, bytes]]] = None,
                  at: Optional[datetime] = None, allow_sha1: bool = False,
-                 whole_document: bool = True, max_size: int = MAX_XML_SIZE
-                 ) -> XadesVerification:
+                 whole_document: bool = True, max_size: int = MAX_XML_SIZE,
+                 max_elements: Optional[int] = MAX_XML_ELEMENTS) -> XadesVerification:
     """Verify a XAdES signature (one ``ds:Signature``), then, if asked, its certificate.
 
-    Checks, in order: the document (size, no DOCTYPE, an honest encoding
-    declaration, well-formed); the signer certificate among the KeyInfo
-    certificates (the one end-entity certificate); with signxml, the
+    Checks, in order: the document (size, node count, no DOCTYPE, an honest
+    encoding declaration, well-formed); the signer certificate among the
+    KeyInfo certificates (the one end-entity certificate); at most
+    :data:`MAX_REFERENCES` references; for XAdES-T, the timestamp over the
+    SignatureValue; with a ``validator``, the certificate for
+    ``KeyRole.SIGN`` at ``at``, else the timestamp's genTime plus its
+    accuracy, else now (before any reference is digested: a certificate
+    the validator refuses costs no digest work); with signxml, the
     signature over SignedInfo and the digest of every reference; that each
     reference points to something expected (the document, an element outside
     the signature, a ``ds:Object`` of the signature, a detached document
     given in ``detached``, the SignedProperties with their Type, the KeyInfo)
     and that every ``ds:Object`` is covered; that the signed
-    SigningCertificate(V2) names the KeyInfo certificate; for XAdES-T, the
-    timestamp over the SignatureValue; then, with a ``validator``, the
-    certificate for ``KeyRole.SIGN`` at ``at``, else the timestamp's time,
-    else now.
+    SigningCertificate(V2) names the KeyInfo certificate (only then is the
+    validated certificate reported as the signer's).
 
     :param xml: the signed XML (enveloped or enveloping), or the detached signature.
     :param validator: a :class:`cps.trust.Validator`; ``None`` checks the signature only.
@@ -846,14 +936,18 @@ def verify_xades(xml: bytes, validator: Optional["Validator"] = None, *,
         document (``URI=""`` or the root's Id); ``False`` accepts signatures
         of parts: then use ``result.covered`` only.
     :param max_size: largest input accepted, in bytes.
+    :param max_elements: most XML nodes accepted (elements, comments,
+        processing instructions); references x nodes may not exceed 4 x
+        this (signxml copies the document for each reference). ``None``: no limit.
     :raises XmlSignatureError: the input is refused (``reason`` says why).
     :raises DigestMismatch: a reference's content changed.
     :raises SignatureInvalid: the signature does not verify.
     :raises SigningCertificateMismatch: the signed properties name another certificate.
     :raises CertificateInvalid: from the validator (revoked, expired, wrong purpose...).
     """
-    root = _parse_document(xml, max_size)
-    core = _verify_core(root, detached=detached, allow_sha1=allow_sha1, validate_schema=True)
+    root = _parse_document(xml, max_size, max_elements)
+    core = _verify_core(root, detached=detached, allow_sha1=allow_sha1, validate_schema=True,
+                        validator=validator, at=at, max_elements=max_elements)
     if core.signed_properties is None:
         raise XmlSignatureError("no SignedProperties reference: not a XAdES signature",
                                 reason="not-xades")
@@ -872,9 +966,8 @@ def verify_xades(xml: bytes, validator: Optional["Validator"] = None, *,
         if not covered and not _is_qualifying_object(obj):
             raise XmlSignatureError("a ds:Object that no reference covers",
                                     reason="unsigned-content")
-    stamp = _verify_timestamp(core, validator)
-    result: XadesVerification = _finish(XadesVerification, core, validator, at, stamp, data_refs,
-                                        signing_time, cert_alg)
+    result: XadesVerification = _finish(XadesVerification, core, data_refs, signing_time,
+                                        cert_alg)
     return result
 
 
@@ -883,7 +976,8 @@ def verify_dmp_submission(xml: bytes, validator: Optional["Validator"] = None, *
                           submission_set_uid: Optional[str] = None,
                           submission_set: Optional[bytes] = None,
                           at: Optional[datetime] = None, allow_sha1: bool = False,
-                          max_size: int = MAX_XML_SIZE) -> DmpVerification:
+                          max_size: int = MAX_XML_SIZE,
+                          max_elements: Optional[int] = MAX_XML_ELEMENTS) -> DmpVerification:
     """Verify a DMP submission-set signature (the DRIMbox layout, :func:`sign_dmp_submission`).
 
     On top of :func:`verify_xades`'s checks: SignedInfo references exactly
@@ -898,13 +992,16 @@ def verify_dmp_submission(xml: bytes, validator: Optional["Validator"] = None, *
     :param submission_set: the bytes whose digest the submission-set
         reference carries, when it carries one (not the DRIMbox's placeholder).
     :param allow_sha1: accept the DRIMbox's RSA-SHA1 and SHA-1 digests.
+    :param max_elements: most XML nodes in the signature document and in
+        each XML document given; all of these together may not exceed 4 x this.
     """
-    root = _parse_document(xml, max_size)
+    root = _parse_document(xml, max_size, max_elements)
     if root.tag != f"{{{DS}}}Signature":
         raise XmlSignatureError("the DMP signature document is a ds:Signature", reason="layout")
     # The Signature's Id is an OID (the signature document's uniqueId): not an
     # xsd:ID, so the XMLDSig schema is not applied; the layout is checked below.
-    core = _verify_core(root, detached=None, allow_sha1=allow_sha1, validate_schema=False)
+    core = _verify_core(root, detached=None, allow_sha1=allow_sha1, validate_schema=False,
+                        validator=validator, at=at, max_elements=max_elements)
     kinds = sorted(r.kind for r in core.references)
     if kinds != ["manifest", "signed-properties"] or core.signed_properties is None or \
             core.signed_properties_ns != XADES111:
@@ -948,6 +1045,7 @@ def verify_dmp_submission(xml: bytes, validator: Optional["Validator"] = None, *
                               digest_checked=checked)]
     given = {str(k): bytes(v) for k, v in documents.items()}
     found: Dict[str, XadesReference] = {}
+    nodes = core.nodes
     for uri, alg, transform, digest in entries[1:]:
         oid = uri[len("urn:oid:"):]
         if oid in found or oid == ss_uid:
@@ -958,7 +1056,11 @@ def verify_dmp_submission(xml: bytes, validator: Optional["Validator"] = None, *
         content = given[oid]
         element = None
         if transform is not None:
-            element = _parse_document(content, max(max_size, len(content)))
+            element = _parse_document(content, max(max_size, len(content)), max_elements)
+            nodes += _count_nodes(element)
+            if max_elements is not None and nodes > _WORK_FACTOR * max_elements:
+                raise XmlSignatureError(f"the documents hold more than {_WORK_FACTOR} x "
+                                        f"{max_elements} XML nodes together", reason="too-large")
             content_digested = _c14n(element.getroottree(), transform)
         else:
             content_digested = content
@@ -969,9 +1071,8 @@ def verify_dmp_submission(xml: bytes, validator: Optional["Validator"] = None, *
         raise XmlSignatureError(f"documents the manifest does not reference: {missing}",
                                 reason="unreferenced-content")
     covered.extend(found.values())
-    stamp = _verify_timestamp(core, validator)
     result: DmpVerification = _finish(
-        DmpVerification, core, validator, at, stamp, tuple(covered), signing_time,
+        DmpVerification, core, tuple(covered), signing_time,
         cert_alg, signature_uid=root.get("Id") or "", submission_set_uid=ss_uid,
                    documents=found, submission_set_digest_checked=checked,
                    purpose_of_signature=purpose)
@@ -991,16 +1092,24 @@ class _Core:
     signed_properties: Any
     signed_properties_ns: Optional[str]
     objects: List[Tuple[Any, bool]]
+    nodes: int = 0
+    timestamp: Any = None
+    validation: Optional["ValidationResult"] = None
+    validation_time: Optional[datetime] = None
+    validation_time_source: Optional[str] = None
 
 
 def _verify_core(root: Any, *, detached: Optional[Union[bytes, Mapping[str, bytes]]],
-                 allow_sha1: bool, validate_schema: bool) -> _Core:
+                 allow_sha1: bool, validate_schema: bool, validator: Optional["Validator"],
+                 at: Optional[datetime], max_elements: Optional[int]) -> _Core:
+    """Everything but the layout's own rules: cheap refusals first, then the
+    timestamp and the certificate (with a validator), then signxml's digests."""
     signatures = list(root.iter(f"{{{DS}}}Signature"))
     if len(signatures) != 1:
         raise XmlSignatureError(f"{len(signatures)} ds:Signature elements: exactly one is "
                                 "supported", reason="unsupported" if signatures else "malformed")
     signature = signatures[0]
-    _refuse_duplicate_ids(root)
+    nodes = _refuse_duplicate_ids(root)
     signer, signer_der, others = _signer_certificate(signature)
 
     method = signature.find(f"{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod")
@@ -1012,8 +1121,28 @@ def _verify_core(root: Any, *, detached: Optional[Union[bytes, Mapping[str, byte
     if sig_hash == "sha1" and not allow_sha1:
         raise XmlSignatureError("RSA-SHA1 signatures are refused (collisions): allow_sha1=True "
                                 "for legacy ones", reason="weak-algorithm")
-    if len(signature.findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference")) > MAX_REFERENCES:
-        raise XmlSignatureError("too many references", reason="unsupported")
+    references = len(signature.findall(f"{{{DS}}}SignedInfo/{{{DS}}}Reference"))
+    if references > MAX_REFERENCES:
+        raise XmlSignatureError(f"{references} references: at most {MAX_REFERENCES}",
+                                reason="too-many-references")
+    for manifest in signature.iterfind(f"{{{DS}}}Object/{{{DS}}}Manifest"):
+        if len(manifest.findall(f"{{{DS}}}Reference")) > MAX_REFERENCES:
+            raise XmlSignatureError(f"a Manifest of more than {MAX_REFERENCES} references",
+                                    reason="too-many-references")
+    if max_elements is not None and references * nodes > _WORK_FACTOR * max_elements:
+        raise XmlSignatureError(f"{references} references over {nodes} XML nodes: more work "
+                                f"than {_WORK_FACTOR} x max_elements ({max_elements})",
+                                reason="too-large")
+    # Before any digest: the timestamp (bounded, independent of the references) and,
+    # with a validator, the certificate at the time they give. It is the KeyInfo
+    # certificate the result would report; it is believed the signer's only once the
+    # signature and the signed SigningCertificate(V2) bind it (below, and by the callers).
+    stamp, stamp_ns = _verify_timestamp(signature, sig_hash, validator)
+    validation = when = source = None
+    if validator is not None:
+        when, source = _validation_time(validator, at, stamp)
+        validation = validator.validate(signer, intermediates=others, at=when,
+                                        purpose=KeyRole.SIGN)
 
     if isinstance(detached, (bytes, bytearray, memoryview)):
         externals = [r.get("URI") for r in signature.iterfind(
@@ -1052,27 +1181,33 @@ def _verify_core(root: Any, *, detached: Optional[Union[bytes, Mapping[str, byte
     if unused:
         raise XmlSignatureError(f"detached documents the signature does not reference: {unused}",
                                 reason="unreferenced-content")
-    references = verifier.results
-    props = [r for r in references if r.kind == "signed-properties"]
+    props = [r for r in verifier.results if r.kind == "signed-properties"]
     if len(props) > 1:
         raise XmlSignatureError("several SignedProperties references",
                                 reason="unexpected-reference")
+    if stamp_ns is not None and stamp_ns != (verifier.signed_properties_ns or XADES132):
+        raise XmlSignatureError("the SignatureTimeStamp is not in the XAdES namespace of the "
+                                "SignedProperties", reason="unsupported")
     objects = []
     covered_paths = verifier.covered_paths
     for obj in signature.iterfind(f"{{{DS}}}Object"):
         path = _index_path(obj)
         objects.append((obj, any(p[:len(path)] == path for p in covered_paths)))
-    return _Core(root, signature, signer, signer_der, others, f"rsa-{sig_hash}", references,
-                 props[0].element if props else None, verifier.signed_properties_ns, objects)
+    return _Core(root, signature, signer, signer_der, others, f"rsa-{sig_hash}",
+                 verifier.results, props[0].element if props else None,
+                 verifier.signed_properties_ns, objects, nodes, stamp, validation, when, source)
 
 
 _ID_ATTRIBUTES = ("Id", "ID", "id", "{http://www.w3.org/XML/1998/namespace}id")
 
 
-def _refuse_duplicate_ids(root: Any) -> None:
-    """Two elements with the same Id: a reference could mean either (signature wrapping)."""
+def _refuse_duplicate_ids(root: Any) -> int:
+    """Two elements with the same Id: a reference could mean either (signature wrapping).
+    The number of nodes under (and with) ``root``."""
     seen = set()
+    count = 0
     for element in root.iter():
+        count += 1
         if not isinstance(element.tag, str):
             continue
         for name in _ID_ATTRIBUTES:
@@ -1083,6 +1218,11 @@ def _refuse_duplicate_ids(root: Any) -> None:
                 raise XmlSignatureError(f"the Id {value[:60]!r} names several elements "
                                         "(signature wrapping)", reason="wrapping")
             seen.add(value)
+    return count
+
+
+def _count_nodes(root: Any) -> int:
+    return sum(1 for _ in root.iter())
 
 
 def _same_document(uri: Optional[str]) -> bool:
@@ -1246,6 +1386,8 @@ def _verifier_class() -> Any:
             transforms = [t.get("Algorithm") for t in
                           reference.iterfind(f"{{{DS}}}Transforms/{{{DS}}}Transform")]
             ref_type = reference.get("Type")
+            if _BASE64 in transforms:
+                _check_base64_target(uri, node)
             if not _same_document(uri):
                 if ref_type is not None:
                     raise XmlSignatureError(f"reference {uri!r} of Type {ref_type}",
@@ -1311,6 +1453,27 @@ def _verifier_class() -> Any:
     return _Verifier
 
 
+def _check_base64_target(uri: str, node: Any) -> None:
+    """The base64 transform decodes the text of the referenced element up to its first
+    child, and nothing else is digested: it is allowed only on an element (a ds:Object)
+    that holds nothing but base64 text, never on the document (``URI=""``, the root)."""
+    if not _same_document(uri):
+        raise XmlSignatureError(f"the base64 transform on the external reference {uri!r}",
+                                reason="unsupported")
+    if uri == "" or not hasattr(node, "getparent") or node.getparent() is None:
+        raise XmlSignatureError("the base64 transform on the whole document: only the root's "
+                                "first text would be signed", reason="partial-coverage")
+    if len(node):
+        raise XmlSignatureError(f"the base64 transform on {uri}, which has child nodes: only "
+                                "its text before them would be signed",
+                                reason="partial-coverage")
+    try:
+        base64.b64decode("".join((node.text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise XmlSignatureError(f"{uri}: not base64 text (the transform would skip "
+                                "characters)") from None
+
+
 def _index_path(node: Any) -> Tuple[int, ...]:
     """Where ``node`` is, as child indexes from the root: the same in every copy of the tree."""
     path = []
@@ -1370,7 +1533,7 @@ def _manifest_entries(manifest: Any, allow_sha1: bool
     entries = []
     children = [c for c in manifest if isinstance(c.tag, str)]
     if len(children) > MAX_REFERENCES:
-        raise XmlSignatureError("too many manifest references", reason="unsupported")
+        raise XmlSignatureError("too many manifest references", reason="too-many-references")
     for ref in children:
         if ref.tag != f"{{{DS}}}Reference":
             raise XmlSignatureError(f"{ref.tag} in the manifest", reason="layout")
@@ -1480,22 +1643,24 @@ def _parse_datetime(text: Optional[str]) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def _verify_timestamp(core: _Core, validator: Optional["Validator"]) -> Any:
-    """The SignatureTimeStamp (XAdES-T), verified over the canonical SignatureValue."""
-    ns = core.signed_properties_ns or XADES132
-    stamps = core.signature.findall(
+def _verify_timestamp(signature: Any, hash_name: str, validator: Optional["Validator"]
+                      ) -> Tuple[Any, Optional[str]]:
+    """The SignatureTimeStamp (XAdES-T), verified over the canonical SignatureValue, and
+    its XAdES namespace; ``(None, None)`` without one. It covers the SignatureValue
+    only: it is checked before the references are."""
+    stamps = [(ns, stamp) for ns in _XADES_NAMESPACES for stamp in signature.findall(
         f"{{{DS}}}Object/{{{ns}}}QualifyingProperties/{{{ns}}}UnsignedProperties/"
-        f"{{{ns}}}UnsignedSignatureProperties/{{{ns}}}SignatureTimeStamp")
+        f"{{{ns}}}UnsignedSignatureProperties/{{{ns}}}SignatureTimeStamp")]
     if not stamps:
-        return None
+        return None, None
     if len(stamps) > 1:
         raise XmlSignatureError("several SignatureTimeStamp", reason="unsupported")
+    ns, stamp = stamps[0]
     try:
         from .timestamp import verify_timestamp
     except ImportError:
         raise XmlSignatureError("a SignatureTimeStamp, but cps.timestamp is not available",
                                 reason="unsupported") from None
-    stamp = stamps[0]
     method = stamp.find(f"{{{DS}}}CanonicalizationMethod")
     algorithm = method.get("Algorithm") if method is not None else _C14N10
     encapsulated = stamp.find(f"{{{ns}}}EncapsulatedTimeStamp")
@@ -1506,24 +1671,20 @@ def _verify_timestamp(core: _Core, validator: Optional["Validator"]) -> Any:
         token = base64.b64decode("".join((encapsulated.text or "").split()), validate=True)
     except (binascii.Error, ValueError):
         raise XmlSignatureError("undecodable EncapsulatedTimeStamp") from None
-    value = core.signature.find(f"{{{DS}}}SignatureValue")
+    value = signature.find(f"{{{DS}}}SignatureValue")
+    if value is None:
+        raise XmlSignatureError("a SignatureTimeStamp without SignatureValue")
     canonical = _c14n(value, algorithm)
-    hash_name = core.signature_algorithm.partition("-")[2]
     digest = hashlib.new(hash_name, canonical).digest()
-    return verify_timestamp(token, digest, hash=hash_name, validator=validator)
+    return verify_timestamp(token, digest, hash=hash_name, validator=validator), ns
 
 
-def _finish(cls: Any, core: _Core, validator: Optional["Validator"], at: Optional[datetime],
-            stamp: Any, covered: Tuple[XadesReference, ...], signing_time: Optional[datetime],
-            cert_alg: str, **extra: Any) -> Any:
-    validation = when = source = None
-    if validator is not None:
-        if at is None and stamp is not None:
-            when, source = stamp.gen_time, "timestamp"
-        else:
-            when, source = _validation_time(validator, at)
-        validation = validator.validate(core.signer, intermediates=core.others, at=when,
-                                        purpose=KeyRole.SIGN)
+def _finish(cls: Any, core: _Core, covered: Tuple[XadesReference, ...],
+            signing_time: Optional[datetime], cert_alg: str, **extra: Any) -> Any:
+    """The result; the validation was done by :func:`_verify_core` at the time the
+    CAdES-T rule gives (``at``, else genTime + accuracy, else now)."""
+    stamp, validation = core.timestamp, core.validation
+    when, source = core.validation_time, core.validation_time_source
     return cls(signer=core.signer, certificates=tuple(core.others),
                signature_algorithm=core.signature_algorithm, references=tuple(core.references),
                covered=covered, signed_properties=core.signed_properties,

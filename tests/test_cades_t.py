@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from asn1crypto import cms
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -325,6 +327,61 @@ def test_several_timestamps_all_verified_earliest_used(cps_pki, cps_tsa, validat
         verify_cms(junk, DATA, validator)
     with pytest.raises(errors.CpsError):
         verify_cms(replace_tokens(p7s, unsigned_tokens(p7s) * 9), DATA)
+
+
+def tsa_token(pki: TestPKI, digest: bytes, gen_time: dt.datetime, accuracy: dict) -> bytes:
+    """A token over ``digest`` from the PKI's (trusted) TSA, with the TSTInfo accuracy given:
+    a TSA that misbehaves, or a stolen TSA key."""
+    cert, key = pki.issue_tsa()
+    cert_der = cert.public_bytes(serialization.Encoding.DER)
+    tsa_cert = asn1_x509.Certificate.load(cert_der)
+    tst_info = tsp.TSTInfo({
+        "version": "v1", "policy": "1.2.3.4", "serial_number": 12345, "gen_time": gen_time,
+        "message_imprint": {"hash_algorithm": {"algorithm": "sha256", "parameters": None},
+                            "hashed_message": digest},
+        "accuracy": accuracy})
+    attributes = cms.CMSAttributes([
+        {"type": "content_type", "values": ["tst_info"]},
+        {"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]},
+        {"type": "signing_certificate_v2", "values": [{"certs": [{
+            "cert_hash": hashlib.sha256(cert_der).digest()}]}]}])
+    signed = cms.SignedData({
+        "version": "v3",
+        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256", "parameters": None})],
+        "encap_content_info": {"content_type": "tst_info", "content": tst_info},
+        "certificates": [tsa_cert, asn1_x509.Certificate.load(pki.intermediates[
+            "STANDARD ORGANISATIONS"].public_bytes(serialization.Encoding.DER))],
+        "signer_infos": [{
+            "version": "v1",
+            "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
+                "issuer": tsa_cert.issuer, "serial_number": tsa_cert.serial_number}}),
+            "digest_algorithm": {"algorithm": "sha256", "parameters": None},
+            "signed_attrs": attributes,
+            "signature_algorithm": {"algorithm": "sha256_rsa", "parameters": core.Null()},
+            "signature": key.sign(attributes.dump(), padding.PKCS1v15(), hashes.SHA256())}]})
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+
+
+def test_a_huge_accuracy_is_a_timestamp_error_not_an_overflow(cps_pki, cps_tsa, validator):
+    """BUG-64: a TSTInfo accuracy of 10^13 s made verify_cms raise an untyped OverflowError;
+    one of two years moved the judged time (genTime + accuracy) two years ahead."""
+    creds = cps_pki.issue_card("cps3-medecin")
+    p7s = cades_t(cps_pki, creds, cps_tsa.url)
+    signature = cms.ContentInfo.load(p7s)["content"]["signer_infos"][0]["signature"].native
+    digest = hashlib.sha256(signature).digest()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(minutes=5)
+    for accuracy in ({"seconds": 10**13}, {"seconds": 86400 * 365 * 2}):
+        forged = replace_tokens(p7s, [tsa_token(cps_pki, digest, now, accuracy)])
+        for v in (None, validator):
+            with pytest.raises(TimestampError) as exc:
+                verify_cms(forged, DATA, v)
+            assert exc.value.reason == "accuracy"
+        with pytest.raises(TimestampError):  # nor can such a token be put into a signature
+            sign_cms(signer(creds), DATA, chain=[creds.chain[0]],
+                     timestamp=lambda d, a=accuracy: tsa_token(cps_pki, d, now, a))
+    fair = replace_tokens(p7s, [tsa_token(cps_pki, digest, now, {"seconds": 2})])
+    result = verify_cms(fair, DATA, validator)
+    assert result.validation_time == now + dt.timedelta(seconds=2)
 
 
 # ---------------------------------------------------------------- openssl

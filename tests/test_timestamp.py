@@ -28,6 +28,7 @@ from cps.sign import SignatureError
 from cps.testing.pkiserver import PkiServer
 from cps.testing.tsa import TsaServer
 from cps.timestamp import (
+    MAX_ACCURACY,
     MAX_RESPONSE_SIZE,
     TimestampError,
     TimestampInfo,
@@ -549,6 +550,27 @@ def test_accuracy_is_reported(cps_pki):
     assert info.ordering is True
     with pytest.raises(TimestampError):
         verify_timestamp(make_token(cert, key, tst={"accuracy": {"millis": 1000}}), DIGEST)
+
+
+def test_a_huge_accuracy_is_a_typed_refusal_not_an_overflow(cps_pki):
+    """BUG-64: an accuracy of 10^13 s raised OverflowError (TimestampInfo.latest); one of
+    two years moved the time the signer is judged at two years ahead."""
+    cert, key = cps_pki.issue_tsa()
+    for accuracy in ({"seconds": 10**13}, {"seconds": 86400 * 365 * 2},
+                     {"seconds": int(MAX_ACCURACY.total_seconds()), "millis": 1},
+                     {"millis": 1000}, {"micros": -1}):
+        with pytest.raises(TimestampError) as exc:
+            verify_timestamp(make_token(cert, key, tst={"accuracy": accuracy}), DIGEST)
+        assert exc.value.reason == "accuracy", accuracy
+    info = verify_timestamp(make_token(cert, key, tst={"accuracy": {
+        "seconds": int(MAX_ACCURACY.total_seconds())}}), DIGEST)
+    assert info.accuracy == MAX_ACCURACY and info.latest == info.gen_time + MAX_ACCURACY
+    # genTime + accuracy must be a date too
+    last = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    with pytest.raises(TimestampError) as exc:
+        verify_timestamp(make_token(cert, key, tst={"gen_time": last,
+                                                    "accuracy": {"seconds": 1}}), DIGEST)
+    assert exc.value.reason == "accuracy"
 
 
 def test_not_a_token(cps_pki):

@@ -194,7 +194,7 @@ def test_signature_timestamp(card, cps_tsa, cps_pki):
                      ) is not None
     result = verify_xades(signed, validator)
     assert result.level == "B-T" and result.validation_time_source == "timestamp"
-    assert result.validation_time == result.timestamp.gen_time
+    assert result.validation_time == result.timestamp.latest     # genTime + accuracy, as CAdES-T
     # the timestamp covers the SignatureValue: another value breaks it
     value = signature_of(root).find(f"{{{DS}}}SignatureValue")
     forged = bytearray(base64.b64decode(value.text))
@@ -536,3 +536,310 @@ def test_mutations_give_typed_errors(software):
             verify_xades(bytes(mutated))
         except errors.CpsError:
             pass
+
+
+# ---------------------------------------------------------------- issue 17 review (BUG-61..63)
+_C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+_ENVELOPED = DS + "enveloped-signature"
+_BASE64 = DS + "base64"
+_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _canonical(node) -> bytes:
+    """Inclusive C14N 1.0 of a reparsed copy, as signxml digests an element."""
+    return etree.tostring(etree.fromstring(etree.tostring(node)), method="c14n")
+
+
+def hand_signature(parent, creds):
+    """A ds:Signature (appended to ``parent``, or standalone) with SignedProperties naming
+    ``creds.sign_cert`` by SigningCertificateV2: references are added with add_reference."""
+    def d(name: str) -> str:
+        return f"{{{DS}}}{name}"
+
+    def x(name: str) -> str:
+        return f"{{{XADES}}}{name}"
+
+    sig = etree.SubElement(parent, d("Signature"), nsmap={"ds": DS}) if parent is not None \
+        else etree.Element(d("Signature"), nsmap={"ds": DS})
+    sig.set("Id", "sig")
+    signed_info = etree.SubElement(sig, d("SignedInfo"))
+    etree.SubElement(signed_info, d("CanonicalizationMethod"), Algorithm=_C14N)
+    etree.SubElement(signed_info, d("SignatureMethod"),
+                     Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    etree.SubElement(sig, d("SignatureValue"))
+    x509_data = etree.SubElement(etree.SubElement(sig, d("KeyInfo")), d("X509Data"))
+    for cert in (creds.sign_cert, creds.chain[0]):
+        etree.SubElement(x509_data, d("X509Certificate")).text = _b64(
+            cert.public_bytes(serialization.Encoding.DER))
+    qualifying = etree.SubElement(etree.SubElement(sig, d("Object")), x("QualifyingProperties"),
+                                  nsmap={"xades": XADES}, Target="#sig")
+    props = etree.SubElement(qualifying, x("SignedProperties"), Id="props")
+    ssp = etree.SubElement(props, x("SignedSignatureProperties"))
+    etree.SubElement(ssp, x("SigningTime")).text = "2026-01-01T00:00:00Z"
+    cert_digest = etree.SubElement(etree.SubElement(etree.SubElement(
+        ssp, x("SigningCertificateV2")), x("Cert")), x("CertDigest"))
+    etree.SubElement(cert_digest, d("DigestMethod"), Algorithm=_SHA256)
+    etree.SubElement(cert_digest, d("DigestValue")).text = _b64(hashlib.sha256(
+        creds.sign_cert.public_bytes(serialization.Encoding.DER)).digest())
+    return sig
+
+
+def add_reference(sig, uri: str, transforms, digest: bytes, type=None) -> None:
+    ref = etree.SubElement(sig.find(f"{{{DS}}}SignedInfo"), f"{{{DS}}}Reference", URI=uri)
+    if type:
+        ref.set("Type", type)
+    if transforms:
+        holder = etree.SubElement(ref, f"{{{DS}}}Transforms")
+        for algorithm in transforms:
+            etree.SubElement(holder, f"{{{DS}}}Transform", Algorithm=algorithm)
+    etree.SubElement(ref, f"{{{DS}}}DigestMethod", Algorithm=_SHA256)
+    etree.SubElement(ref, f"{{{DS}}}DigestValue").text = _b64(digest)
+
+
+def finish_signature(sig, key) -> None:
+    """Reference the SignedProperties, then sign SignedInfo."""
+    props = sig.find(f"{{{DS}}}Object/{{{XADES}}}QualifyingProperties/"
+                     f"{{{XADES}}}SignedProperties")
+    add_reference(sig, "#props", [_C14N], hashlib.sha256(_canonical(props)).digest(),
+                  type="http://uri.etsi.org/01903#SignedProperties")
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    sig.find(f"{{{DS}}}SignatureValue").text = _b64(key.sign(
+        _canonical(sig.find(f"{{{DS}}}SignedInfo")), padding.PKCS1v15(), hashes.SHA256()))
+
+
+def many_references(creds, count: int, *, filler: int = 0) -> bytes:
+    """An enveloped signature with ``count`` element references (+ SignedProperties),
+    ``filler`` empty ``<a/>`` elements in front."""
+    root = etree.Element("doc")
+    for _ in range(filler):
+        etree.SubElement(root, "a")
+    targets = []
+    for index in range(count):
+        target = etree.SubElement(root, "t", Id=f"t{index}")
+        target.text = "x"
+        targets.append(target)
+    sig = hand_signature(root, creds)
+    for target in targets:
+        add_reference(sig, f"#{target.get('Id')}", [_C14N],
+                      hashlib.sha256(_canonical(target)).digest())
+    finish_signature(sig, creds.sign_key)
+    return etree.tostring(root)
+
+
+_BOMB_CHILD = """
+import resource, sys, time
+from cps.xades import XmlSignatureError, verify_xades
+xml = open(sys.argv[1], "rb").read()
+start = time.monotonic()
+try:
+    verify_xades(xml, whole_document=False)
+    reason = "verified"
+except XmlSignatureError as exc:
+    reason = exc.reason
+print(reason, time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_an_xml_node_bomb_with_many_references_is_refused_in_bounded_memory(tmp_path, medecin):
+    """BUG-61: 41 MB of <a/> (under MAX_XML_SIZE) took 1.4 GB to parse, 5.5 GB with 64
+    references (signxml copies the document per reference). Refused by counting first."""
+    import sys
+
+    from cps.xades import MAX_XML_ELEMENTS, MAX_XML_SIZE
+
+    signed = many_references(medecin, 63)
+    bomb = signed.replace(b"<doc>", b"<doc>" + b"<a/>" * 11_000_000, 1)
+    assert 40 * 2**20 < len(bomb) < MAX_XML_SIZE
+    (tmp_path / "bomb.xml").write_bytes(bomb)
+    del bomb
+    # In a child process: its peak RSS is this input's alone (ru_maxrss is a high-water mark).
+    out = subprocess.run([sys.executable, "-c", _BOMB_CHILD, str(tmp_path / "bomb.xml")],
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    reason, seconds, max_rss_kib = out[0], float(out[1]), int(out[2])
+    assert reason == "too-large"
+    assert max_rss_kib * 1024 < 300 * 2**20, f"peak RSS {max_rss_kib // 1024} MiB"
+    assert seconds < 5
+    # the same references without the bomb: too many of them, refused before any digest
+    with pytest.raises(XmlSignatureError) as info:
+        verify_xades(signed, whole_document=False)
+    assert info.value.reason == "too-many-references"
+    with pytest.raises(XmlSignatureError) as info:
+        verify_xades(b"<doc>" + b"<a/>" * (MAX_XML_ELEMENTS + 1) + b"</doc>")
+    assert info.value.reason == "too-large"
+    # under the reference limit, references x nodes is bounded too (4 x max_elements)
+    twenty = many_references(medecin, 19, filler=1000)
+    with pytest.raises(XmlSignatureError) as info:
+        verify_xades(twenty, whole_document=False, max_elements=4000)
+    assert info.value.reason == "too-large"
+    result = verify_xades(twenty, whole_document=False)
+    assert len(result.covered) == 19
+
+
+def test_an_untrusted_signer_is_refused_before_any_reference_is_digested(medecin, validator,
+                                                                        monkeypatch):
+    """BUG-61: references were digested before the certificate was judged, so an
+    attacker's own certificate bought the whole digest work."""
+    from cps.xades import _verifier_class
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "attacker")])
+    now = dt.datetime.now(dt.timezone.utc)
+    own = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+           .public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+           .sign(key, hashes.SHA256()))
+    attacker = type("Creds", (), {"sign_cert": own, "chain": [medecin.chain[0]],
+                                  "sign_key": key})()
+    xml = many_references(attacker, 8)
+    digested = []
+    verifier = _verifier_class()
+    original = verifier._verify_reference
+
+    def spy(self, reference, *args, **kwargs):
+        digested.append(reference.get("URI"))
+        return original(self, reference, *args, **kwargs)
+
+    monkeypatch.setattr(verifier, "_verify_reference", spy)
+    with pytest.raises(errors.CertificateInvalid):
+        verify_xades(xml, validator, whole_document=False)
+    assert digested == []
+    assert len(verify_xades(xml, whole_document=False).covered) == 8   # the mathematics hold
+    assert len(digested) == 9
+
+
+def test_a_one_megabyte_cda_is_well_under_the_node_limit(software, medecin, validator):
+    """BUG-61: the node limit refuses the bomb early, not real documents."""
+    from cps.xades import MAX_XML_ELEMENTS
+
+    entries = "".join(
+        f'<entry><observation classCode="OBS" moodCode="EVN"><code code="{i}" '
+        f'codeSystem="2.16.840.1.113883.6.1"/><value unit="mg/L" value="{i % 97}"/>'
+        f"<text>résultat {i}</text></observation></entry>" for i in range(6000))
+    cda = ('<?xml version="1.0" encoding="UTF-8"?>\n<ClinicalDocument xmlns="urn:hl7-org:v3">'
+           f"<component><structuredBody>{entries}</structuredBody></component>"
+           "</ClinicalDocument>").encode()
+    assert len(cda) > 2**20
+    nodes = len(list(etree.fromstring(cda).iter()))
+    assert nodes * 10 < MAX_XML_ELEMENTS
+    start = time.monotonic()
+    result = verify_xades(sign_xades(software, cda, chain=[medecin.chain[0]]), validator)
+    assert result.covered[0].kind == "document" and time.monotonic() - start < 10
+
+
+def test_a_base64_transform_cannot_pass_a_part_for_the_whole_document(medecin, validator):
+    """BUG-62: URI="" with [enveloped-signature, base64] digests only the root's first
+    text, yet counted as the whole document: content added after signing passed."""
+    inner = b"<prescription>amoxicilline 1 g</prescription>"
+    root = etree.Element("prescription", Id="rx")
+    root.text = _b64(inner)
+    sig = hand_signature(root, medecin)
+    add_reference(sig, "", [_ENVELOPED, _BASE64], hashlib.sha256(inner).digest())
+    finish_signature(sig, medecin.sign_key)
+    added = etree.Element("item")
+    added.text = "morphine 100 mg"
+    root.insert(0, added)
+    for whole in (True, False):
+        with pytest.raises(XmlSignatureError) as info:
+            verify_xades(etree.tostring(root), validator, whole_document=whole)
+        assert info.value.reason == "partial-coverage"
+    # the root named by its Id is the whole document too
+    root = etree.Element("prescription", Id="rx")
+    root.text = _b64(inner)
+    sig = hand_signature(root, medecin)
+    add_reference(sig, "#rx", [_BASE64], hashlib.sha256(inner).digest())
+    finish_signature(sig, medecin.sign_key)
+    with pytest.raises(XmlSignatureError) as info:
+        verify_xades(etree.tostring(root), validator)
+    assert info.value.reason == "partial-coverage"
+
+
+def test_a_base64_object_with_child_elements_is_not_reported_as_signed_xml(medecin, validator):
+    """BUG-62: a base64 ds:Object digests its first text only: children (or text after
+    a comment) were inside a "covered" Object without being signed."""
+    payload = b"%PDF-1.7 ordonnance"
+
+    def enveloping(build_object) -> bytes:
+        sig = hand_signature(None, medecin)
+        obj = etree.SubElement(sig, f"{{{DS}}}Object", Id="doc")
+        build_object(obj)
+        add_reference(sig, "#doc", [_BASE64], hashlib.sha256(payload).digest())
+        finish_signature(sig, medecin.sign_key)
+        return etree.tostring(sig)
+
+    def with_child(obj) -> None:
+        obj.text = _b64(payload)
+        etree.SubElement(obj, "instruction").text = "pay 1000 EUR"
+
+    def with_comment(obj) -> None:
+        obj.text = _b64(payload)
+        obj.append(etree.Comment("x"))
+        obj[-1].tail = _b64(b"unsigned")
+
+    def plain(obj) -> None:
+        obj.text = _b64(payload)
+
+    for build in (with_child, with_comment):
+        with pytest.raises(XmlSignatureError) as info:
+            verify_xades(enveloping(build), validator)
+        assert info.value.reason == "partial-coverage"
+    result = verify_xades(enveloping(plain), validator)
+    assert [(c.kind, c.data) for c in result.covered] == [("object", payload)]
+
+    def not_base64(obj) -> None:                # characters the decoder would skip
+        obj.text = "JVBERi0xLjcg b3Jkb25uYW5jZQ== morphine!"
+
+    with pytest.raises(XmlSignatureError) as info:
+        verify_xades(enveloping(not_base64), validator)
+    assert info.value.reason == "malformed"
+    # sign_xades's own base64 enveloping still verifies
+    assert verify_xades(sign_xades(SoftwareSigner(medecin.sign_key, medecin.sign_cert),
+                                   payload, mode="enveloping", chain=[medecin.chain[0]]),
+                        validator).covered[0].data == payload
+
+
+@pytest.fixture(scope="module")
+def own_pki(tmp_path_factory):
+    """A PKI of this module's own: the test below revokes certificates."""
+    from cps.emulator.pki import TestPKI
+
+    return TestPKI.generate(tmp_path_factory.mktemp("xades-pki"), seed=b"xades-t",
+                            ca_key_bits=2048)
+
+
+def test_xades_t_is_judged_at_gen_time_plus_accuracy_like_cades_t(own_pki):
+    """BUG-63: XAdES-T judged the signer at genTime, CAdES-T and PAdES-T at genTime +
+    accuracy: a revocation inside the accuracy window was missed by XAdES only."""
+    from cps.sign import sign_cms, verify_cms
+    from cps.testing.tsa import TsaServer
+
+    made = own_pki.reference_time + dt.timedelta(days=40)
+    signed = {}
+    with TsaServer(own_pki, clock=lambda: made) as tsa:
+        for index in (1, 2):
+            cert, key = own_pki.issue_leaf("FORT PERSONNES", index, role="sign")
+            signer = SoftwareSigner(key, cert)
+            chain = [own_pki.intermediates["FORT PERSONNES"]]
+            signed[index] = (sign_cms(signer, b"doc", chain=chain, timestamp=tsa.url),
+                             sign_xades(signer, DOC, chain=chain, timestamp=tsa.url))
+            # 1: revoked (superseded) inside the TSA's 1 s accuracy; 2: just after it
+            own_pki.revoke("FORT PERSONNES", cert.serial_number,
+                           made + dt.timedelta(seconds=index), x509.ReasonFlags.superseded)
+    now = made + dt.timedelta(days=10)
+    validator = Validator(own_pki.trust_store(intermediates=False),
+                          crls=own_pki.crls(now, deltas=True), revocation="hard-fail",
+                          clock=lambda: now)
+    p7s, xml = signed[1]
+    with pytest.raises(errors.CertificateRevoked):
+        verify_cms(p7s, b"doc", validator)
+    with pytest.raises(errors.CertificateRevoked):
+        verify_xades(xml, validator)
+    p7s, xml = signed[2]
+    cades, xades = verify_cms(p7s, b"doc", validator), verify_xades(xml, validator)
+    assert cades.validation_time == xades.validation_time == made + dt.timedelta(seconds=1)
+    assert xades.validation_time == xades.timestamp.latest
+    assert xades.validation_time_source == "timestamp"
