@@ -59,8 +59,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
+
+from cps.testing.serving import BackgroundServer, QuietHttpServer
 
 if TYPE_CHECKING:
     from cps.emulator.pki import TestPKI
@@ -157,23 +159,15 @@ def _whole_seconds(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(microsecond=0)
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # Tests start and stop servers quickly on fixed ports.
-    allow_reuse_address = True
+class _HttpServer(QuietHttpServer):
     owner: PkiServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients of fault tests hang up mid-answer on purpose: no tracebacks on stderr.
-        log.debug("request from %s failed", client_address,
-                  exc_info=True)  # noqa: LOG014 - called from an except block
 
 
 class _HttpServer6(_HttpServer):
     address_family = socket.AF_INET6
 
 
-class PkiServer:
+class PkiServer(BackgroundServer["RequestRecord"]):
     """Threaded HTTP server publishing a :class:`~cps.emulator.pki.TestPKI`.
 
     :param pki: the PKI to serve; may be set later through :attr:`pki`
@@ -190,14 +184,13 @@ class PkiServer:
                  *, per_request: bool = False,
                  clock: Callable[[], datetime] | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__()
         self.pki = pki
         self.ssl_context = ssl_context
         self.per_request = per_request
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         #: misbehaviour switches
         self.faults = Faults()
-        #: every request received, oldest first (thread-safe to read)
-        self.requests: list[RequestRecord] = []
         #: send ``ETag`` / ``Last-Modified`` validators (turn off to test fallbacks)
         self.send_etag = True
         self.send_last_modified = True
@@ -207,11 +200,8 @@ class PkiServer:
         self.ocsp_hook: Callable[[bytes], bytes] | None = None
         #: ``at`` given to :meth:`TestPKI.ocsp_response`; ``None`` = :attr:`clock`
         self.ocsp_time: datetime | None = None
-        self._lock = threading.Lock()
         self._published: _Published | None = None
         self._overrides: dict[str, _Override] = {}
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._httpd = self._bind(host, port)
         self._httpd.owner = self
         if ssl_context is not None:
@@ -267,16 +257,6 @@ class PkiServer:
         return httpd
 
     @property
-    def host(self) -> str:
-        """The address the server listens on."""
-        return str(self._httpd.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on."""
-        return int(self._httpd.server_address[1])
-
-    @property
     def base_url(self) -> str:
         """``http://host:port`` (what to give :meth:`TestPKI.generate`); ``https`` with TLS."""
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -290,33 +270,12 @@ class PkiServer:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> PkiServer:
-        """Publish (unless already done) and serve in a background thread."""
-        if self._thread is not None:
-            return self
+    thread_name = "pki-server"
+
+    def _before_start(self) -> None:
+        """Publish, unless already done."""
         if self._published is None and self.pki is not None:
             self.publish()
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"pki-server:{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket (clients then get refused)."""
-        self._stopping.set()  # wakes handlers sleeping on a fault
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> PkiServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- content --------------------------------------------------------------------------------
 
@@ -423,11 +382,6 @@ class PkiServer:
             return [r for r in self.requests if r.path.startswith(path)
                     and (method is None or r.method == method)]
 
-    def clear_requests(self) -> None:
-        """Forget the request log."""
-        with self._lock:
-            self.requests.clear()
-
     def _served(self, path: str) -> tuple[bytes, str, datetime] | None:
         """(body, ETag, Last-Modified) served at ``path``, or ``None`` (404)."""
         with self._lock:
@@ -446,15 +400,6 @@ class PkiServer:
             self.publish()
         with self._lock:
             return self._published
-
-    def _log(self, record: RequestRecord) -> None:
-        with self._lock:
-            self.requests.append(record)
-
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep unless the server stops; return whether it is stopping."""
-        return self._stopping.wait(seconds)
-
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -33,15 +33,15 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from cps.testing.pkiserver import RequestRecord
+from cps.testing.serving import BackgroundServer, QuietHttpServer
 
 if TYPE_CHECKING:
     from cps.emulator.pki import TestPKI
@@ -89,18 +89,11 @@ class TsaFaults:
             setattr(self, f.name, f.default)
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _HttpServer(QuietHttpServer):
     owner: TsaServer
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients of fault tests hang up mid-answer on purpose: no tracebacks on stderr.
-        log.debug("request from %s failed", client_address,
-                  exc_info=True)  # noqa: LOG014 - called from an except block
 
-
-class TsaServer:
+class TsaServer(BackgroundServer[RequestRecord]):
     """Threaded HTTP server answering RFC 3161 requests with a :class:`TestPKI`'s TSA.
 
     :param pki: the PKI whose :meth:`~cps.emulator.pki.TestPKI.issue_tsa`
@@ -116,6 +109,7 @@ class TsaServer:
     def __init__(self, pki: TestPKI, *, clock: Callable[[], datetime] | None = None,
                  host: str = "127.0.0.1", port: int = 0,
                  ca_name: str = "STANDARD ORGANISATIONS") -> None:
+        super().__init__()
         self.pki = pki
         self.ca_name = ca_name
         #: genTime of the tokens to come
@@ -126,23 +120,8 @@ class TsaServer:
         #: ``openssl ts -reply``); ``wrong_nonce``/``wrong_imprint`` alter the request
         #: it gets, ``reject`` and the transport faults still apply
         self.hook: Callable[[bytes], bytes] | None = None
-        #: every request received, oldest first
-        self.requests: list[RequestRecord] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._httpd = _HttpServer((host, port), _Handler)
         self._httpd.owner = self
-
-    @property
-    def host(self) -> str:
-        """The address the server listens on."""
-        return str(self._httpd.server_address[0])
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on."""
-        return int(self._httpd.server_address[1])
 
     @property
     def url(self) -> str:
@@ -154,31 +133,10 @@ class TsaServer:
         """The TSA certificate (cryptography) that signs the tokens."""
         return self.pki.issue_tsa(self.ca_name)[0]
 
-    def start(self) -> TsaServer:
-        """Serve in a background thread."""
-        if self._thread is None:
-            self.pki.issue_tsa(self.ca_name)  # the key is derived once, before any request
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name=f"tsa-server:{self.port}", daemon=True)
-            self._thread.start()
-        return self
+    thread_name = "tsa-server"
 
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        self._stopping.set()  # wakes handlers sleeping on a fault
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> TsaServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _before_start(self) -> None:
+        self.pki.issue_tsa(self.ca_name)  # the key is derived once, before any request
 
     def answer(self, request_der: bytes) -> bytes:
         """The TimeStampResp the server sends for ``request_der``: :attr:`hook`'s or
@@ -196,19 +154,6 @@ class TsaServer:
         if self.hook is not None:
             return self.hook(request_der)
         return self.pki.timestamp_response(request_der, at=self.clock(), ca_name=self.ca_name)
-
-    def clear_requests(self) -> None:
-        """Forget the request log."""
-        with self._lock:
-            self.requests.clear()
-
-    def _log(self, record: RequestRecord) -> None:
-        with self._lock:
-            self.requests.append(record)
-
-    def _sleep(self, seconds: float) -> bool:
-        return self._stopping.wait(seconds)
-
 
 def _tampered(request_der: bytes, *, nonce: bool, imprint: bool) -> bytes:
     """The request with another nonce and/or imprint (undecodable: unchanged)."""
