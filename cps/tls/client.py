@@ -500,6 +500,8 @@ def connect(card: "Card", host: str, port: int = 443, *, trust: ServerTrust,
             card.check_present()
         except (CardRemoved, CardReset, NoCard):
             sessions.forget(ckey)
+            if sock is not None:  # the caller's socket is ours once given
+                sock.close()
             raise
 
     if sock is None:
