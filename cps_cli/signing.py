@@ -87,7 +87,7 @@ def sign(card: Any, file: str, output: Optional[str], fmt: Optional[str], cms: O
 
     from .view import certificate_summary
 
-    if fmt is not None and cms is not None and (fmt == "raw") == cms:
+    if fmt is not None and cms is not None and fmt != ("cades" if cms else "raw"):
         raise click.UsageError(f"--format {fmt} contradicts --{'cms' if cms else 'raw'}")
     fmt = fmt or ("raw" if cms is False else "cades")
     if fmt == "raw" and tsa:

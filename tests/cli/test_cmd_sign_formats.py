@@ -73,8 +73,10 @@ def test_cades_t_and_the_legacy_switches(cli: Any, serve: Any, tmp_path: Path, c
                     "--pin", "env:P", env={"P": PIN})
         raw_ts = cli("sign", "-r", emu.reader, str(doc), "--raw", "--timestamp", cps_tsa.url,
                      "--pin", "env:P", env={"P": PIN})
+        cms_xades = cli("sign", "-r", emu.reader, str(doc), "--cms", "--format", "xades",
+                        "--pin", "env:P", env={"P": PIN})
     assert signed["format"] == "cades" and legacy["format"] == "cades"
-    assert clash.returncode == 2 and raw_ts.returncode == 2
+    assert clash.returncode == 2 and raw_ts.returncode == 2 and cms_xades.returncode == 2
     data = cli.json("verify", str(doc), signed["output"], "--anchors", "test", "--crl", crl_dir)
     assert data["format"] == "cades" and data["timestamp"]["gen_time"]
     assert data["validation_time_source"] == "timestamp"
