@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import io
 import ipaddress
 import secrets
@@ -44,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._extras import require
-from ..card import KeyRole
+from ..card import DIGEST_INFO_PREFIXES, KeyRole
 from ..errors import (
     CardError,
     CardRemoved,
@@ -689,7 +690,7 @@ class _CardKey:
             # tlslite-ng hands PKCS#1 v1.5 payloads already wrapped in a DigestInfo
             raise TlsError("the card signs RSA PKCS#1 v1.5 only", reason="no-signature-scheme")
         payload = bytes(data)
-        name = _DIGEST_INFO_NAMES.get(payload[:-_digest_len(payload)] if payload else b"")
+        name = _digest_info_hash(payload)
         if name is None:
             raise TlsError("unexpected payload to sign", reason="handshake")
         try:
@@ -704,41 +705,43 @@ class _CardKey:
                hashAlg: Optional[str] = None, saltLen: Optional[int] = None) -> bool:  # noqa: N803
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric import padding as pad
-        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
         payload = bytes(data)
-        name = _DIGEST_INFO_NAMES.get(payload[:-_digest_len(payload)])
-        if name is None:
+        if _digest_info_hash(payload) is None:
             return False
-        algorithm = {"sha256": _h.SHA256(), "sha384": _h.SHA384(), "sha512": _h.SHA512()}[name]
-        try:
-            self._public.verify(bytes(sigBytes), payload[-algorithm.digest_size:],
-                                pad.PKCS1v15(), Prehashed(algorithm))
+        try:  # the PKCS#1 v1.5 block's content: the very DigestInfo the card was given
+            recovered = self._public.recover_data_from_signature(bytes(sigBytes),
+                                                                 pad.PKCS1v15(), None)
         except InvalidSignature:
             return False
-        return True
+        return hmac.compare_digest(recovered, payload)
 
     def __repr__(self) -> str:
         return f"<card key, RSA-{len(self)}>"
 
 
-from cryptography.hazmat.primitives import hashes as _h  # noqa: E402 - used above, once
-
-# DER DigestInfo prefixes (RFC 8017 9.2 note 1)
-_DIGEST_INFO_NAMES = {
-    bytes.fromhex("3031300d060960864801650304020105000420"): "sha256",
-    bytes.fromhex("3041300d060960864801650304020205000430"): "sha384",
-    bytes.fromhex("3051300d060960864801650304020305000440"): "sha512",
+# DER DigestInfo prefixes (RFC 8017 9.2 note 1): the card's own table for SHA-256,
+# the two longer hashes TLS may ask for
+_DIGEST_INFO = {
+    "sha256": DIGEST_INFO_PREFIXES["sha256"],
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
 }
 
 
-def _digest_len(payload: bytes) -> int:
-    return {51: 32, 67: 48, 83: 64}.get(len(payload), 0) or len(payload)
+def _digest_info_hash(payload: bytes) -> Optional[str]:
+    """The hash a DER DigestInfo of one of :data:`_DIGEST_INFO` names, else ``None``."""
+    for name, prefix in _DIGEST_INFO.items():
+        if payload.startswith(prefix) and \
+                len(payload) == len(prefix) + hashlib.new(name).digest_size:
+            return name
+    return None
 
 
 def _is_ip(host: str) -> bool:
+    """``host`` (normalised: no brackets) is an IP address (no SNI for those)."""
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(host)
         return True
     except ValueError:
         return False
