@@ -2,8 +2,11 @@
 
 An entry matches when ``atr & mask == pattern & mask`` (same length). The
 table holds every CPS ATR published (cps-domain.md section 1.2): CPS3 contact
-and its variant, CPS3 contactless, and the CPS4 ATRs, which are recognised in
-order to be refused by name.
+and its variant, CPS3 contactless, and the CPS4 ATRs (the ANS Cryptolib 5.2's
+exact ones, card-cps.c). A CPS4 is recognised so that no IAS-ECC command is sent
+to it: :func:`cps.open_card` reaches it through the Cryptolib's PKCS#11 module
+(:func:`cps.open.open_cps4`), and :func:`require_supported` -- the APDU
+backend's gate -- refuses it by name.
 """
 
 from __future__ import annotations
@@ -22,12 +25,19 @@ class CardKind(str, enum.Enum):
 
     CPS3 = "cps3"                      #: CPS3, contact interface (IAS-ECC, T=0)
     CPS3_CONTACTLESS = "cps3-contactless"
-    CPS4 = "cps4"                      #: CPS4 (NXP ChipDoc): recognised, not supported
+    CPS4 = "cps4"                      #: CPS4 (NXP ChipDoc): through PKCS#11 only
     UNKNOWN = "unknown"
 
     @property
     def supported(self) -> bool:
+        """The library speaks to this card itself (APDUs): the CPS3s. A CPS4 is not,
+        but :func:`cps.open_card` opens it through the Cryptolib (:attr:`via_pkcs11`)."""
         return self in (CardKind.CPS3, CardKind.CPS3_CONTACTLESS)
+
+    @property
+    def via_pkcs11(self) -> bool:
+        """Opened through a PKCS#11 module only (the CPS4: no IAS-ECC, no public APDUs)."""
+        return self is CardKind.CPS4
 
 
 @dataclass(frozen=True)
@@ -82,13 +92,16 @@ def card_kind(atr: bytes) -> CardKind:
 def require_supported(atr: bytes) -> AtrEntry:
     """Identify a card this library can use, or raise.
 
-    :raises UnsupportedCard: a recognised card we do not support (CPS4).
+    :raises UnsupportedCard: a recognised card the APDU backend does not speak to (a
+        CPS4: :func:`cps.open_card` opens it through the Cryptolib's PKCS#11 module).
     :raises UnknownCard: not a CPS card at all.
     """
     entry = identify(atr)
     if entry is None:
         raise UnknownCard(f"not a CPS card: unknown ATR {atr.hex(' ').upper()}", atr=atr)
     if not entry.kind.supported:
-        raise UnsupportedCard(f"{entry.name} is recognised but not supported", atr=atr,
-                              card_name=entry.name)
+        how = (": open it with cps.open_card(reader=...) (through the ANS Cryptolib CPS 5.2 "
+               "or later) or backend='pkcs11'" if entry.kind.via_pkcs11 else "")
+        raise UnsupportedCard(f"{entry.name} is recognised but not supported by the APDU "
+                              f"backend{how}", atr=atr, card_name=entry.name)
     return entry

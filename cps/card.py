@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .identity import Practitioner
 
 __all__ = ["KeyRole", "PinStatus", "Card", "LastTryRefused", "DIGEST_INFO_PREFIXES",
-           "digest_info", "check_pin_format", "check_last_try"]
+           "PSS_PARAMETERS", "SIGNATURE_PADDINGS", "check_padding_name", "digest_info",
+           "check_pin_format", "check_last_try"]
 
 
 class KeyRole(str, enum.Enum):
@@ -92,6 +93,35 @@ def digest_info(hash_name: str, digest: bytes) -> bytes:
     return prefix + digest
 
 
+#: ``padding`` names of :meth:`Card.sign` / :meth:`Card.authenticate`.
+SIGNATURE_PADDINGS: Tuple[str, ...] = ("pkcs1v15", "pss")
+PKCS1V15, PSS = SIGNATURE_PADDINGS
+
+#: RSASSA-PSS as every backend signs it: MGF1 with the message's hash, salt as long
+#: as that hash. Why these: TLS 1.3 requires them (RFC 8446 4.2.3, "the length of
+#: the Salt MUST be equal to the length of the output of the digest algorithm"),
+#: and they are what RFC 4055 2.1/3.1 recommends for RSASSA-PSS in certificates and
+#: CMS (MGF1 with the message's hash, salt length = hash length), so one signature
+#: serves both without parameters to negotiate. The ANS Cryptolib's own PSS tests
+#: on real CPS4 cards use them too (testSignatureVerifSignRsaPss.cpp: sLen = hash
+#: length, MGF1 with the same hash).
+PSS_PARAMETERS = "MGF1 with the same hash, salt length = hash length"
+
+
+def check_padding_name(padding: str) -> str:
+    """A known ``padding`` name (``"pkcs1v15"``, ``"pss"``), or the caller's mistake.
+
+    :raises TypeError: not a ``str``.
+    :raises ValueError: an unknown name.
+    """
+    if not isinstance(padding, str):
+        raise TypeError(f"padding must be a str, not {type(padding).__name__}")
+    if padding not in SIGNATURE_PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}: use "
+                         f"{' or '.join(repr(p) for p in SIGNATURE_PADDINGS)}")
+    return padding
+
+
 def check_pin_format(pin: str, what: str = "PIN", min_len: int = 4, max_len: int = 8) -> bytes:
     """Check a PIN's shape before it goes anywhere near the card (no try spent).
 
@@ -152,6 +182,13 @@ class Card(abc.ABC):
     def contactless(self) -> bool:
         """True for the contactless interface (technical key, no PIN, no signature)."""
 
+    @property
+    def generation(self) -> str:
+        """The card generation: ``"cps3"`` (IAS-ECC, what the PC/SC backend speaks to)
+        or ``"cps4"`` (NXP ChipDoc, through the Cryptolib's PKCS#11 module). Asking
+        costs no APDU."""
+        return "cps3"
+
     @abc.abstractmethod
     def certificate(self, role: KeyRole = KeyRole.AUTH) -> "x509.Certificate":
         """The certificate of one key (read once, then cached).
@@ -181,18 +218,32 @@ class Card(abc.ABC):
     def pin_status(self) -> PinStatus:
         """PIN and unblock counters, without spending a try."""
 
+    @property
+    def has_pinpad(self) -> bool:
+        """The PIN can be entered on the reader's keypad (a PC/SC part 10 PIN pad,
+        or a PKCS#11 token with a protected authentication path): then
+        ``verify_pin(None)`` asks the holder there. The default: no keypad."""
+        return False
+
     @abc.abstractmethod
-    def verify_pin(self, pin: str, *, allow_last_try: bool = False) -> None:
+    def verify_pin(self, pin: Optional[str] = None, *, allow_last_try: bool = False) -> None:
         """Present the PIN once (never retried).
 
+        :param pin: the PIN's digits, or ``None`` to have the holder enter it on the
+            reader's keypad (:attr:`has_pinpad`; the counters are checked first).
+        :raises ValueError: ``None`` on a card without a keypad.
         :raises WrongPin: refused; ``tries_left`` says what is left.
         :raises PinBlocked: no try left.
         :raises LastTryRefused: one try left and ``allow_last_try`` is false.
+        :raises PinEntryError: the keypad entry was cancelled, timed out or refused
+            by the reader (no try spent).
         """
 
     @abc.abstractmethod
-    def change_pin(self, old_pin: str, new_pin: str, *, allow_last_try: bool = False) -> None:
-        """Change the PIN (the old one is checked by the card)."""
+    def change_pin(self, old_pin: Optional[str] = None, new_pin: Optional[str] = None, *,
+                   allow_last_try: bool = False) -> None:
+        """Change the PIN (the old one is checked by the card). Both ``None``: both
+        are entered on the reader's keypad (where it can), the new one twice."""
 
     @abc.abstractmethod
     def unblock_pin(self, puk: str, new_pin: str, *, allow_last_try: bool = False) -> None:
@@ -299,39 +350,86 @@ class Card(abc.ABC):
         self._seen = seen
 
     # ---------------------------------------------------------------- keys
+    @property
+    def signature_paddings(self) -> frozenset[str]:
+        """The ``padding`` names :meth:`sign` and :meth:`authenticate` accept on this
+        card: ``"pkcs1v15"`` always; ``"pss"`` too on a card (and backend) that signs
+        RSASSA-PSS -- a CPS4 through a PKCS#11 module offering the PSS mechanisms,
+        never a CPS3 (PKCS#1 v1.5 only, cps-domain 1.7). Asking costs no APDU."""
+        return frozenset({PKCS1V15})
+
+    def _check_padding(self, padding: str) -> str:
+        """``padding`` checked against :data:`SIGNATURE_PADDINGS` (a caller's typo is a
+        ``ValueError``) and :attr:`signature_paddings` (what this card cannot do is
+        :class:`~cps.errors.NotSupported`), before anything reaches the card."""
+        name = check_padding_name(padding)
+        if name not in self.signature_paddings:
+            names = {PKCS1V15: "PKCS#1 v1.5", PSS: "RSASSA-PSS"}
+            can = ", ".join(names[p] for p in sorted(self.signature_paddings))
+            raise NotSupported(f"padding {name!r}: this card signs with {can} only "
+                               "(RSASSA-PSS needs a CPS4, through the ANS Cryptolib 5.2 or "
+                               "later)")
+        return name
+
     @abc.abstractmethod
-    def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False) -> bytes:
-        """Sign with the signature key (CPS_PRIV_SIG), RSA PKCS#1 v1.5.
+    def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False,
+             padding: str = PKCS1V15) -> bytes:
+        """Sign with the signature key (CPS_PRIV_SIG).
 
         :param data: the document, or its digest when ``prehashed``.
         :param hash: ``"sha256"`` or ``"sha1"``.
-        :raises NotSupported: contactless card, or a backend that cannot.
-        :raises ValueError: ``prehashed`` with a digest of the wrong length.
+        :param padding: ``"pkcs1v15"`` (RSASSA-PKCS1-v1_5, every card) or ``"pss"``
+            (RSASSA-PSS, see :data:`PSS_PARAMETERS`; only where
+            :attr:`signature_paddings` has it).
+        :raises NotSupported: contactless card, a backend that cannot, or a padding
+            this card does not sign with (before the card is touched).
+        :raises ValueError: ``prehashed`` with a digest of the wrong length; an
+            unknown padding name.
         """
 
     @abc.abstractmethod
-    def authenticate(self, challenge: bytes, *, hash: Optional[str] = None) -> bytes:
+    def authenticate(self, challenge: bytes, *, hash: Optional[str] = None,
+                     padding: str = PKCS1V15) -> bytes:
         """Sign a challenge with the authentication key (INTERNAL AUTHENTICATE).
 
-        :param challenge: sent as is (the card applies PKCS#1 v1.5 type-1 padding),
-            at most 40 % of the modulus (102 bytes); with ``hash``, its DigestInfo
-            is sent instead, which gives a standard PKCS#1 v1.5 signature.
+        :param challenge: with ``"pkcs1v15"``, sent as is (the card applies PKCS#1
+            v1.5 type-1 padding), at most 40 % of the modulus (102 bytes) on a
+            CPS3; with ``hash``, its DigestInfo is sent instead, which gives a
+            standard PKCS#1 v1.5 signature. With ``"pss"``: without ``hash``, the
+            challenge *is* the message digest (32 bytes: SHA-256, 20: SHA-1), as a
+            TLS stack hands it over; with ``hash``, the challenge is hashed first.
+        :param padding: ``"pkcs1v15"`` or ``"pss"`` (see :meth:`sign`).
+        :raises NotSupported: a padding this card does not sign with (no APDU sent).
+        :raises ValueError: an unknown padding name; a PSS digest of another length.
         """
 
-    def auth_token(self, nonce: str, origin: str) -> Dict[str, str]:
+    def auth_token(self, nonce: str, origin: str, *, padding: str = PKCS1V15
+                   ) -> Dict[str, str]:
         """Answer a server's challenge: a JSON-serialisable token (docs/auth-token.md).
 
-        Signs SHA-256(origin) || SHA-256(nonce) with the authentication key; the
-        PIN must have been verified (not on the contactless interface).
+        Signs with the authentication key; the PIN must have been verified (not
+        on the contactless interface). ``"pkcs1v15"`` (default): format 1,
+        RS256, SHA-256(origin) || SHA-256(nonce) signed -- what every server
+        accepts. ``"pss"`` (a CPS4, :attr:`signature_paddings`): format 2,
+        PS256, whose signed data begins with SHA-256 of the format and the
+        algorithm, so that the token cannot be relabelled.
+
+        :raises NotSupported: ``"pss"`` on a card that signs PKCS#1 v1.5 only.
+        :raises ValueError: an unknown padding name.
         """
         from cryptography.hazmat.primitives.serialization import Encoding
 
-        from .token_format import signed_data, token_fields
+        from .token_format import format_for, signed_data, token_fields
 
+        fmt, algorithm = format_for(check_padding_name(padding))
         role = KeyRole.TECH if self.contactless else KeyRole.AUTH
-        signature = self.authenticate(signed_data(origin, nonce), hash="sha256")
+        data = signed_data(origin, nonce, fmt, algorithm)
+        if padding == PSS:
+            signature = self.authenticate(data, hash="sha256", padding=PSS)
+        else:  # as before format 2: backends that predate the padding argument work
+            signature = self.authenticate(data, hash="sha256")
         return token_fields(self.certificate(role).public_bytes(Encoding.DER), signature,
-                            nonce, origin)
+                            nonce, origin, fmt, algorithm)
 
     def check_present(self) -> None:  # noqa: B027 - optional hook: a default no-op
         """Raise :class:`~cps.errors.CardRemoved` (or ``CardReset``) when the card

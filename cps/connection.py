@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import ContextManager, Optional, Tuple
+from typing import TYPE_CHECKING, ContextManager, Optional, Tuple
 
 from .errors import CardProtocolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pinpad import PinpadFeatures
 
 __all__ = ["Connection", "split_response"]
 
@@ -41,6 +44,7 @@ class Connection(abc.ABC):
 
     protocol: Optional[str] = None
     reader: Optional[str] = None
+    _pinpad_features: Optional["PinpadFeatures"] = None
 
     @property
     @abc.abstractmethod
@@ -68,6 +72,36 @@ class Connection(abc.ABC):
         from .errors import NotSupported
 
         raise NotSupported(f"{type(self).__name__} cannot reset the card")
+
+    def control(self, code: int, data: bytes = b"") -> bytes:
+        """Send a control command to the reader (PC/SC ``SCardControl``), return its answer.
+
+        Used for PIN-pad readers (PC/SC part 10, :mod:`cps.pinpad`). The default
+        raises :class:`~cps.errors.NotSupported`: a connection with no reader to
+        talk to (the in-process emulator, a recorded trace).
+
+        :param code: the platform's control code (:func:`cps.pinpad.scard_ctl_code`,
+            or a code the reader listed in its features).
+        """
+        from .errors import NotSupported
+
+        raise NotSupported(f"{type(self).__name__} has no reader to send control commands to")
+
+    def pinpad_features(self) -> "PinpadFeatures":
+        """The reader's PIN-pad features (PC/SC part 10), asked once and kept.
+
+        The default asks through :meth:`control`, so a connection that has none
+        has no PIN pad (:data:`cps.pinpad.NO_PINPAD`).
+
+        :raises PinpadProtocolError: the reader's answer is malformed.
+        """
+        from . import pinpad
+
+        cached = self._pinpad_features
+        if cached is None:
+            cached = pinpad.read_features(self.control)
+            self._pinpad_features = cached
+        return cached
 
     def check_present(self) -> None:  # noqa: B027 - optional hook: a default no-op
         """Raise :class:`~cps.errors.CardRemoved` (or ``CardReset``) when the card

@@ -111,6 +111,12 @@ def _docp_counters(data: bytes) -> Dict[int, int]:
     return out
 
 
+def _pin_range(obj: pkcs15.PinObject) -> Tuple[int, int]:
+    """The PIN lengths the card takes (host entry and keypad alike)."""
+    max_len = obj.max_length or obj.stored_length
+    return obj.min_length, max(obj.min_length, max_len)
+
+
 def fcp_size(fcp: bytes, path: bytes = b"") -> int:
     """The size of a transparent EF from its FCP (``62 { 80 <size> ... }``).
 
@@ -460,17 +466,70 @@ class Cps3Card(Card):
         return docp[0x9B], docp[0x9A], docp.get(0x9D)
 
     def _check_code(self, obj: pkcs15.PinObject, code: str, what: str) -> bytes:
-        max_len = obj.max_length or obj.stored_length
-        check_pin_format(code, what, obj.min_length, max(obj.min_length, max_len))
+        check_pin_format(code, what, *_pin_range(obj))
         return obj.encode(code)
 
+    @property
+    def has_pinpad(self) -> bool:
+        """The reader verifies PINs on its keypad (PC/SC part 10
+        ``FEATURE_VERIFY_PIN_DIRECT``, asked once per connection; no APDU).
+        Never on the contactless interface (no PIN there)."""
+        return not self.contactless and self.connection.pinpad_features().can_verify
+
+    def _keypad_entry(self, obj: pkcs15.PinObject, ins: int) -> Tuple[int, bytes]:
+        """``(control code, structure)`` of a PIN entry on the reader's keypad for
+        VERIFY (``ins`` 20) or CHANGE REFERENCE DATA (24): the PIN block the host
+        would send (:meth:`cps.pkcs15.PinObject.encode`: ASCII digits padded to
+        the stored length), blank, for the reader to fill. Built before anything
+        is sent: a PIN the keypad cannot enter costs nothing."""
+        from . import pinpad
+
+        features = self.connection.pinpad_features()
+        code = features.verify_pin_direct if ins == 0x20 else features.modify_pin_direct
+        if code is None:
+            raise NotSupported("this reader's keypad cannot verify a PIN: give the PIN"
+                               if ins == 0x20 else "this reader's keypad cannot change a "
+                               "PIN: give the old and new PINs")
+        blank = obj.encode("")
+        low, high = _pin_range(obj)
+        if not obj.needs_padding or not blank or len(set(blank)) != 1:
+            # A keypad writes digits into a fixed block; a PIN sent at its own length
+            # needs a reader that sets Lc, which many do not do (OpenSC's IAS-ECC
+            # warning about variable-length PINs on PIN pads).
+            raise NotSupported("the card's PIN is not padded to a fixed length: it cannot "
+                               "be entered on this reader's keypad")
+        try:
+            fmt = pinpad.PinBlockFormat(low, high, len(blank), blank[0])
+        except ValueError:
+            raise NotSupported(f"a PIN of {low} to {high} digits stored on {len(blank)} "
+                               "bytes cannot be entered on a keypad") from None
+        header = bytes((0x00, ins, 0x00, obj.reference))
+        build = pinpad.verify_structure if ins == 0x20 else pinpad.modify_structure
+        return code, build(header, fmt, features.properties)
+
     def _pin_command(self, ins: int, p1: int, p2: int, data: bytes, what: str,
-                     context: str) -> None:
-        """Send one PIN command, once; its refusal becomes the one typed PIN error."""
+                     context: str, keypad: Optional[Tuple[int, bytes]] = None) -> None:
+        """Send one PIN command, once; its refusal becomes the one typed PIN error.
+
+        With ``keypad`` (:meth:`_keypad_entry`) the reader sends it, with the
+        digits the holder typed; a refusal by the reader itself (timeout,
+        cancel...) reached no card and spent no try.
+        """
         self._presented = True
-        # Once, and the card's own status word is the verdict: no GET RESPONSE
-        # whose status could pass for it, no resend on 6Cxx.
-        response = self.channel.transmit_once(CommandApdu(0x00, ins, p1, p2, data))
+        if keypad is None:
+            # Once, and the card's own status word is the verdict: no GET RESPONSE
+            # whose status could pass for it, no resend on 6Cxx.
+            response = self.channel.transmit_once(CommandApdu(0x00, ins, p1, p2, data))
+        else:
+            from . import pinpad
+            from .apdu import Response
+
+            _log.debug("%s: the PIN is entered on the reader's keypad", context)
+            answer, sw = pinpad.split_answer(self.connection.control(*keypad))
+            refused = pinpad.reader_error(sw, what)
+            if refused is not None:
+                raise refused
+            response = Response(answer, sw)
         if response.sw == 0x9000:
             return
         if response.sw1 in (0x61, 0x6C):
@@ -481,24 +540,42 @@ class Cps3Card(Card):
         self._note_error(error, what)
         raise error
 
-    def verify_pin(self, pin: str, *, allow_last_try: bool = False) -> None:
+    def verify_pin(self, pin: Optional[str] = None, *, allow_last_try: bool = False) -> None:
+        """VERIFY (``00 20 00 01``), once. ``pin=None``: entered on the reader's
+        keypad (:attr:`has_pinpad`), after the counter check."""
+        from .pinpad import keypad_entry
+
+        self._references()  # NotSupported on the contactless interface, before all else
+        keypad = keypad_entry(lambda: self.has_pinpad, pin)
         obj = self._pin_object()
-        data = self._check_code(obj, pin, "PIN")
+        entry = self._keypad_entry(obj, 0x20) if keypad else None
+        data = self._check_code(obj, pin, "PIN") if pin is not None else b""
         with self._lock, self._transaction():
             self._check_last_try("PIN", allow_last_try)
             _log.debug("verifying the PIN")
-            self._pin_command(0x20, 0x00, obj.reference, data, "PIN", "VERIFY")
+            self._pin_command(0x20, 0x00, obj.reference, data, "PIN", "VERIFY", entry)
             self._note_success("PIN")
         _log.info("PIN verified")
 
-    def change_pin(self, old_pin: str, new_pin: str, *, allow_last_try: bool = False) -> None:
+    def change_pin(self, old_pin: Optional[str] = None, new_pin: Optional[str] = None, *,
+                   allow_last_try: bool = False) -> None:
+        """CHANGE REFERENCE DATA (``00 24 00 01``, old then new PIN block), once.
+        Both ``None``: both entered on the reader's keypad (``FEATURE_MODIFY_PIN_DIRECT``;
+        the reader asks the new PIN twice and compares)."""
+        from .pinpad import keypad_entry
+
+        self._references()
+        keypad = keypad_entry(lambda: self.has_pinpad, old_pin, new_pin)
         obj = self._pin_object()
-        old = self._check_code(obj, old_pin, "PIN")
-        new = self._check_code(obj, new_pin, "new PIN")
+        entry = self._keypad_entry(obj, 0x24) if keypad else None
+        data = b""
+        if old_pin is not None and new_pin is not None:
+            data = (self._check_code(obj, old_pin, "PIN")
+                    + self._check_code(obj, new_pin, "new PIN"))
         with self._lock, self._transaction():
             self._check_last_try("PIN", allow_last_try)
-            self._pin_command(0x24, 0x00, obj.reference, old + new, "PIN",
-                              "CHANGE REFERENCE DATA")
+            self._pin_command(0x24, 0x00, obj.reference, data, "PIN",
+                              "CHANGE REFERENCE DATA", entry)
             self._note_success("PIN")
         _log.info("PIN changed")
 
@@ -555,8 +632,11 @@ class Cps3Card(Card):
 
     # ------------------------------------------------------------------ keys
     def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False,
-             hash_on_card: bool = True) -> bytes:
+             hash_on_card: bool = True, padding: str = "pkcs1v15") -> bytes:
         """Sign with CPS_PRIV_SIG (PKCS#1 v1.5).
+
+        :param padding: ``"pkcs1v15"`` only: ``"pss"`` raises NotSupported before
+            any APDU (a CPS3 signs PKCS#1 v1.5 only, cps-domain 1.7).
 
         :param hash_on_card: the IAS-ECC way (default), the only form seen in a
             real trace: the host hashes the full blocks, the card the last one
@@ -567,6 +647,7 @@ class Cps3Card(Card):
         C speed: :mod:`cps.sha`): a 4 MiB document holds the card no longer
         than a 1 KiB one.
         """
+        self._check_padding(padding)  # a CPS3: PKCS#1 v1.5 only (cps-domain 1.7)
         if self.contactless:
             raise NotSupported("signing is not allowed on the contactless interface "
                                "(no signature key there): use the contact interface")
@@ -598,7 +679,10 @@ class Cps3Card(Card):
             self._send(0x22, 0x41, 0xB6, dst, context="MSE SET DST")
             return self._send(0x2A, 0x9E, 0x9A, ne=256, context="PSO CDS")
 
-    def authenticate(self, challenge: bytes, *, hash: Optional[str] = None) -> bytes:
+    def authenticate(self, challenge: bytes, *, hash: Optional[str] = None,
+                     padding: str = "pkcs1v15") -> bytes:
+        """INTERNAL AUTHENTICATE, PKCS#1 v1.5 only (``"pss"``: NotSupported, no APDU)."""
+        self._check_padding(padding)  # a CPS3: PKCS#1 v1.5 only (cps-domain 1.7)
         role = KeyRole.TECH if self.contactless else KeyRole.AUTH
         key = self._key(role)
         if hash is not None:
@@ -655,3 +739,4 @@ class Cps3Card(Card):
 
     def __repr__(self) -> str:
         return f"<Cps3Card {self.atr_entry.name} reader={self.connection.reader!r}>"
+

@@ -20,16 +20,21 @@ The hierarchy::
     │   ├── CardRemoved
     │   ├── CardReset
     │   ├── SharingViolation
-    │   └── ReaderTimeout
+    │   ├── ReaderTimeout
+    │   └── PinpadProtocolError     a PIN-pad reader's part 10 answer is malformed
     ├── CardError(sw, data)         the card answered with an error status word
     │   ├── SecurityStatusNotSatisfied
     │   └── PinError
     │       ├── WrongPin(tries_left)
-    │       └── PinBlocked
+    │       ├── PinBlocked
+    │       └── PinEntryError(what, reason)   the PIN pad refused an entry: no try spent
+    │           ├── PinEntryCancelled
+    │           └── PinEntryTimeout
     ├── CardProtocolError           the card broke the protocol (bad length, endless 61xx...)
     ├── CardIdentificationError(atr)
     │   ├── UnknownCard
     │   └── UnsupportedCard(card_name)
+    │       └── CryptolibRequired(install_advice, installed)
     ├── NotSupported                the operation does not exist on this card/backend
     │   └── MissingExtra(extra, package)  an optional dependency is not installed
     ├── CertificateError            certificate parsing and validation (cps.trust)
@@ -81,10 +86,15 @@ __all__ = [
     "PinError",
     "WrongPin",
     "PinBlocked",
+    "PinEntryError",
+    "PinEntryCancelled",
+    "PinEntryTimeout",
+    "PinpadProtocolError",
     "CardProtocolError",
     "CardIdentificationError",
     "UnknownCard",
     "UnsupportedCard",
+    "CryptolibRequired",
     "NotSupported",
     "MissingExtra",
     "CertificateError",
@@ -168,6 +178,11 @@ class ReaderTimeout(ReaderError):
     """The reader or card did not answer in time (mute card, hung driver)."""
 
 
+class PinpadProtocolError(ReaderError):
+    """A PIN-pad reader answered a PC/SC part 10 request (feature list, PIN
+    properties, PIN entry) with bytes that are not a part 10 answer."""
+
+
 # --------------------------------------------------------------------------- card
 class CardError(CpsError):
     """The card answered a command with an error status word.
@@ -213,6 +228,37 @@ class PinBlocked(PinError):
         self.what = what
 
 
+class PinEntryError(PinError):
+    """The reader refused a PIN entered on its keypad before the card saw it: no
+    try was spent (PC/SC part 10 status words ``64xx``).
+
+    :ivar what: ``"PIN"`` (the code entered).
+    :ivar reason: ``"timeout"`` (``6400``), ``"cancelled"`` (``6401``),
+        ``"mismatch"`` (``6402``: the new PIN and its confirmation differ),
+        ``"length"`` (``6403``: a length the card does not take).
+    """
+
+    reason_default = "refused"
+
+    def __init__(self, message: str, *, sw: Optional[int] = None, what: str = "PIN",
+                 reason: Optional[str] = None) -> None:
+        super().__init__(message, sw=sw)
+        self.what = what
+        self.reason = reason or self.reason_default
+
+
+class PinEntryCancelled(PinEntryError):
+    """The holder cancelled the PIN entry on the reader's keypad (``6401``)."""
+
+    reason_default = "cancelled"
+
+
+class PinEntryTimeout(PinEntryError):
+    """No PIN was entered on the reader's keypad in time (``6400``)."""
+
+    reason_default = "timeout"
+
+
 class CardProtocolError(CpsError):
     """The card (or a device pretending to be one) broke the protocol.
 
@@ -245,6 +291,26 @@ class UnsupportedCard(CardIdentificationError):
     def __init__(self, message: str, *, atr: bytes = b"", card_name: str = "") -> None:
         super().__init__(message, atr=atr)
         self.card_name = card_name
+
+
+class CryptolibRequired(UnsupportedCard):
+    """A CPS4 is in the reader and no usable ANS Cryptolib CPS (5.2 or later) is
+    installed: the library reaches a CPS4 only through the Cryptolib's PKCS#11
+    module. An :class:`UnsupportedCard` (same exit code, same ``except`` clauses)
+    that also says what to do.
+
+    :ivar install_advice: what to install on this platform, from where, and the
+        module path it will have (one sentence, no full stop).
+    :ivar installed: the Cryptolib found (a :class:`cps.cryptolib.CryptolibInstall`:
+        too old, or of unknown version and blind to the CPS4), ``None`` when none is
+        installed.
+    """
+
+    def __init__(self, message: str, *, install_advice: str, atr: bytes = b"",
+                 installed: object = None, card_name: str = "CPS4 (NXP ChipDoc)") -> None:
+        super().__init__(f"{message}. {install_advice}.", atr=atr, card_name=card_name)
+        self.install_advice = install_advice
+        self.installed = installed
 
 
 class NotSupported(CpsError):

@@ -202,6 +202,26 @@ class PcscConnection(Connection):
             raise errors.ReaderTimeout("the card gave no answer (mute card)", reader=self.reader)
         return split_response(bytes(response))
 
+    def control(self, code: int, data: bytes = b"") -> bytes:
+        """``SCardControl`` on the card handle (PC/SC part 10 PIN pads: :mod:`cps.pinpad`).
+
+        ``code`` is already the platform's control code: a reader's feature list
+        gives them so, and :func:`cps.pinpad.scard_ctl_code` computes
+        ``SCARD_CTL_CODE`` for pcsc-lite/macOS or Windows. A PIN entry holds
+        this call until the holder has typed (or the reader's timeout).
+
+        :raises ReaderError: the reader refused (``code`` says why; a reader
+            without the function answers ``SCARD_E_UNSUPPORTED_FEATURE``).
+        """
+        if self._card is None:
+            raise errors.ReaderError("connection closed", reader=self.reader)
+        with self._lock:  # one exchange with the reader at a time from this process
+            rv, response = self._ctx.scard.SCardControl(self._card, code, list(data))
+        if rv != SCARD_S_SUCCESS:
+            self._removed = self._removed or rv in (SCARD_W_REMOVED_CARD, SCARD_E_NO_SMARTCARD)
+            raise pcsc_error(rv, f"control command 0x{code:08X}", self.reader)
+        return bytes(response)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """A PC/SC transaction (re-entrant within this connection and thread)."""

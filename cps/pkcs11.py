@@ -10,8 +10,10 @@
 ``import cps`` never imports this module, and this module imports
 python-pkcs11 only when it loads a PKCS#11 module. The token is recognised by
 its objects (ANS Cryptolib labels, cps-domain 2.3), not by its label: the
-Cryptolib names it ``CPS3v3-<card number>``, OpenSC ``Code porteur de la carte
-CPX`` (its PIN label), SoftHSM whatever it was given.
+Cryptolib names it ``CPS3v3-<card number>`` (a CPS4: ``CPS4v1-<card number>``),
+OpenSC ``Code porteur de la carte CPX`` (its PIN label), SoftHSM whatever it was
+given. :attr:`Pkcs11Card.generation` tells a CPS3 from a CPS4 (model, label, key
+IDs); a CPS4 signs RSASSA-PSS too (:attr:`Pkcs11Card.signature_paddings`).
 
 PKCS#11 can only approximate
 ----------------------------
@@ -29,7 +31,8 @@ PKCS#11 can only approximate
   login of :meth:`Pkcs11Card.unblock_pin` fail.
 
 ===============  =========================================================================
-ANS Cryptolib    everything (signature hashed on card; unblock = SO login + C_InitPIN)
+ANS Cryptolib    everything (signature hashed on card; unblock = SO login + C_InitPIN);
+                 5.2 and later: CPS4 cards too, PKCS#1 v1.5 and PSS
 OpenSC 0.23      certificates, PIN, authentication (RSA-PKCS); **not** the signature key on
                  OpenSSL 3 builds, **not** unblock (AODF authId mismatch): NotSupported
 SoftHSM2         test tokens of :mod:`cps.emulator.softhsm` (no real try counter)
@@ -54,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from ._extras import require
-from .card import Card, KeyRole, PinStatus, check_pin_format, digest_info
+from .card import PKCS1V15, PSS, Card, KeyRole, PinStatus, check_pin_format, digest_info
 from .errors import CpsError, NotSupported, SecurityStatusNotSatisfied
 from .pkcs11_modules import CRYPTOLIB, OPENSC, candidate_paths, find_module
 
@@ -64,8 +67,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pkcs11._pkcs11 import lib as Pkcs11Lib
     from typing_extensions import Self
 
-__all__ = ["CRYPTOLIB_PATHS", "ERRORS", "OPENSC_PATHS", "Pkcs11Card", "find_module",
-           "map_error"]
+__all__ = ["CPS3", "CPS4", "CRYPTOLIB_PATHS", "ERRORS", "OPENSC_PATHS", "Pkcs11Card",
+           "find_module", "map_error"]
 
 log = logging.getLogger("cps.pkcs11")
 
@@ -82,6 +85,17 @@ _OBJECTS: dict[KeyRole, tuple[str, str, bytes]] = {
     KeyRole.SIGN: ("CPS_PRIV_SIG", "Certificat de Signature CPS", _ID_PREFIX + b"\x01"),
     KeyRole.TECH: ("CPS_PRIV_TECH_AUT", "Certificat Technique CPS", _ID_PREFIX + b"\x03"),
 }
+# CPS4 (NXP ChipDoc) key ids: signature 0x10, authentication 0x20 (the Cryptolib 5.2's
+# card-cps4.c/internal.h CPS4_AUTH_PRIV_KEY_ID, its test tool's CPS4_SIGN_KEY_ID and
+# CPS4_AUTH_KEY_ID, whose public-key lookups by these CKA_IDs pass on real CPS4v1 cards).
+_CPS4_IDS: dict[KeyRole, bytes] = {KeyRole.SIGN: _ID_PREFIX + b"\x10",
+                                   KeyRole.AUTH: _ID_PREFIX + b"\x20"}
+#: :attr:`Pkcs11Card.generation` values.
+CPS3, CPS4 = "cps3", "cps4"
+# CK_TOKEN_INFO.model as the Cryptolib sets it (card-cps.h CPS3_MODEL / CPS4_MODEL).
+_MODELS = {"IAS ECC": CPS3, "ChipDoc": CPS4}
+# Token label as the Cryptolib shows it (the card's PKCS#15 label): CPS3v3-<n>, CPS4v1-<n>.
+_TOKEN_LABEL = re.compile(r"CPS(\d)v\d+-(\d+)")
 _OID_CARD_ID = "1.2.250.1.71.1.2.3"     # PrintableString "8025000001/<card number>"
 _ISSUER_ID = "8025000001"
 _PIN_MAX, _PUK_MAX = 3, 10              # CPS3 counters (cps-domain 1.6)
@@ -267,6 +281,40 @@ def _raw(path: str) -> _Raw:
     return _Raw(path)
 
 
+#: CK_SLOT_INFO.slotDescription is 64 bytes: a longer PC/SC reader name is cut there.
+_SLOT_DESCRIPTION_SIZE = 64
+
+
+def slot_matches_reader(description: str, reader: str) -> bool:
+    """Whether a slot described so is the PC/SC reader ``reader`` (a name, or a part
+    of one, as ``open_card``'s ``reader`` takes it).
+
+    Modules that name slots after their PC/SC reader (the Cryptolib, OpenSC) cut
+    names longer than the 64 bytes of ``slotDescription``: a description that
+    fills it and begins the reader's name matches too.
+    """
+    d, r = description.strip().lower(), reader.strip().lower()
+    if not d or not r:
+        return False
+    cut = len(description.encode("utf-8", "replace")) >= _SLOT_DESCRIPTION_SIZE - 4
+    return r in d or (cut and r.startswith(d))
+
+
+def slot_descriptions(module: str | None = None) -> list[str]:
+    """The descriptions of the module's slots (``module``: as :func:`find_module`).
+
+    :raises MissingExtra: python-pkcs11 is not installed.
+    """
+    _require_pkcs11()
+    import pkcs11
+
+    lib = _load(find_module(module))
+    try:
+        return [str(s.slot_description) for s in lib.get_slots()]
+    except pkcs11.PKCS11Error as exc:
+        raise _mapped(exc, "listing the slots") from exc
+
+
 def _attr(obj: Any, attribute: Any, default: Any = None) -> Any:
     try:
         return obj[attribute]
@@ -281,10 +329,13 @@ class Pkcs11Card(Card):
     backend = "pkcs11"
 
     def __init__(self, lib: Pkcs11Lib, token: pkcs11.Token, session: Any,
-                 labels: set[str]) -> None:
-        """Use :meth:`open`. ``labels``: the CPS object labels seen without login."""
+                 labels: set[str], generation: str = CPS3) -> None:
+        """Use :meth:`open`. ``labels``: the CPS object labels seen without login;
+        ``generation``: :data:`CPS3` or :data:`CPS4` (see :attr:`generation`)."""
         self.module: str = lib.so
         self._lib, self._token, self._session, self._labels = lib, token, session, labels
+        self._generation = generation
+        self._mechs: frozenset[int] | None = None
         self._raw = _raw(lib.so)
         self._certs: dict[KeyRole, x509.Certificate] = {}
         self._card_number: str | None = None
@@ -292,19 +343,26 @@ class Pkcs11Card(Card):
 
     @classmethod
     def open(cls, module: str | None = None, token_label: str | None = None,
-             slot: int | None = None, reader: str | None = None) -> Pkcs11Card:
+             slot: int | None = None, reader: str | None = None, *,
+             generation: str | None = None, unique: bool = False) -> Pkcs11Card:
         """Load the module and open the first token holding CPS objects.
 
         :param module: module path (see :func:`find_module`).
         :param token_label: only the token with exactly this label.
         :param slot: only this slot ID.
         :param reader: only slots whose description (the PC/SC reader name) contains this.
+        :param generation: only a token of this card generation (:data:`CPS3`,
+            :data:`CPS4`, see :attr:`generation`): a CPS3 is never taken for a CPS4.
+        :param unique: refuse to choose: the token must be the only one that qualifies.
         :raises NotSupported: no module.
         :raises MissingExtra: python-pkcs11 is not installed (the ``card`` extra).
-        :raises ReaderNotFound: no slot matches ``slot``/``reader``.
-        :raises NoCard: no token present (with that label).
+        :raises ReaderNotFound: no slot matches ``slot``/``reader``; with ``unique``,
+            several tokens qualify.
+        :raises NoCard: no token present (with that label, of that generation).
         :raises UnknownCard: tokens present, but none holds CPS objects.
         """
+        if generation not in (None, CPS3, CPS4):
+            raise ValueError(f"generation must be {CPS3!r} or {CPS4!r}, not {generation!r}")
         _require_pkcs11()
         import pkcs11
         from pkcs11 import Attribute, ObjectClass
@@ -313,32 +371,68 @@ class Pkcs11Card(Card):
         try:
             slots = [s for s in lib.get_slots()
                      if (slot is None or s.slot_id == slot)
-                     and (reader is None or reader.lower() in s.slot_description.lower())]
+                     and (reader is None or slot_matches_reader(s.slot_description, reader))]
         except pkcs11.PKCS11Error as exc:
             raise _mapped(exc, "listing the slots") from exc
         if not slots:
             raise errors.ReaderNotFound(f"no slot matches slot={slot} reader={reader!r} "
                                         f"({lib.so})", reader=reader)
         wanted = {name for names in _OBJECTS.values() for name in names[:2]}
-        tokens = 0
-        for candidate in slots:
-            try:
-                token = candidate.get_token()
-                if token_label is not None and token.label != token_label:
+        tokens = others = 0
+        chosen: tuple[Any, Any, set[str], str] | None = None
+        try:
+            for candidate in slots:
+                session = None
+                try:
+                    token = candidate.get_token()
+                    if token_label is not None and token.label != token_label:
+                        continue
+                    tokens += 1
+                    session = token.open()
+                    # Public objects only: a contact card's private keys appear after login.
+                    objects = [o for klass in (ObjectClass.PRIVATE_KEY, ObjectClass.CERTIFICATE)
+                               for o in session.get_objects({Attribute.CLASS: klass})]
+                    labels = {_attr(o, Attribute.LABEL) for o in objects} & wanted
+                    ids = {bytes(_attr(o, Attribute.ID) or b"") for o in objects}
+                    kind = _generation_of(token, ids)
+                except pkcs11.PKCS11Error as exc:  # empty reader, mute or foreign card...
+                    log.debug("slot %s skipped: %s", candidate.slot_id, type(exc).__name__)
+                    if session is not None:
+                        _close_quietly(session)
                     continue
-                tokens += 1
-                session = token.open()
-                # Public objects only: a contact card's private keys appear after login.
-                labels = {_attr(o, Attribute.LABEL) for klass in (ObjectClass.PRIVATE_KEY,
-                                                                  ObjectClass.CERTIFICATE)
-                          for o in session.get_objects({Attribute.CLASS: klass})} & wanted
-            except pkcs11.PKCS11Error as exc:  # empty reader, mute or foreign card...
-                log.debug("slot %s skipped: %s", candidate.slot_id, type(exc).__name__)
-                continue
-            if labels:
-                log.debug("CPS token %r in %r", token.label, candidate.slot_description)
-                return cls(lib, token, session, labels)
-            _close_quietly(session)
+                except BaseException:
+                    if session is not None:
+                        _close_quietly(session)
+                    raise
+                if not labels:
+                    _close_quietly(session)
+                    continue
+                if generation is not None and kind != generation:
+                    log.debug("%s token %r skipped: a %s is wanted", kind, token.label,
+                              generation)
+                    others += 1
+                    _close_quietly(session)
+                    continue
+                if chosen is not None:  # unique: a second candidate
+                    _close_quietly(session)
+                    raise errors.ReaderNotFound(
+                        f"several {generation or 'CPS'} tokens ({chosen[0].label!r}, "
+                        f"{token.label!r}) and nothing says which one is meant ({lib.so})",
+                        reader=reader)
+                log.debug("%s token %r in %r", kind, token.label, candidate.slot_description)
+                chosen = (token, session, labels, kind)
+                if not unique:
+                    break
+        except BaseException:
+            if chosen is not None:  # a later slot failed: the session kept is closed too
+                _close_quietly(chosen[1])
+            raise
+        if chosen is not None:
+            return cls(lib, *chosen)
+        if others:
+            raise errors.NoCard(f"no {generation.upper() if generation else 'CPS'} token "
+                                f"present: {others} token(s) of another card generation "
+                                f"({lib.so})", reader=reader)
         if not tokens:
             where = f"labelled {token_label!r} " if token_label is not None else ""
             raise errors.NoCard(f"no token {where}present ({lib.so})", reader=reader)
@@ -350,6 +444,19 @@ class Pkcs11Card(Card):
     def token_label(self) -> str:
         """The token label (``CPS3v3-<n>`` with the Cryptolib)."""
         return str(self._token.label)
+
+    @property
+    def generation(self) -> str:
+        """The card generation behind the token: :data:`CPS3` (``"cps3"``, IAS-ECC) or
+        :data:`CPS4` (``"cps4"``, NXP ChipDoc).
+
+        Told, in this order, by the token model the Cryptolib sets (``"IAS ECC"`` /
+        ``"ChipDoc"``), the token label (``CPS3v3-<n>`` / ``CPS4v1-<n>``), then the
+        CKA_IDs of the public objects (a CPS4's keys are ``...10 10``/``...10 20``,
+        a CPS3's ``...10 01``/``...10 02``); ``"cps3"`` when nothing tells (OpenSC,
+        which speaks to CPS3 cards only). Read when the card was opened: no call.
+        """
+        return self._generation
 
     @property
     def reader(self) -> str:
@@ -436,16 +543,38 @@ class Pkcs11Card(Card):
             unblock_tries_left=unblock, unblock_max_tries=None if unblock is None else _PUK_MAX,
             unblock_blocked=unblock == 0))
 
-    def verify_pin(self, pin: str, *, allow_last_try: bool = False) -> None:
+    @property
+    def has_pinpad(self) -> bool:
+        """The token has a protected authentication path
+        (``CKF_PROTECTED_AUTHENTICATION_PATH``): the module asks the PIN itself,
+        on the reader's keypad or a dialog of its own, when C_Login gets none."""
+        from pkcs11 import TokenFlag
+
+        if self.contactless:
+            return False
+        # The flags C_GetTokenInfo gave when the token was listed: a fixed property.
+        return bool(self._token.flags & TokenFlag.PROTECTED_AUTHENTICATION_PATH)
+
+    def verify_pin(self, pin: str | None = None, *, allow_last_try: bool = False) -> None:
         """C_Login as user, once; a login in force is dropped first, so the PIN is checked.
+
+        ``pin=None`` on a token with a protected authentication path
+        (:attr:`has_pinpad`): C_Login with a NULL PIN, after the counter check;
+        the module asks the holder.
 
         :raises WrongPin: refused; ``tries_left`` read afresh from the token flags.
         :raises PinBlocked: no try left.
         :raises LastTryRefused: one try left and ``allow_last_try`` is false.
+        :raises PinEntryCancelled: the module says the entry was cancelled
+            (``CKR_FUNCTION_CANCELED``).
         :raises NotSupported: contactless (no cardholder PIN).
+        :raises ValueError: ``None`` on a token without a protected path.
         """
+        from .pinpad import keypad_entry
+
         self._no_pin("PIN verification")
-        secret = check_pin_format(pin)
+        keypad_entry(lambda: self.has_pinpad, pin)
+        secret = check_pin_format(pin) if pin is not None else None
         self._check_last_try("PIN", allow_last_try)
         if self.logged_in:
             self.logout()
@@ -453,12 +582,22 @@ class Pkcs11Card(Card):
         self._login(self._session.handle, _CKU_USER, secret, "PIN verification", "PIN")
         self._note_success("PIN")
 
-    def change_pin(self, old_pin: str, new_pin: str, *, allow_last_try: bool = False) -> None:
+    def change_pin(self, old_pin: str | None = None, new_pin: str | None = None, *,
+                   allow_last_try: bool = False) -> None:
         """C_SetPIN in a read-write session (the module checks the old PIN).
 
         :raises WrongPin: the old PIN was refused.
+        :raises NotSupported: no PINs given: python-pkcs11 cannot pass C_SetPIN the
+            NULL PINs of a protected authentication path.
         """
+        from .pinpad import keypad_entry
+
         self._no_pin("PIN change")
+        if keypad_entry(lambda: self.has_pinpad, old_pin, new_pin) or old_pin is None \
+                or new_pin is None:
+            raise NotSupported("PIN change on the token's protected authentication path is "
+                               "not available (python-pkcs11 passes no NULL PIN to "
+                               "C_SetPIN): give the PINs")
         check_pin_format(old_pin)
         check_pin_format(new_pin, "new PIN")
         self._check_last_try("PIN", allow_last_try)
@@ -532,29 +671,52 @@ class Pkcs11Card(Card):
             raise _mapped(rv, "logout")
 
     # ---------------------------------------------------------------- keys
-    def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False) -> bytes:
-        """CKM_SHA256/SHA1_RSA_PKCS with CPS_PRIV_SIG, or CKM_RSA_PKCS over a DigestInfo.
+    @property
+    def signature_paddings(self) -> frozenset[str]:
+        """``{"pkcs1v15"}``, plus ``"pss"`` on a CPS4 whose module lists a PSS
+        mechanism (CKM_RSA_PKCS_PSS or CKM_SHA1/SHA256_RSA_PKCS_PSS; the Cryptolib
+        5.2 registers them for CPS4 cards only). Never ``"pss"`` on a CPS3, even
+        through a module that would sign PSS with any key (SoftHSM): the real card
+        cannot. The mechanism list is read once (C_GetMechanismList, no login)."""
+        if self._generation == CPS4 and self._mechanisms() & _PSS_MECHANISMS:
+            return frozenset({PKCS1V15, PSS})
+        return frozenset({PKCS1V15})
+
+    def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False,
+             padding: str = PKCS1V15) -> bytes:
+        """Sign with CPS_PRIV_SIG.
+
+        PKCS#1 v1.5: CKM_SHA256/SHA1_RSA_PKCS, or CKM_RSA_PKCS over a DigestInfo
+        when ``prehashed``. PSS (:data:`cps.card.PSS_PARAMETERS`):
+        CKM_SHA256/SHA1_RSA_PKCS_PSS when the module lists it, else CKM_RSA_PKCS_PSS
+        over the digest computed here (always so when ``prehashed``).
 
         :raises SecurityStatusNotSatisfied: the PIN was not verified.
-        :raises NotSupported: contactless; bad hash or digest length; or the module
-            cannot use the key (OpenSC on OpenSSL 3 builds, whatever the mechanism).
+        :raises NotSupported: contactless; bad hash or digest length; a padding
+            the card or module does not offer (before any call on the key); or the
+            module cannot use the key (OpenSC on OpenSSL 3 builds, whatever the mechanism).
+        :raises ValueError: unknown padding name; a digest of the wrong length.
         """
         from pkcs11 import Mechanism
 
+        padding = self._check_padding(padding)
         if self.contactless:
             raise NotSupported("no signature on the contactless interface (technical key only)")
-        name = hash.lower().replace("-", "")
-        if name not in _HASHES:
-            raise NotSupported(f"hash {hash!r}: CPS3 signs sha1 and sha256")
+        name = _hash_name(hash)
         data = bytes(data)
         if prehashed and len(data) != _HASHES[name]:
             raise ValueError(f"a {name} digest has {_HASHES[name]} bytes, not {len(data)}")
-        mechanism = (Mechanism.RSA_PKCS if prehashed else Mechanism.SHA256_RSA_PKCS
-                     if name == "sha256" else Mechanism.SHA1_RSA_PKCS)
-        payload = digest_info(name, data) if prehashed else data
+        param: Any = None
+        if padding == PSS:
+            mechanism, payload, param = self._pss(name, data if prehashed else None,
+                                                  None if prehashed else data)
+        else:
+            mechanism = (Mechanism.RSA_PKCS if prehashed else Mechanism.SHA256_RSA_PKCS
+                         if name == "sha256" else Mechanism.SHA1_RSA_PKCS)
+            payload = digest_info(name, data) if prehashed else data
         key = self._private_key(KeyRole.SIGN, "signing")
         try:
-            return bytes(key.sign(payload, mechanism=mechanism))
+            return bytes(key.sign(payload, mechanism=mechanism, mechanism_param=param))
         except _pkcs11_error() as exc:
             code = _code(exc)
             if code not in (0x54, 0x63, 0x68, 0x70):
@@ -567,36 +729,89 @@ class Pkcs11Card(Card):
                                f"using {mechanism.name} ({ERRORS[code][0]}).{why} use the ANS "
                                f"Cryptolib or the pcsc backend") from exc
 
-    def authenticate(self, challenge: bytes, *, hash: str | None = None) -> bytes:
-        """CKM_RSA_PKCS with the authentication key (the technical key when contactless).
+    def authenticate(self, challenge: bytes, *, hash: str | None = None,
+                     padding: str = PKCS1V15) -> bytes:
+        """Sign a challenge with the authentication key (the technical key when contactless).
 
-        :param challenge: signed as is, or with ``hash`` its DigestInfo (a standard
-            PKCS#1 v1.5 signature of the challenge).
-        :raises NotSupported: more than 40 % of the modulus (102 bytes for 2048 bits),
-            the card's INTERNAL AUTHENTICATE limit, checked here because OpenSC and
-            SoftHSM would sign what a real CPS3 refuses; or an empty challenge.
+        PKCS#1 v1.5: CKM_RSA_PKCS over the challenge as is, or with ``hash`` over
+        its DigestInfo (a standard PKCS#1 v1.5 signature of the challenge). PSS: the
+        challenge is the digest (20 or 32 bytes) without ``hash``, the message with
+        it; mechanisms as in :meth:`sign`.
+
+        :raises NotSupported: PKCS#1 v1.5 on a CPS3 with more than 40 % of the modulus
+            (102 bytes for 2048 bits), the card's INTERNAL AUTHENTICATE limit, checked
+            here because OpenSC and SoftHSM would sign what a real CPS3 refuses (a
+            CPS4 has no such limit: the Cryptolib pads on the host and the card does
+            a raw RSA operation, card-cps4.c); an empty challenge; a padding the card
+            or module does not offer (before any call on the key).
         :raises SecurityStatusNotSatisfied: contact card and the PIN was not verified.
+        :raises ValueError: unknown padding name; a PSS digest of neither 20 nor 32 bytes.
         """
         from pkcs11 import Mechanism
 
+        padding = self._check_padding(padding)
         role = KeyRole.TECH if self.contactless else KeyRole.AUTH
         payload = bytes(challenge)
-        if hash is not None:
-            name = hash.lower().replace("-", "")
-            if name not in _HASHES:
-                raise NotSupported(f"hash {hash!r}: use sha1 or sha256")
-            payload = digest_info(name, hashlib.new(name, payload).digest())
-        bits = self.certificate(role).public_key().key_size  # type: ignore[union-attr]
-        limit = (bits + 7) // 8 * 2 // 5
-        if not 1 <= len(payload) <= limit:
-            raise NotSupported(f"challenge of {len(payload)} bytes: INTERNAL AUTHENTICATE takes "
-                               f"1 to {limit} bytes (40 % of the {bits}-bit modulus); pass "
-                               f"hash='sha256' to sign a digest of a longer challenge")
+        param: Any = None
+        if padding == PSS:
+            if hash is not None:
+                mechanism, payload, param = self._pss(_hash_name(hash), None, payload)
+            else:
+                by_size = {size: name for name, size in _HASHES.items()}
+                if len(payload) not in by_size:
+                    raise ValueError(f"a PSS challenge without hash= is a SHA-256 (32 bytes) "
+                                     f"or SHA-1 (20 bytes) digest, not {len(payload)} bytes")
+                mechanism, payload, param = self._pss(by_size[len(payload)], payload, None)
+        else:
+            mechanism = Mechanism.RSA_PKCS
+            if hash is not None:
+                name = _hash_name(hash)
+                payload = digest_info(name, hashlib.new(name, payload).digest())
+            bits = self.certificate(role).public_key().key_size  # type: ignore[union-attr]
+            limit = ((bits + 7) // 8 * 2 // 5 if self._generation == CPS3
+                     else (bits + 7) // 8 - 11)  # RFC 8017 9.2: room for the type-1 padding
+            if not 1 <= len(payload) <= limit:
+                what = ("INTERNAL AUTHENTICATE takes 1 to {} bytes (40 % of the {}-bit "
+                        "modulus)" if self._generation == CPS3 else
+                        "the key signs 1 to {} bytes with a {}-bit modulus").format(limit, bits)
+                raise NotSupported(f"challenge of {len(payload)} bytes: {what}; pass "
+                                   f"hash='sha256' to sign a digest of a longer challenge")
         key = self._private_key(role, "authentication")
         try:
-            return bytes(key.sign(payload, mechanism=Mechanism.RSA_PKCS))
+            return bytes(key.sign(payload, mechanism=mechanism, mechanism_param=param))
         except _pkcs11_error() as exc:
             raise _mapped(exc, "authentication") from exc
+
+    def _mechanisms(self) -> frozenset[int]:
+        """The mechanisms the module lists for this token's slot (read once)."""
+        if self._mechs is None:
+            listed = self._call(lambda: self._token.slot.get_mechanisms(), "listing mechanisms")
+            self._mechs = frozenset(int(m) for m in listed)
+        return self._mechs
+
+    def _pss(self, name: str, digest: bytes | None, data: bytes | None
+             ) -> tuple[Any, bytes, tuple[Any, Any, int]]:
+        """``(mechanism, payload, CK_RSA_PKCS_PSS_PARAMS)`` for RSASSA-PSS with ``name``
+        over ``data`` (hashed by the module when it can) or ``digest``.
+
+        :raises NotSupported: the module lists no mechanism that can (no card call).
+        """
+        from pkcs11 import MGF, Mechanism
+
+        hashed, hash_mech, mgf = ((Mechanism.SHA256_RSA_PKCS_PSS, Mechanism.SHA256, MGF.SHA256)
+                                  if name == "sha256" else
+                                  (Mechanism.SHA1_RSA_PKCS_PSS, Mechanism.SHA_1, MGF.SHA1))
+        param = (hash_mech, mgf, _HASHES[name])  # salt length = hash length
+        listed = self._mechanisms()
+        if data is not None and int(hashed) in listed:
+            return hashed, data, param
+        if int(Mechanism.RSA_PKCS_PSS) in listed:
+            return (Mechanism.RSA_PKCS_PSS,
+                    digest if digest is not None else hashlib.new(name, data or b"").digest(),
+                    param)
+        raise NotSupported(f"{os.path.basename(self.module)} offers no PSS mechanism for a "
+                           f"{name} {'digest' if data is None else 'message'} "
+                           f"(CKM_RSA_PKCS_PSS{'' if data is None else ' or ' + hashed.name})")
 
     def close(self) -> None:
         """Log out if logged in, close the session."""
@@ -634,10 +849,16 @@ class Pkcs11Card(Card):
         status = self.pin_status()
         return status.unblock_tries_left if unblock else status.tries_left
 
-    def _login(self, handle: int, user: int, secret: bytes, action: str, what: str) -> None:
+    def _login(self, handle: int, user: int, secret: bytes | None, action: str,
+               what: str) -> None:
+        """C_Login, once (never retried). ``secret=None``: a NULL PIN of length 0, the
+        protected authentication path (as python-pkcs11's ``PROTECTED_AUTH`` does)."""
         if self._closed:
             raise errors.ReaderError("the card is closed")
-        rv = self._raw.login(handle, user, secret, len(secret))  # once: never retried
+        rv = self._raw.login(handle, user, secret, len(secret or b""))  # once: never retried
+        if rv == 0x50 and secret is None:  # CKR_FUNCTION_CANCELED: the holder cancelled
+            raise errors.PinEntryCancelled(f"{action}: the PIN entry was cancelled (no try "
+                                           "spent)", what=what)
         error = map_error(rv, action, what=what,
                           tries_left=lambda: self._tries(unblock=user == _CKU_SO)) if rv else None
         if error is not None:  # None: success, or CKR_USER_ALREADY_LOGGED_IN
@@ -648,7 +869,12 @@ class Pkcs11Card(Card):
         """The object of a role, by label, else by the Cryptolib's CKA_ID; ``None``."""
         from pkcs11 import Attribute
 
-        for attrs in ({Attribute.LABEL: label}, {Attribute.ID: _OBJECTS[role][2]}):
+        ids = [_OBJECTS[role][2]] + ([_CPS4_IDS[role]] if role in _CPS4_IDS else [])
+        if self._generation == CPS4:
+            ids.reverse()
+        templates: list[dict[Any, Any]] = [{Attribute.LABEL: label}]
+        templates += [{Attribute.ID: i} for i in ids]
+        for attrs in templates:
             attrs[Attribute.CLASS] = klass
             found = self._call(lambda: list(self._session.get_objects(attrs)),  # noqa: B023
                                action)  # (called at once: the loop variable is current)
@@ -668,6 +894,27 @@ class Pkcs11Card(Card):
             raise SecurityStatusNotSatisfied(f"{action} with {label} needs the PIN: call "
                                              f"verify_pin() first")
         raise NotSupported(f"the token has no private key {label!r}")
+
+
+_PSS_MECHANISMS = frozenset((0x0D, 0x0E, 0x43))  # CKM_RSA_PKCS_PSS, CKM_SHA1/SHA256_RSA_PKCS_PSS
+
+
+def _hash_name(hash: str) -> str:
+    name = str(hash).lower().replace("-", "")
+    if name not in _HASHES:
+        raise NotSupported(f"hash {hash!r}: CPS cards sign sha1 and sha256")
+    return name
+
+
+def _generation_of(token: Any, ids: set[bytes]) -> str:
+    """:data:`CPS3` or :data:`CPS4` (see :attr:`Pkcs11Card.generation`)."""
+    model = str(token.model).strip()
+    if model in _MODELS:
+        return _MODELS[model]
+    found = _TOKEN_LABEL.fullmatch(str(token.label).strip())
+    if found:
+        return CPS4 if found.group(1) == "4" else CPS3
+    return CPS4 if ids & set(_CPS4_IDS.values()) else CPS3
 
 
 def _pkcs11_error() -> type[Exception]:

@@ -38,6 +38,7 @@ from typing import (
     Any,
     Callable,
     Dict,
+    FrozenSet,
     List,
     NamedTuple,
     Optional,
@@ -47,7 +48,7 @@ from typing import (
     Union,
 )
 
-from asn1crypto import cms, core
+from asn1crypto import algos, cms, core
 
 # tsp registers signing-certificate(-v2) in cms.CMSAttribute: imported for that effect
 from asn1crypto import tsp as _tsp  # noqa: F401
@@ -55,13 +56,22 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding as _padding
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from . import pem
-from .card import KeyRole
+from .card import SIGNATURE_PADDINGS, KeyRole, check_padding_name
 from .der import encode_length
 from .errors import CertificateParseError, CpsError, NotSupported
+from .trust.algorithms import (
+    RSASSA_PSS,
+    PssParameters,
+    algorithm_identifier,
+    check_rsa_padding,
+    parse_pss_parameters,
+    pss_max_salt,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .identity import Practitioner
@@ -83,8 +93,10 @@ __all__ = [
     "DigestMismatch",
     "SigningCertificateMismatch",
     "CmsError",
+    "PADDINGS",
     "sign_pkcs1",
     "verify_pkcs1",
+    "verify_pss",
     "sign_cms",
     "verify_cms",
 ]
@@ -94,6 +106,9 @@ __all__ = [
 MAX_CMS_SIZE = 16 * 1024 * 1024
 #: Most certificates accepted in one SignedData (bounds the signer search).
 MAX_CERTIFICATES = 32
+#: The RSA signature paddings: PKCS#1 v1.5 (every CPS card) and RSASSA-PSS
+#: (CPS4 only; MGF1 over the signature's hash, a salt as long as that hash).
+PADDINGS = SIGNATURE_PADDINGS
 
 _HASHES: Dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
@@ -187,8 +202,15 @@ class CmsError(SignatureError):
 class Signer(Protocol):
     """What :func:`sign_cms` needs: a :class:`cps.Card`, or :class:`SoftwareSigner`."""
 
-    def sign(self, data: bytes, hash: str = "sha256") -> bytes:
-        """PKCS#1 v1.5 signature of ``data`` (hashed with ``hash`` by the signer)."""
+    def sign(self, data: bytes, hash: str = "sha256", *, padding: str = "pkcs1v15") -> bytes:
+        """RSA signature of ``data`` (hashed with ``hash`` by the signer):
+        PKCS#1 v1.5, or RSASSA-PSS with ``padding="pss"`` (MGF1 over ``hash``,
+        a salt of the hash's length). :func:`sign_cms` passes ``padding``
+        only for PSS, so a signer of PKCS#1 v1.5 alone need not take it.
+
+        A signer may also have ``signature_paddings`` (a set of :data:`PADDINGS`),
+        as :attr:`cps.Card.signature_paddings`: PSS is then refused before
+        the card is asked when it is not in it."""
 
     def certificate(self, role: KeyRole) -> x509.Certificate:
         """The certificate of the signing key (``role`` is ``KeyRole.SIGN``)."""
@@ -216,14 +238,21 @@ class SoftwareSigner:
         self._key = private_key
         self._certificate = certificate
 
-    def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False) -> bytes:
-        """RSA PKCS#1 v1.5 signature, like :meth:`cps.Card.sign`.
+    #: what :meth:`sign` can do, like :attr:`cps.Card.signature_paddings` (a CPS4's)
+    signature_paddings: FrozenSet[str] = frozenset(PADDINGS)
+
+    def sign(self, data: bytes, hash: str = "sha256", *, prehashed: bool = False,
+             padding: str = "pkcs1v15") -> bytes:
+        """RSA signature, like :meth:`cps.Card.sign`: PKCS#1 v1.5, or RSASSA-PSS
+        (MGF1 over ``hash``, a salt of the hash's length, as a CPS4 card signs).
 
         :param data: the data, or its digest when ``prehashed``.
         :param hash: ``"sha1"``, ``"sha256"``, ``"sha384"`` or ``"sha512"``.
+        :param padding: ``"pkcs1v15"`` or ``"pss"``.
+        :raises ValueError: another ``padding``.
         """
         algorithm = _hash_algorithm(hash)
-        return self._key.sign(data, padding.PKCS1v15(),
+        return self._key.sign(data, _padding_for(padding, hash),
                               Prehashed(algorithm) if prehashed else algorithm)
 
     def certificate(self, role: KeyRole = KeyRole.SIGN) -> x509.Certificate:
@@ -262,6 +291,7 @@ def verify_pkcs1(cert: Union[x509.Certificate, bytes], signature: bytes, data: b
     :raises CertificateParseError: ``cert`` cannot be decoded.
     """
     cert = _load_certificate(cert)
+    _check_certificate_padding(cert, "pkcs1v15", None)
     try:
         _rsa_verify(cert, signature, data, hash)
     except InvalidSignature:
@@ -269,11 +299,55 @@ def verify_pkcs1(cert: Union[x509.Certificate, bytes], signature: bytes, data: b
                                "certificate's key", subject=_subject(cert)) from None
 
 
+def verify_pss(cert: Union[x509.Certificate, bytes], signature: bytes, data: bytes,
+               hash: str = "sha256", *, salt_length: Optional[int] = None) -> None:
+    """Check an RSASSA-PSS signature (MGF1 over ``hash``) with a certificate's public key.
+
+    The sibling of :func:`verify_pkcs1` for what a CPS4 card signs with
+    ``padding="pss"``. Only the mathematics, as there.
+
+    :param hash: the hash the signer used (and MGF1 with it).
+    :param salt_length: the salt's length; default the hash's length (a
+        CPS4's, RFC 8017's recommendation). Never "any salt".
+    :raises SignatureInvalid: the signature does not match, or the
+        certificate's key is restricted to other PSS parameters (or to none).
+    :raises NotSupported: not an RSA key, or an unknown hash.
+    :raises CertificateParseError: ``cert`` cannot be decoded.
+    :raises ValueError: a negative ``salt_length``.
+    """
+    cert = _load_certificate(cert)
+    _hash_algorithm(hash)  # NotSupported for an unknown hash, before anything else
+    size = hashlib.new(hash).digest_size if salt_length is None else salt_length
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"salt_length must be an integer >= 0, not {salt_length!r}")
+    pss = PssParameters(hash, size)
+    subject = _subject(cert)
+    _check_certificate_padding(cert, "pss", pss)
+    try:
+        _rsa_verify(cert, signature, data, hash, pss=pss)
+    except InvalidSignature:
+        raise SignatureInvalid(f"the {hash} RSASSA-PSS signature (salt of {size} bytes) "
+                               "does not verify with the certificate's key",
+                               subject=subject) from None
+
+
+def _check_certificate_padding(cert: x509.Certificate, padding: str,
+                               pss: Optional[PssParameters]) -> None:
+    """SignatureInvalid when the certificate's key (id-RSASSA-PSS) does not allow it."""
+    try:
+        spki = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))[
+            "tbs_certificate"]["subject_public_key_info"].dump()
+        check_rsa_padding(spki, padding, pss)
+    except ValueError as exc:
+        raise SignatureInvalid(f"the certificate's key: {exc}", subject=_subject(cert)) from None
+
+
 # --------------------------------------------------------------------------- CMS signing
 def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
              chain: Optional[Sequence[Union[x509.Certificate, bytes]]] = None,
              signing_time: Optional[datetime] = None, detached: bool = True,
-             timestamp: Optional[TimestampSource] = None) -> bytes:
+             timestamp: Optional[TimestampSource] = None,
+             padding: str = "pkcs1v15") -> bytes:
     """Sign ``data`` as a CMS SignedData, CAdES-BES or CAdES-T (DER, a ``.p7s`` file).
 
     The card signs the DER of the signed attributes (a SET OF, tag 0x31); it
@@ -301,16 +375,30 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
         checked (signature, imprint, TSA certificate's EKU; not its trust,
         which the verifier judges) and added as the unsigned attribute
         id-aa-signatureTimeStampToken (1.2.840.113549.1.9.16.2.14).
+    :param padding: ``"pkcs1v15"`` (default: every CPS card, signatureAlgorithm
+        sha256WithRSAEncryption), or ``"pss"`` (a CPS4 card or a software key:
+        signatureAlgorithm id-RSASSA-PSS with explicit RSASSA-PSS-params,
+        RFC 4056: hash = the digest algorithm, MGF1 over it, a salt of the
+        hash's length, trailerField 1).
     :returns: the DER ContentInfo.
-    :raises NotSupported: SHA-1 or an unknown hash; not an RSA certificate.
+    :raises NotSupported: SHA-1 or an unknown hash; not an RSA certificate;
+        ``"pss"`` with a signer whose ``signature_paddings`` lacks it (a CPS3).
+    :raises ValueError: an unknown ``padding`` (``TypeError``: not a string).
     :raises SignatureInvalid: the card's signature does not verify with its certificate.
     :raises TimestampError: no usable timestamp (the TSA is unreachable,
         refused, or answered a token that does not verify); nothing is
         returned without the timestamp asked for.
     :raises CardError: the card refused (e.g. ``SecurityStatusNotSatisfied``: PIN not verified).
     """
+    check_padding_name(padding)
     if hash not in _CMS_HASHES:
         raise NotSupported(f"hash {hash!r} for CMS: use sha256 (sha384, sha512 with software keys)")
+    if padding == "pss":
+        supported = getattr(card_or_signer, "signature_paddings", None)
+        if supported is not None and "pss" not in supported:  # before any card command
+            raise NotSupported("this card signs RSA PKCS#1 v1.5 only (a CPS3): RSASSA-PSS "
+                               "needs a CPS4 card")
+    pss = PssParameters(hash, hashlib.new(hash).digest_size) if padding == "pss" else None
     cert = card_or_signer.certificate(KeyRole.SIGN)
     if not isinstance(cert.public_key(), rsa.RSAPublicKey):  # before the card spends a signature
         raise NotSupported("only RSA signers are supported (CPS cards hold RSA keys)")
@@ -336,9 +424,13 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
     ])
     # asn1crypto sorts SET OF encodings on dump: this is the DER the card signs.
     to_be_signed = attributes.dump()
-    signature = card_or_signer.sign(to_be_signed, hash=hash)
+    if pss is None:  # no padding argument: a PKCS#1-only signer need not take one
+        signature = card_or_signer.sign(to_be_signed, hash=hash)
+    else:
+        signature = card_or_signer.sign(to_be_signed, hash=hash, padding="pss")
     try:
-        _rsa_verify(cert, signature, to_be_signed, hash)
+        # a card that salted otherwise (or padded PKCS#1) fails here, before anyone sees it
+        _rsa_verify(cert, signature, to_be_signed, hash, pss=pss)
     except InvalidSignature:
         raise SignatureInvalid("the signer's signature does not verify with its own "
                                "certificate (wrong key or faulty card)",
@@ -356,10 +448,7 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
         # RFC 5754: SHA-2 digest AlgorithmIdentifiers without parameters.
         "digest_algorithm": {"algorithm": hash, "parameters": None},
         "signed_attrs": attributes,
-        # sha256WithRSAEncryption (NULL parameters, RFC 4055) names the hash
-        # with the key algorithm; OpenSSL, BouncyCastle and EU DSS accept it
-        # as well as the older rsaEncryption.
-        "signature_algorithm": {"algorithm": f"{hash}_rsa", "parameters": core.Null()},
+        "signature_algorithm": _signature_algorithm(hash, pss),
         "signature": signature,
         "unsigned_attrs": unsigned,
     })
@@ -373,6 +462,26 @@ def sign_cms(card_or_signer: Signer, data: bytes, *, hash: str = "sha256",
     })
     encoded: bytes = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
     return encoded
+
+
+def _signature_algorithm(hash: str, pss: Optional[PssParameters]) -> Dict[str, Any]:
+    """The SignerInfo's signatureAlgorithm.
+
+    PKCS#1 v1.5: sha256WithRSAEncryption (NULL parameters, RFC 4055) names the
+    hash with the key algorithm; OpenSSL, BouncyCastle and EU DSS accept it as
+    well as the older rsaEncryption. PSS: id-RSASSA-PSS with its parameters
+    spelt out (RFC 4056 2.2; the SHA-1 defaults would be wrong): the hash
+    (NULL parameters, as OpenSSL writes them), MGF1 over it, the salt length;
+    trailerField 1 is the DEFAULT, which DER leaves out.
+    """
+    if pss is None:
+        return {"algorithm": f"{hash}_rsa", "parameters": core.Null()}
+    return {"algorithm": "rsassa_pss", "parameters": algos.RSASSAPSSParams({
+        "hash_algorithm": {"algorithm": pss.hash},
+        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": pss.hash}},
+        "salt_length": pss.salt_length,
+        "trailer_field": "trailer_field_bc",
+    })}
 
 
 def _signature_timestamp(source: TimestampSource, signature: bytes, hash: str) -> bytes:
@@ -422,6 +531,8 @@ class CmsVerification:
     :ivar timestamp: the verified signature timestamp
         (:class:`cps.timestamp.TimestampInfo`; the earliest when there are
         several, all verified), ``None`` for a CAdES-BES signature.
+    :ivar signature_padding: ``"pkcs1v15"`` or ``"pss"`` (RSASSA-PSS, its
+        parameters checked: MGF1 over the digest algorithm, the declared salt).
     """
 
     signer: x509.Certificate
@@ -434,6 +545,7 @@ class CmsVerification:
     validation_time: Optional[datetime] = None
     validation_time_source: Optional[str] = None
     timestamp: Optional["TimestampInfo"] = None
+    signature_padding: str = "pkcs1v15"
 
 
 def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Validator"] = None,
@@ -470,7 +582,12 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
         certificates (a TSA may chain to other roots than the signers);
         default ``validator``.
     :raises CmsError: malformed, too large, unsupported (several signers, no
-        signed attributes, non-RSA key, SHA-1), no signer certificate.
+        signed attributes, non-RSA key, SHA-1), no signer certificate;
+        RSASSA-PSS parameters that are missing, malformed, over another hash
+        than the digest algorithm (or MGF1 over another), a salt the key
+        cannot carry, a trailer field other than 1 (``reason``
+        ``"malformed"``; SHA-1 ``"weak-algorithm"``), or a key restricted
+        (id-RSASSA-PSS) to other parameters or to PSS (``"key-padding"``).
     :raises DigestMismatch: the data is not what was signed.
     :raises SignatureInvalid: the signature is wrong (``reason`` says which check).
     :raises SigningCertificateMismatch: the signed attributes name another certificate.
@@ -507,7 +624,8 @@ def verify_cms(cms_der: bytes, data: Optional[bytes], validator: Optional["Valid
                            signing_certificate_bound=bool(parsed.cert_ids),
                            validation=validation, practitioner=practitioner,
                            validation_time=when, validation_time_source=source,
-                           timestamp=stamp)
+                           timestamp=stamp,
+                           signature_padding="pkcs1v15" if parsed.pss is None else "pss")
 
 
 def _verified_timestamp(parsed: _Parsed, validator: Optional["Validator"]
@@ -543,7 +661,7 @@ def _check_signer_info(parsed: _Parsed, content: bytes) -> None:
                              actual=actual, subject=subject)
     try:
         _rsa_verify(parsed.signer, parsed.signature, parsed.signed_attrs,
-                    parsed.digest_algorithm)
+                    parsed.digest_algorithm, pss=parsed.pss)
     except InvalidSignature:
         raise SignatureInvalid("the signature over the signed attributes does not verify with "
                                "the signer certificate", subject=subject) from None
@@ -587,6 +705,7 @@ class _Parsed(NamedTuple):
     signing_time: Optional[datetime]
     cert_ids: List[Tuple[str, bytes, Optional[bool]]]   # (hash, cert hash, issuerSerial ok)
     timestamps: List[bytes]                 # signature-time-stamp tokens (unsigned), DER
+    pss: Optional[PssParameters] = None     # RSASSA-PSS parameters; None: PKCS#1 v1.5
 
 
 def _parse(cms_der: Any, extra_certificates: Sequence[bytes] = ()) -> _Parsed:
@@ -646,20 +765,28 @@ def _parse_der(der: bytes, extra_certificates: Sequence[bytes] = ()) -> _Parsed:
     if signer_info["version"].native != expected_version:
         raise CmsError("SignerInfo version does not match its signer identifier")
     digest_algorithm = _digest_name(signer_info["digest_algorithm"]["algorithm"].dotted)
-    signature_oid = signer_info["signature_algorithm"]["algorithm"].dotted
-    if signature_oid != _RSA_ENCRYPTION:
+    # the AlgorithmIdentifier's bytes as received: the PSS parameters are read by
+    # the one reader of the project (cps.trust.algorithms), not re-encoded
+    signature_oid, signature_params = _signature_algorithm_parts(
+        signer_info["signature_algorithm"].dump())
+    pss = None
+    if signature_oid == RSASSA_PSS:
+        pss = _pss(signature_params, digest_algorithm)
+    elif signature_oid != _RSA_ENCRYPTION:
         if signature_oid not in _SIGNATURE_OIDS:
-            raise CmsError(f"signature algorithm {signature_oid}: only RSA PKCS#1 v1.5 is "
-                           "supported", reason="unsupported")
+            raise CmsError(f"signature algorithm {signature_oid}: only RSA PKCS#1 v1.5 and "
+                           "RSASSA-PSS are supported", reason="unsupported")
         if _SIGNATURE_OIDS[signature_oid] != digest_algorithm:
             raise CmsError("the signature algorithm's hash is not the digest algorithm")
     signature = signer_info["signature"].native
 
     signer_der, signer_asn1 = _find_signer(signer_info["sid"], certificates)
     signer = _load_certificate(signer_der, CmsError)
-    if not isinstance(signer.public_key(), rsa.RSAPublicKey):
+    key = signer.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
         raise CmsError("only RSA signers are supported (CPS cards hold RSA keys)",
                        reason="unsupported")
+    _check_key_padding(signer_asn1, key, pss)
     others = [_load_certificate(d, CmsError) for d, _ in certificates if d != signer_der]
 
     attrs = signer_info["signed_attrs"]
@@ -709,7 +836,44 @@ def _parse_der(der: bytes, extra_certificates: Sequence[bytes] = ()) -> _Parsed:
                            reason="unsupported")
     return _Parsed(content_type, content, signer, signer_der, others, digest_algorithm,
                    signature, signed_attrs, signed_content_type, message_digest, signing_time,
-                   cert_ids, timestamps)
+                   cert_ids, timestamps, pss)
+
+
+def _signature_algorithm_parts(der: bytes) -> Tuple[str, Optional[bytes]]:
+    try:
+        return algorithm_identifier(der)
+    except ValueError as exc:
+        raise CmsError(f"signatureAlgorithm: {exc}") from None
+
+
+def _pss(params: Optional[bytes], digest_algorithm: str) -> PssParameters:
+    """The SignerInfo's RSASSA-PSS-params, checked against its digest algorithm
+    (RFC 4056 2.2: the same hash; MGF1 over it is cps.trust.algorithms' rule)."""
+    if params is None:
+        raise CmsError("RSASSA-PSS without parameters: the SHA-1 defaults are not assumed")
+    try:
+        pss = parse_pss_parameters(params)
+    except ValueError as exc:
+        raise CmsError(str(exc)[:300]) from None
+    if pss.hash == "sha1":
+        raise CmsError("SHA-1 signatures are refused (collisions)", reason="weak-algorithm")
+    if pss.hash != digest_algorithm:
+        raise CmsError(f"the RSASSA-PSS hash ({pss.hash}) is not the digest algorithm "
+                       f"({digest_algorithm})")
+    return pss
+
+
+def _check_key_padding(signer: Any, key: rsa.RSAPublicKey, pss: Optional[PssParameters]
+                       ) -> None:
+    """The salt fits the key; an id-RSASSA-PSS key (RFC 4055) signs only as it allows."""
+    if pss is not None and not pss.fits(key.key_size):
+        raise CmsError(f"RSASSA-PSS salt of {pss.salt_length} bytes: a {key.key_size}-bit "
+                       f"key carries {max(pss_max_salt(key.key_size, pss.hash), 0)} at most")
+    spki = signer["tbs_certificate"]["subject_public_key_info"].dump()
+    try:
+        check_rsa_padding(spki, "pkcs1v15" if pss is None else "pss", pss)
+    except ValueError as exc:
+        raise CmsError(f"the signer's key: {exc}", reason="key-padding") from None
 
 
 def _find_signer(sid: cms.SignerIdentifier, certificates: List[Tuple[bytes, Any]]
@@ -765,15 +929,27 @@ def _hash_algorithm(name: str) -> hashes.HashAlgorithm:
         raise NotSupported(f"hash {name!r}: use sha256 (or sha1, sha384, sha512)") from None
 
 
-def _rsa_verify(cert: x509.Certificate, signature: bytes, data: bytes, hash: str) -> None:
-    """PKCS#1 v1.5 check; raises cryptography's InvalidSignature on a mismatch."""
+def _padding_for(padding: str, hash: str) -> _padding.AsymmetricPadding:
+    """PKCS#1 v1.5, or PSS as CPS4 cards sign it: MGF1 over ``hash``, salt = hash length."""
+    if check_padding_name(padding) == "pss":
+        return PssParameters(hash, hashlib.new(hash).digest_size).padding()
+    return _padding.PKCS1v15()
+
+
+def _rsa_verify(cert: x509.Certificate, signature: bytes, data: bytes, hash: str, *,
+                pss: Optional[PssParameters] = None) -> None:
+    """PKCS#1 v1.5 check, or RSASSA-PSS with exactly ``pss``; raises cryptography's
+    InvalidSignature on a mismatch."""
     try:
         key = cert.public_key()
     except (ValueError, UnsupportedAlgorithm):
         raise CmsError("the signer certificate's public key cannot be decoded") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise NotSupported("only RSA signatures are supported (CPS cards hold RSA keys)")
-    key.verify(signature, data, padding.PKCS1v15(), _hash_algorithm(hash))
+    if pss is not None and not pss.fits(key.key_size):
+        raise InvalidSignature()  # no signature by this key carries such a salt
+    key.verify(signature, data, _padding.PKCS1v15() if pss is None else pss.padding(),
+               _hash_algorithm(hash))
 
 
 def _load_certificate(cert: Union[x509.Certificate, bytes], error: type = CertificateParseError

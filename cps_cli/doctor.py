@@ -9,7 +9,7 @@ revocation unavailable, 8 PIN blocked, 12 card error...
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
@@ -24,10 +24,18 @@ CHECK_EXIT_CODES = {
     "atr": exitcodes.UNSUPPORTED_CARD,
     "application": exitcodes.CARD_ERROR,
     "certificates": exitcodes.CARD_ERROR,
+    "revocation-sources": exitcodes.REVOCATION_UNAVAILABLE,
     "chain": exitcodes.CERT_INVALID,
     "revocation": exitcodes.REVOCATION_UNAVAILABLE,
     "pin": exitcodes.PIN_BLOCKED,
     "pkcs11": exitcodes.FAILURE,
+    # The workstation checks (reported first only when the card walk found nothing wrong).
+    "cryptolib": exitcodes.UNSUPPORTED_CARD,    # a CPS4 in the reader, no Cryptolib >= 5.2
+    "middleware": exitcodes.FAILURE,
+    "browsers": exitcodes.FAILURE,
+    "galss": exitcodes.FAILURE,
+    "ccid": exitcodes.NO_READER,
+    "remote": exitcodes.NO_READER,              # the card cannot reach this session
 }
 
 _MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skipped": "-"}
@@ -118,6 +126,48 @@ def verdict(report: Any, *, color: bool = True) -> str:
 
 
 # --------------------------------------------------------------------------- inputs
+def read_env_file(path: str) -> Dict[str, str]:
+    """``NAME=value`` lines (``#`` comments, blank lines) -> a dict; at most 64 KiB."""
+    from cps.cryptolib import read_regular
+
+    data = read_regular(path, 64 * 1024)       # a regular file: never blocks on a FIFO
+    try:
+        if data is None:
+            raise OSError("not a readable regular file")
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliFail(f"--env-file: cannot read {path}: {exc}", exitcodes.USAGE) from None
+    env: Dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise CliFail(f"--env-file {path}, line {number}: expected NAME=value",
+                          exitcodes.USAGE)
+        env[name.strip()] = value
+    return env
+
+
+def _machine(root: Optional[str], platform: Optional[str], registry: Optional[str],
+             env_file: Optional[str], ioreg: Optional[str]) -> Any:
+    """The machine to look at: this one, or a prepared copy (hidden test options)."""
+    if not any((root, platform, registry, env_file, ioreg)):
+        return None
+    from cps.diagnostics.machine import Machine
+    from cps.errors import CpsError
+
+    if root is None:
+        raise CliFail("--platform, --registry, --env-file and --ioreg need --root",
+                      exitcodes.USAGE)
+    environ = read_env_file(env_file) if env_file else {}
+    try:
+        return Machine(platform, root=root, environ=environ, registry=registry, ioreg=ioreg)
+    except CpsError as exc:
+        raise CliFail(f"--registry: {exc}", exitcodes.USAGE) from None
+
+
 def trust_store(specs: Sequence[str]) -> Any:
     """``--anchors`` values -> a TrustStore (``None``: the library's default, IGC-Santé)."""
     from cps.errors import CpsError
@@ -146,22 +196,49 @@ def trust_store(specs: Sequence[str]) -> Any:
               type=click.Path(exists=True, dir_okay=False),
               help="A CRL (DER or PEM) for revocation checking; repeat for each CA.")
 @click.option("--online", is_flag=True,
-              help="Download the CRLs the certificates name (time-limited), OCSP as fallback.")
+              help="Probe the revocation sources the certificates name (a few seconds), then "
+                   "download their CRLs (time-limited), OCSP as fallback.")
+@click.option("--no-card", is_flag=True,
+              help="Check the workstation only (Cryptolib, middleware, browsers, GALSS, "
+                   "readers' drivers, remote session): no PC/SC, no card.")
+# Hidden, for tests and support: look at a prepared copy of another machine.
+@click.option("--root", "fake_root", hidden=True, type=click.Path(file_okay=False, exists=True),
+              help="Read files under this directory instead of / (implies --no-card).")
+@click.option("--platform", "fake_platform", hidden=True,
+              type=click.Choice(["linux", "win32", "darwin"]),
+              help="The platform the --root stands for (implies --no-card).")
+@click.option("--registry", "registry_file", hidden=True,
+              type=click.Path(dir_okay=False, exists=True),
+              help="A regedit export (.reg) standing for the Windows registry (implies "
+                   "--no-card).")
+@click.option("--env-file", hidden=True, type=click.Path(dir_okay=False, exists=True),
+              help="NAME=value lines standing for the environment (implies --no-card).")
+@click.option("--ioreg", "ioreg_file", hidden=True, type=click.Path(dir_okay=False, exists=True),
+              help="macOS: an `ioreg -p IOUSB -l -w 0` dump standing for the USB bus "
+                   "(implies --no-card).")
 @json_option
 def doctor(reader: Optional[str], module: Optional[str], anchor_specs: Tuple[str, ...],
-           crls: Tuple[str, ...], online: bool, as_json: bool) -> None:
+           crls: Tuple[str, ...], online: bool, no_card: bool, fake_root: Optional[str],
+           fake_platform: Optional[str], registry_file: Optional[str],
+           env_file: Optional[str], ioreg_file: Optional[str], as_json: bool) -> None:
     """diagnose the workstation, layer by layer, with advice
 
     Checks in order the PC/SC service, the readers, the card and its ATR, the
-    CPS3 application, the certificates, their chain and revocation, the PIN
-    counters (no try spent) and the PKCS#11 modules; stops at the first broken
-    layer. Exit code 0 when nothing failed (warnings allowed), else the code of
-    the first failure (docs/sysadmin.md).
+    card application (a CPS4 through the Cryptolib), the certificates, their
+    chain and revocation, the PIN counters (no try spent) and the PKCS#11
+    modules; stops at the first broken layer. Then checks the workstation
+    (Cryptolib, middleware conflicts, browsers, GALSS, CCID driver, remote
+    session) whatever the card walk found. Exit code 0 when nothing failed
+    (warnings allowed), else the code of the first failure (docs/sysadmin.md).
     """
     from cps.diagnostics import diagnose
 
     store = trust_store(anchor_specs)
-    report = diagnose(reader, module=module, anchors=store, crls=list(crls), online=online)
+    machine = _machine(fake_root, fake_platform, registry_file, env_file, ioreg_file)
+    # A prepared copy describes another machine: the live reader's card is not its
+    # card, and nothing (no PKCS#11 module) is loaded from it.
+    report = diagnose(reader, module=module, anchors=store, crls=list(crls), online=online,
+                      machine=machine, card=not no_card and machine is None)
     code = exit_code(report)
     if as_json:
         emit(dict(report.as_dict(), exit_code=code), True, "")

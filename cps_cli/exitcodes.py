@@ -22,7 +22,7 @@ CARD_ERROR = 12         #: the card refused a command, or broke the protocol
 AUTH_FAILED = 13        #: a challenge-response token was refused
 NOT_SUPPORTED = 14      #: the operation does not exist on this card, interface or backend
 LAST_TRY_REFUSED = 15   #: one PIN try left: refused without --force
-ABORTED = 16            #: the user declined a confirmation
+ABORTED = 16            #: a confirmation declined; PIN entry on the keypad cancelled or refused
 SIGNATURE_INVALID = 17  #: a signature (raw or CMS) does not verify, or a CMS is malformed
 TLS_FAILED = 18         #: `cps tls`: no TLS connection (refused handshake, network, timeout)
 SERVER_UNTRUSTED = 19   #: `cps tls`: the server's certificate or name is not trusted
@@ -37,6 +37,7 @@ _TABLE: Tuple[Tuple[Type[BaseException], int], ...] = (
     (errors.CardRemoved, NO_CARD),
     (errors.CardReset, NO_CARD),
     (errors.CardIdentificationError, UNSUPPORTED_CARD),
+    (errors.PinEntryError, ABORTED),   # keypad entry cancelled, timed out, refused: no try spent
     (errors.WrongPin, WRONG_PIN),
     (errors.PinBlocked, PIN_BLOCKED),
     (errors.CertificateRevoked, CERT_REVOKED),

@@ -6,12 +6,20 @@ from typing import Any, Optional
 
 import click
 
-from .pinflow import pin_operation, pin_option, secret_option, verify_with_tries
+from .pinflow import (
+    KEYPAD_CHANGE_PROMPT,
+    keypad_change,
+    pin_operation,
+    pin_option,
+    secret_option,
+    verify_with_tries,
+)
 from .util import (
     confirm,
     emit,
     force_option,
     json_option,
+    note,
     read_secret,
     style_bad,
     with_card,
@@ -75,7 +83,13 @@ def pin_change(card: Any, pin_spec: Optional[str], new_pin_spec: Optional[str], 
     def ask(_: Any) -> None:
         confirm(f"Change the PIN of {_holder(card)}?", force)
 
+    keypad = keypad_change(card, pin_spec, new_pin_spec)
+
     def action() -> None:
+        if keypad:  # the reader asks the new PIN twice and compares
+            note(KEYPAD_CHANGE_PROMPT)
+            card.change_pin(None, None, allow_last_try=force)
+            return
         old = read_secret(pin_spec, "PIN")
         new = read_secret(new_pin_spec, "new PIN", confirm_twice=True)
         card.change_pin(old, new, allow_last_try=force)
@@ -95,6 +109,8 @@ def pin_unblock(card: Any, puk_spec: Optional[str], new_pin_spec: Optional[str],
     """unblock the PIN with the unblock code
 
     Asks for confirmation (-f to skip it) and uses one of the card's unblocks.
+    The codes are typed on the computer even on a PIN-pad reader (the CPS3
+    unblock is two commands, which a keypad entry does not cover).
     """
     def ask(status: Any) -> None:
         uses = (f" This uses one of the {status.unblock_uses_left} unblocks left."

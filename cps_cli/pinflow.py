@@ -1,9 +1,10 @@
 """PIN options and the PIN-consuming flow shared by `cps pin`, `cps sign` and `cps auth`.
 
 PIN rules (docs/cli.md): ``--pin env:VAR``, else a line of stdin when it is
-not a terminal, else a hidden prompt on stderr. The tries left are shown
-before and after every PIN operation; the last try is refused without
-``--force``; a PIN never appears in any output.
+not a terminal, else the reader's keypad when it has one (PC/SC part 10 PIN
+pad, PKCS#11 protected authentication path), else a hidden prompt on stderr.
+The tries left are shown before and after every PIN operation; the last try
+is refused without ``--force``; a PIN never appears in any output.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from .util import (
 )
 
 __all__ = ["secret_option", "pin_option", "pin_operation", "verify_with_tries",
-           "verify_pin_for"]
+           "verify_pin_for", "KEYPAD_PROMPT", "KEYPAD_CHANGE_PROMPT", "keypad_entry",
+           "keypad_change"]
+
+#: What the holder is told (stderr) before a PIN is asked on the reader's keypad.
+KEYPAD_PROMPT = "Enter your PIN on the reader's keypad."
+KEYPAD_CHANGE_PROMPT = ("Enter your current PIN, then the new PIN twice, on the reader's "
+                        "keypad.")
 
 
 def _env_spec(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
@@ -59,6 +66,23 @@ def _prompts(spec: Optional[str]) -> bool:
     return not spec and sys.stdin.isatty()
 
 
+def keypad_entry(card: Any, spec: Optional[str]) -> bool:
+    """The PIN is entered on the reader's keypad: none from ``env:`` or a pipe (where
+    a prompt would be shown) and the card's reader has a keypad."""
+    return _prompts(spec) and bool(getattr(card, "has_pinpad", False))
+
+
+def keypad_change(card: Any, *specs: Optional[str]) -> bool:
+    """The old and new PINs are entered on the keypad: as :func:`keypad_entry`, and
+    the reader can change a PIN (PC/SC ``FEATURE_MODIFY_PIN_DIRECT``); a reader
+    that verifies only leaves the new PIN to the prompt."""
+    if not all(_prompts(spec) for spec in specs) or not getattr(card, "has_pinpad", False):
+        return False
+    connection = getattr(card, "connection", None)
+    pinpad_features = getattr(connection, "pinpad_features", None)
+    return pinpad_features is not None and bool(pinpad_features().can_modify)
+
+
 def _pin_for(card: Any, spec: Optional[str], force: bool) -> str:
     """The PIN to verify. Without one, a card that is blocked (or at its last
     try) is the problem to report, not the missing PIN."""
@@ -76,9 +100,19 @@ def verify_with_tries(card: Any, spec: Optional[str], force: bool, as_json: bool
             report: bool = True) -> None:
     # A prompt comes after the counters are shown (no PIN typed for a blocked
     # card); a PIN from env: or stdin costs no APDU beyond the library call.
-    pin_operation(card, "verify",
-                  lambda: card.verify_pin(_pin_for(card, spec, force), allow_last_try=force),
-                  as_json, force=force, report=report, read_before=_prompts(spec))
+    keypad = keypad_entry(card, spec)
+
+    def action() -> None:
+        if keypad:
+            # Said before the call, which returns once the holder has typed: the
+            # counters and the last-try rule were checked already (read_before).
+            note(KEYPAD_PROMPT)
+            card.verify_pin(None, allow_last_try=force)
+        else:
+            card.verify_pin(_pin_for(card, spec, force), allow_last_try=force)
+
+    pin_operation(card, "verify", action, as_json, force=force, report=report,
+                  read_before=_prompts(spec))
 
 
 def pin_operation(card: Any, operation: str, action: Callable[[], None], as_json: bool, *,

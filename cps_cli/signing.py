@@ -1,4 +1,5 @@
-"""`cps sign` and `cps verify`: CAdES (CMS), XAdES, PAdES or raw PKCS#1 v1.5 signatures."""
+"""`cps sign` and `cps verify`: CAdES (CMS), XAdES, PAdES or raw PKCS#1 v1.5 signatures
+(RSA-PSS for CAdES and raw signatures by a CPS4: ``--padding pss``)."""
 
 from __future__ import annotations
 
@@ -70,12 +71,16 @@ def _default_output(file: str, fmt: str, mode: str) -> str:
                    "the signature then stays verifiable after the card expires.")
 @click.option("--hash", "hash_name", type=click.Choice(["sha256", "sha1"]), default="sha256",
               show_default=True, help="Digest (cades, xades and pades refuse sha1).")
+@click.option("--padding", type=click.Choice(["pkcs1v15", "pss"]), default="pkcs1v15",
+              show_default=True,
+              help="RSA padding: pkcs1v15 (every CPS card) or pss (RSA-PSS, a CPS4 card; "
+                   "cades and raw only).")
 @pin_option
 @force_option
 @json_option
 def sign(card: Any, file: str, output: Optional[str], fmt: Optional[str], cms: Optional[bool],
-         xades_mode: str, tsa: Optional[str], hash_name: str, pin_spec: Optional[str],
-         force: bool, as_json: bool) -> None:
+         xades_mode: str, tsa: Optional[str], hash_name: str, padding: str,
+         pin_spec: Optional[str], force: bool, as_json: bool) -> None:
     """sign a file with the card (PIN needed)
 
     Uses the card's signature key (CPS_PRIV_SIG). The default is a detached
@@ -95,24 +100,33 @@ def sign(card: Any, file: str, output: Optional[str], fmt: Optional[str], cms: O
                                "signature has nowhere to hold a timestamp")
     if output == "-" and as_json:
         raise click.UsageError("--json and -o - both want standard output")
+    if padding == "pss" and fmt not in ("cades", "raw"):
+        raise click.UsageError(f"--padding pss makes cades and raw signatures, not {fmt}")
     data = Path(file).read_bytes()
     output = output or _default_output(file, fmt, xades_mode)
     try:
         if card.contactless:
             raise errors.NotSupported("the contactless interface has no signature key: use "
                                       "the card's contact interface")
+        if padding not in card.signature_paddings:  # before the PIN: it would be wasted
+            raise errors.NotSupported(f"this card does not sign with {padding} (RSA-PSS "
+                                      "needs a CPS4 card)")
         verify_pin_for(card, pin_spec, force)
-        signature = _sign_as(card, fmt, data, hash_name, xades_mode, tsa, Path(file).name)
+        signature = _sign_as(card, fmt, data, hash_name, xades_mode, tsa, Path(file).name,
+                             padding)
     except errors.CpsError as exc:
         fail_with_json(exc, as_json, {"signed": False, "file": file, "format": fmt})
         raise
     write_output(output, signature)
     signer = certificate_summary(card.certificate(KeyRole.SIGN), KeyRole.SIGN)
     report = {"signed": True, "file": file, "output": output, "format": fmt,
-              "hash": hash_name, "size": len(signature), "card_number": card.card_number,
+              "hash": hash_name, "padding": padding, "size": len(signature),
+              "card_number": card.card_number,
               "signer": signer, "timestamp_url": tsa,
               "xades_mode": xades_mode if fmt == "xades" else None}
     kind = _FORMATS[fmt][1] + (" + timestamp" if tsa else "")
+    if padding == "pss":
+        kind = ("RSA-PSS" if fmt == "raw" else kind + ", RSA-PSS")
     if fmt == "xades":
         kind += f", {xades_mode}"
     where = "standard output" if output == "-" else output
@@ -124,14 +138,15 @@ def sign(card: Any, file: str, output: Optional[str], fmt: Optional[str], cms: O
 
 
 def _sign_as(card: Any, fmt: str, data: bytes, hash_name: str, xades_mode: str,
-             tsa: Optional[str], name: str) -> bytes:
+             tsa: Optional[str], name: str, padding: str = "pkcs1v15") -> bytes:
     if fmt == "raw":
-        signed: bytes = card.sign(data, hash=hash_name)
+        signed: bytes = card.sign(data, hash=hash_name) if padding == "pkcs1v15" else \
+            card.sign(data, hash=hash_name, padding=padding)
         return signed
     if fmt == "cades":
         from cps.sign import sign_cms
 
-        return sign_cms(card, data, hash=hash_name, timestamp=tsa)
+        return sign_cms(card, data, hash=hash_name, timestamp=tsa, padding=padding)
     if fmt == "xades":
         from cps.xades import sign_xades
 
@@ -216,6 +231,10 @@ def detect_format(document: bytes, signature: Optional[bytes]) -> str:
               help="The signer's certificate (needed with --raw).")
 @click.option("--hash", "hash_name", type=click.Choice(["sha256", "sha1", "sha384", "sha512"]),
               default="sha256", show_default=True, help="Digest of a --raw signature.")
+@click.option("--padding", type=click.Choice(["pkcs1v15", "pss"]), default="pkcs1v15",
+              show_default=True,
+              help="Padding of a --raw signature (pss: RSA-PSS, salt = the hash's length, "
+                   "as a CPS4 signs). A CMS says its own.")
 @click.option("--allow-updates", is_flag=True,
               help="pades: accept any incremental update after signing (still reported) "
                    "that the certification (DocMDP) permits; by default only signatures "
@@ -230,7 +249,8 @@ def detect_format(document: bytes, signature: Optional[bytes]) -> str:
                    "pass it here only if you trust it.")
 @json_option
 def verify(file: str, signature: Optional[str], fmt: str, cms: Optional[bool],
-           cert: Optional[str], hash_name: str, allow_updates: bool, allow_form_filling: bool,
+           cert: Optional[str], hash_name: str, padding: str, allow_updates: bool,
+           allow_form_filling: bool,
            anchors: Sequence[str], crls: Sequence[str], revocation: str, online: bool,
            cache_dir: Optional[str], at: Optional[str], as_json: bool) -> None:
     """check a signature and its signer's certificate
@@ -261,7 +281,7 @@ def verify(file: str, signature: Optional[str], fmt: str, cms: Optional[bool],
     try:
         validator = validator_from(anchors, crls, revocation, online, cache_dir, progress)
         result = _verify_as(fmt, data, sig, validator, moment, cert, hash_name, allow_updates,
-                            allow_form_filling)
+                            allow_form_filling, padding)
     except errors.CpsError as exc:
         fail_with_json(exc, as_json, {"valid": False, "file": file, "signature": signature,
                                       "format": fmt})
@@ -275,7 +295,7 @@ def verify(file: str, signature: Optional[str], fmt: str, cms: Optional[bool],
 
 def _verify_as(fmt: str, data: bytes, sig: Optional[bytes], validator: Any, moment: Any,
                cert: Optional[str], hash_name: str, allow_updates: bool,
-               allow_form_filling: bool = False) -> Dict[str, Any]:
+               allow_form_filling: bool = False, padding: str = "pkcs1v15") -> Dict[str, Any]:
     from cps import KeyRole, errors
 
     from .view import (
@@ -299,6 +319,7 @@ def _verify_as(fmt: str, data: bytes, sig: Optional[bytes], validator: Any, mome
         # setdefault: the view's summary may report these itself
         result.setdefault("validation_time", iso(verification.validation_time))
         result.setdefault("validation_time_source", verification.validation_time_source)
+        result.setdefault("signature_padding", verification.signature_padding)
         return result
     if fmt == "xades":
         from cps.xades import verify_xades
@@ -313,11 +334,11 @@ def _verify_as(fmt: str, data: bytes, sig: Optional[bytes], validator: Any, mome
                                 allow_form_filling=allow_form_filling)
         return {"valid": True, "signatures": [pdf_verification_summary(v) for v in signatures]}
     from cps.identity import Practitioner
-    from cps.sign import verify_pkcs1
+    from cps.sign import verify_pkcs1, verify_pss
 
     assert sig is not None  # noqa: S101 - checked by the caller
     der = load_certificate_der(read_input(cert or ""))
-    verify_pkcs1(der, sig, data, hash=hash_name)
+    (verify_pss if padding == "pss" else verify_pkcs1)(der, sig, data, hash=hash_name)
     validation = validator.validate(der, at=moment, purpose=KeyRole.SIGN)
     try:
         from cryptography import x509
@@ -327,7 +348,7 @@ def _verify_as(fmt: str, data: bytes, sig: Optional[bytes], validator: Any, mome
     except errors.CpsError:
         practitioner = None
     return {"valid": True, "signer": certificate_summary(der, KeyRole.SIGN),
-            "signing_time": None, "digest_algorithm": hash_name,
+            "signing_time": None, "digest_algorithm": hash_name, "signature_padding": padding,
             "signing_certificate_bound": False, "practitioner": practitioner,
             "validation": validation_summary(validation), "timestamp": None,
             "validation_time": iso(validation.validated_at),

@@ -22,9 +22,11 @@ cd "$(dirname "$0")/.."
 #                             through OpenSC's PKCS#11 module (cps.tls tests)
 #   firefox-esr               a headless browser doing TLS client auth through OpenSC (cps.tls tests)
 #   python3-venv, gcc, python3-dev   to create the venv and build wheels
+#   rpm                       rpmbuild and an RPM database: `cps doctor` reads the Cryptolib's version
+#                             from a real rpmdb.sqlite (tests/test_doctor_workstation.py)
 DEBS="pcscd libpcsclite-dev swig vsmartcard-vpcd softhsm2 opensc opensc-pkcs11 redis-server slapd openssl
       nginx curl libengine-pkcs11-openssl firefox-esr xmlsec1
-      python3-venv python3-dev gcc make pkg-config procps"
+      python3-venv python3-dev gcc make pkg-config procps rpm"
 
 missing=""
 for p in $DEBS; do

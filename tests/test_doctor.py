@@ -19,8 +19,11 @@ import pytest
 
 import cps
 from cps import errors
+from cps.cryptolib import find_cryptolib
 from cps.diagnostics import CHECKS, diagnose
+from cps.diagnostics.report import CARD_CHECKS
 from cps.emulator.vpcd import reader_name_for_port
+from cps.testing.cryptolib import install_fake_cryptolib
 
 CPS = str(Path(sys.executable).with_name("cps"))
 PORT = int(os.environ.get("CPS_VPCD_PORT", "35963"))
@@ -86,7 +89,8 @@ def both(reader: str, cli_args: List[str], pki: Any = None, **kwargs: Any):
 
 
 def skipped_after(report: Any, name: str) -> None:
-    after = list(CHECKS)[list(CHECKS).index(name) + 1:]
+    # the card walk stops there; the workstation checks run whatever it found
+    after = list(CARD_CHECKS)[list(CARD_CHECKS).index(name) + 1:]
     assert all(report.check(n).status == "skipped" for n in after)
 
 
@@ -100,7 +104,8 @@ def test_no_pcsc_service(monkeypatch):
     code, data, _ = run_cli([], env=env)
     assert code == 3 and data["exit_code"] == 3
     assert data["first_failure"] == "pcsc-service" and not data["ok"]
-    assert list(statuses(data).values()) == ["fail"] + ["skipped"] * (len(CHECKS) - 1)
+    assert [statuses(data)[n] for n in CARD_CHECKS] == \
+        ["fail"] + ["skipped"] * (len(CARD_CHECKS) - 1)
     service = data["checks"][0]
     assert service["data"]["code"] == "0x8010001D"
     assert "PCSCLITE_CSOCK_NAME" in service["advice"]
@@ -164,6 +169,87 @@ def test_cps4_is_recognised_and_refused(cps_pcscd, cps_card_factory):
     assert atr.data["kind"] == "cps4" and "CPS4" in atr.summary
     assert "Cryptolib" in atr.advice and "5.2" in atr.advice
     assert isinstance(atr.error, errors.UnsupportedCard)
+    skipped_after(report, "atr")
+
+
+def test_cps4_read_through_the_cryptolib(cps_pcscd, cps_cps4_card, cps_softhsm_cps4,
+                                         pki_store, crl_files, tmp_path):
+    """A CPS4 in the reader and the Cryptolib 5.2.2 installed (its module: SoftHSM2 with
+    the CPS4 token): the doctor reads the card through the module -- card number,
+    certificates, chain, revocation, PIN -- and sends the card no APDU of its own."""
+    from cps.diagnostics.machine import Machine
+
+    root = install_fake_cryptolib(tmp_path / "root", cps_softhsm_cps4.module, "5.2.2")
+    # The fake Cryptolib (SoftHSM2) is given deliberately: a root alone never lends the
+    # card walk a module to load.
+    machine = Machine("linux", root=root, environ={"HOME": "/home/alice"},
+                      cryptolib=find_cryptolib(platform="linux", root=root))
+    cps_softhsm_cps4.get_token()            # this process's SoftHSM2 configuration
+    emu = cps_cps4_card
+    with emu.serve_vpcd(port=PORT) as att:
+        before = emu.apdu_count
+        report = diagnose(att.reader_name, machine=machine, anchors=pki_store,
+                          crls=crl_files)
+        assert emu.apdu_count == before
+    found = statuses(report)
+    assert report.check("atr").status == "ok" and "5.2.2" in report.check("atr").summary
+    application = report.check("application")
+    assert application.status == "ok" and application.data["cps4"] is True, application
+    assert application.data["card_number"] == emu.profile.card_number
+    assert application.data["token"] == f"CPS4v1-{emu.profile.card_number}"
+    for name in ("certificates", "chain", "revocation", "pin"):
+        assert found[name] == "ok", report.check(name)
+    certs = report.check("certificates").data["certificates"]
+    auth = certs["auth"]
+    years = (int(auth["not_after"][:4]) - int(auth["not_before"][:4]))
+    assert years == 6                       # the CPS4's six-year certificates
+    assert report.check("pin").data["tries_left"] == 3
+    assert report.check("cryptolib").status == "ok"
+    assert report.ok and report.first_failure is None
+
+
+def test_cps4_with_a_cryptolib_of_unknown_version_blind_to_it(cps_pcscd, cps_cps4_card,
+                                                              cps_softhsm_token, tmp_path):
+    """A Cryptolib whose version nothing records, and whose module shows no CPS4 token
+    (here: SoftHSM2 with a CPS3 token): a warning on the ATR, then the application
+    check fails saying what to install; no APDU reaches the card."""
+    from cps.diagnostics.machine import Machine
+
+    root = install_fake_cryptolib(tmp_path / "root", cps_softhsm_token.module, None)
+    # The fake Cryptolib (SoftHSM2) is given deliberately: a root alone never lends the
+    # card walk a module to load.
+    machine = Machine("linux", root=root, environ={"HOME": "/home/alice"},
+                      cryptolib=find_cryptolib(platform="linux", root=root))
+    cps_softhsm_token.get_token()
+    emu = cps_cps4_card
+    with emu.serve_vpcd(port=PORT) as att:
+        before = emu.apdu_count
+        report = diagnose(att.reader_name, machine=machine)
+        assert emu.apdu_count == before
+    assert report.check("atr").status == "warn"
+    application = report.check("application")
+    assert application.status == "fail" and report.first_failure == "application"
+    assert isinstance(application.error, errors.CryptolibRequired)
+    assert "5.2 or later" in application.advice
+    skipped_after(report, "application")
+
+
+def test_cps4_with_an_old_cryptolib_fails_on_the_atr(cps_pcscd, cps_cps4_card,
+                                                     cps_softhsm_cps4, tmp_path):
+    from cps.diagnostics.machine import Machine
+
+    root = install_fake_cryptolib(tmp_path / "root", cps_softhsm_cps4.module, "5.1.4")
+    # The fake Cryptolib (SoftHSM2) is given deliberately: a root alone never lends the
+    # card walk a module to load.
+    machine = Machine("linux", root=root, environ={"HOME": "/home/alice"},
+                      cryptolib=find_cryptolib(platform="linux", root=root))
+    emu = cps_cps4_card
+    with emu.serve_vpcd(port=PORT) as att:
+        report = diagnose(att.reader_name, machine=machine)
+    atr = report.check("atr")
+    assert atr.status == "fail" and "5.1.4" in atr.summary and "5.2" in atr.advice
+    assert isinstance(atr.error, errors.CryptolibRequired)
+    assert report.check("cryptolib").status in ("warn", "fail")
     skipped_after(report, "atr")
 
 
@@ -276,8 +362,10 @@ def test_all_good(cps_vpcd_card, cps_pki, pki_store, crl_files):
                               anchors=pki_store, crls=crl_files)
     assert report.ok and report.first_failure is None and code == 0
     found = statuses(report)
-    assert all(found[n] == "ok" for n in CHECKS if n != "pkcs11"), found
+    assert all(found[n] == "ok" for n in CARD_CHECKS
+               if n not in ("pkcs11", "revocation-sources")), found
     assert found["pkcs11"] in ("ok", "warn")          # depends on what the machine has
+    assert found["revocation-sources"] == "skipped"   # no network without --online
     assert "MARCHAND-LEFÈVRE" in report.check("certificates").summary
     assert report.check("pin").data["tries_left"] == 3
     assert report.check("revocation").data["seconds_left"] > 0
@@ -286,7 +374,9 @@ def test_all_good(cps_vpcd_card, cps_pki, pki_store, crl_files):
     code, text, _ = run_cli(["-r", reader, *_trusted(cps_pki, crl_files)], pki=cps_pki,
                             as_json=False)
     assert code == 0 and "\x1b[" not in text
-    assert text.count("\n") <= 24 and "✓ PIN" in text and "healthy" in text
+    # one screen: a line per check (card walk and workstation), advice under problems
+    assert text.count("\n") <= len(CHECKS) + 12, text
+    assert "✓ PIN" in text and "healthy" in text
 
 
 def test_pkcs11_modules_touch_no_card(cps_vpcd_card):

@@ -233,3 +233,39 @@ def test_time_key_remembered_per_second_is_exact():
         assert certs.time_key(moment) == reference(moment), moment
     with pytest.raises(TypeError, match="naive"):
         certs.time_key(dt.datetime(2026, 1, 1))  # naive: a caller's mistake
+
+
+def test_rsa_encryption_key_fast_path_matches_the_general_reader():
+    """The Verifier's key-padding fast path says "rsaEncryption" only where the
+    general SubjectPublicKeyInfo reader says so (then both paddings are allowed)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import PublicFormat
+
+    from cps.auth.server import _rsa_encryption_key
+    from cps.trust.algorithms import RSA_ENCRYPTION, key_algorithm
+
+    def spki(key):
+        return key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+    shapes = [spki(rsa.generate_private_key(65537, bits)) for bits in (1024, 2048, 4096)]
+    shapes.append(spki(ec.generate_private_key(ec.SECP256R1())))
+    # id-RSASSA-PSS keys (RFC 4055), without and with parameters: PSS only
+    rsa_2048 = shapes[1]
+    for algorithm in (bytes.fromhex("300b06092a864886f70d01010a"),
+                      bytes.fromhex("303e06092a864886f70d01010a3031a00d300b0609608648016503"
+                                    "040201a11a301806092a864886f70d010108300b06096086480165"
+                                    "03040201a203020120")):
+        body = algorithm + rsa_2048[19:]
+        shapes.append(b"\x30\x82" + len(body).to_bytes(2, "big") + body)
+    rng = random.Random(7)
+    checked = 0
+    for shape in shapes:
+        for candidate in _mutations(shape, rng, 60):
+            try:
+                general = key_algorithm(candidate)[0] == RSA_ENCRYPTION
+            except ValueError:
+                general = False
+            if _rsa_encryption_key(candidate):
+                assert general, candidate.hex()
+                checked += 1
+    assert checked >= 3          # the real RSA shapes took the fast path

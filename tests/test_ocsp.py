@@ -788,3 +788,18 @@ def test_validate_response_on_a_recorded_answer(pki):
     status = validate_response(answer, card.auth_cert, card.chain[0], at=now(),
                                nonce=b"n" * 16, source="file:recorded")
     assert status.status == "good" and status.source == "file:recorded"
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_test_responder_answers_malformed_to_zero_or_several_requests(pki, count):
+    """The test PKI's responder answers malformedRequest (as a real one may), never
+    raises, to an OCSPRequest listing no certificate or several (cryptography reads
+    exactly one)."""
+    card = pki.issue_card("cps3-medecin")
+    single = ocsp.OCSPRequestBuilder().add_certificate(
+        card.auth_cert, card.chain[0], hashes.SHA1()).build().public_bytes(DER)
+    request = asn1_ocsp.OCSPRequest.load(single)
+    one = request["tbs_request"]["request_list"][0]
+    request["tbs_request"]["request_list"] = asn1_ocsp.Requests([one] * count)
+    answer = ocsp.load_der_ocsp_response(pki.ocsp_response(request.dump(force=True)))
+    assert answer.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST

@@ -36,11 +36,13 @@ from ..errors import (  # noqa: F401 - CpsError importable here
     OriginNotAllowed,
     RateLimited,
     UnknownNonce,
+    UnsupportedAlgorithm,
 )
 from .nonces import MemoryNonceStore, NonceStore, NonceStoreFull, TakeResult
-from .token import ALGORITHMS, parse_token, text_digest
+from .token import ALGORITHMS, TOKEN_FORMAT, parse_token, text_digest
 
-__all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult", "RateLimited"]
+__all__ = ["Challenge", "ChallengeIssuer", "Verifier", "AuthResult", "RateLimited",
+           "DEFAULT_PADDINGS"]
 
 # cps.auth is a server-side module: it may load cryptography when imported
 # (``import cps`` itself does not import cps.auth).
@@ -53,6 +55,12 @@ from ..trust import check_purpose, is_rsa_key, parse_cert  # noqa: E402
 
 _PKCS1 = padding.PKCS1v15()
 _HASHES = {"sha256": hashes.SHA256()}
+#: RSASSA-PSS as PS256 defines it (RFC 7518 3.5) and a CPS4 signs: MGF1 over
+#: SHA-256, a salt of 32 bytes, exactly (never "any salt")
+_PSS256 = padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+#: the paddings a Verifier accepts by default: PKCS#1 v1.5 (CPS3 and CPS4) and
+#: PSS (CPS4); both are sound, and neither can pass for the other
+DEFAULT_PADDINGS = frozenset({"pkcs1v15", "pss"})
 
 
 def _is_rsa(key: object) -> TypeGuard[rsa.RSAPublicKey]:
@@ -164,6 +172,34 @@ class AuthResult:
                 f"validated_at={when.isoformat() if when is not None else None})")
 
 
+#: AlgorithmIdentifier rsaEncryption (NULL parameters), as every CPS card key has it.
+_RSA_ENCRYPTION_ID = bytes.fromhex("300d06092a864886f70d0101010500")
+
+
+def _rsa_encryption_key(spki: bytes) -> bool:
+    """The fast path of :func:`_check_key_padding`: an ``rsaEncryption`` key (any
+    padding allowed) told by its first bytes -- a SubjectPublicKeyInfo of 256 to
+    65535 bytes (30 82 LL LL), its AlgorithmIdentifier next. The general reader
+    decides every other shape (tests/test_fast_paths.py checks they agree)."""
+    return (spki[:2] == b"\x30\x82" and spki[4:19] == _RSA_ENCRYPTION_ID
+            and int.from_bytes(spki[2:4], "big") == len(spki) - 4)
+
+
+def _check_key_padding(spki: bytes, padding_name: str) -> None:
+    """InvalidSignature when the certificate's key may not sign with this padding:
+    an id-RSASSA-PSS key (RFC 4055) signs PSS only, with its own parameters."""
+    if _rsa_encryption_key(spki):  # every CPS card's key: both paddings allowed
+        return
+    from ..trust.algorithms import PssParameters, check_rsa_padding
+
+    try:
+        check_rsa_padding(spki, padding_name,
+                          PssParameters("sha256", 32) if padding_name == "pss" else None)
+    except ValueError as exc:
+        raise InvalidSignature(f"the certificate's key does not allow this signature: "
+                               f"{exc}") from None
+
+
 def _aware(moment: dt.datetime) -> dt.datetime:
     """``moment``, refused when naive: a clock's mistake, not the client's."""
     if moment.tzinfo is None:
@@ -194,12 +230,26 @@ class Verifier:
         dates, revocation, the CA part of the path. Oldest out first.
     :param clock: returns the current aware datetime, for nonce expiry and as the
         validation time (default: the validator's clock, else the system's).
+    :param paddings: the signature paddings accepted: ``"pkcs1v15"`` (RS256,
+        every CPS card) and ``"pss"`` (PS256, format 2: CPS4 cards); default
+        both. ``{"pss"}`` refuses RS256 tokens (``UnsupportedAlgorithm``)
+        before the nonce is consumed. Whatever this says, a certificate whose
+        key is an id-RSASSA-PSS key (RFC 4055) verifies PS256 tokens only.
     """
 
     def __init__(self, validator: Any, store: NonceStore, allowed_origins: Iterable[str],
                  clock_skew: dt.timedelta = dt.timedelta(seconds=5),
                  issuer_id: str = "default", known_certificates: int = 4096, *,
-                 clock: Optional[Callable[[], dt.datetime]] = None) -> None:
+                 clock: Optional[Callable[[], dt.datetime]] = None,
+                 paddings: Iterable[str] = DEFAULT_PADDINGS) -> None:
+        if isinstance(paddings, str):
+            raise TypeError("paddings is a set of names, e.g. {'pss'}, not a string")
+        accepted = frozenset(paddings)
+        unknown = accepted - DEFAULT_PADDINGS
+        if unknown or not accepted:
+            raise ValueError(f"paddings: a non-empty subset of {sorted(DEFAULT_PADDINGS)}, "
+                             f"not {sorted(accepted)}")
+        self.paddings = accepted
         self.validator = validator
         self.clock = clock if clock is not None else getattr(validator, "clock", None)
         self.store = store
@@ -218,7 +268,8 @@ class Verifier:
                     del self._known[next(iter(self._known))]  # the oldest
                 self._known[der] = (leaf, practitioner)
 
-    def _signed_data(self, origin: str, nonce: str) -> bytes:
+    def _signed_data(self, origin: str, nonce: str, fmt: str = TOKEN_FORMAT,
+                     algorithm: str = "RS256") -> bytes:
         # signed_data(), with SHA-256(origin) remembered: only origins that passed
         # the allow-list get here, spelt a handful of ways at most.
         digest = self._origin_digests.get(origin)
@@ -226,7 +277,10 @@ class Verifier:
             digest = text_digest(origin)
             if len(self._origin_digests) < 256:
                 self._origin_digests[origin] = digest
-        return digest + text_digest(nonce)
+        if fmt == TOKEN_FORMAT:
+            return digest + text_digest(nonce)
+        # format 2: the format and the algorithm are signed first (cps.token_format)
+        return text_digest(f"{fmt} {algorithm}") + digest + text_digest(nonce)
 
     def verify(self, token: Union[str, bytes, Mapping[str, Any]], origin: str,
                at: Optional[dt.datetime] = None) -> AuthResult:
@@ -236,6 +290,9 @@ class Verifier:
             certificate and revocation errors of :mod:`cps.trust` as they are.
         """
         parsed = parse_token(token)                                   # format, algorithm
+        if parsed.padding not in self.paddings:
+            raise UnsupportedAlgorithm(f"algorithm {parsed.algorithm} ({parsed.padding}) is "
+                                       "not accepted by this server")
         if self.clock is not None:
             moment = _aware(self.clock())
             now = moment.timestamp()
@@ -269,9 +326,13 @@ class Verifier:
         if not _is_rsa(key):
             raise InvalidSignature("the certificate's key is not RSA")
         algorithm = _HASHES[ALGORITHMS[parsed.algorithm]]
+        pss = parsed.padding == "pss"
+        _check_key_padding(leaf.spki, parsed.padding)       # an id-RSASSA-PSS key: PSS only
         try:                                                          # signature
-            key.verify(parsed.signature, self._signed_data(parsed.origin, parsed.nonce),
-                       _PKCS1, algorithm)
+            key.verify(parsed.signature,
+                       self._signed_data(parsed.origin, parsed.nonce, parsed.format,
+                                         parsed.algorithm),
+                       _PSS256 if pss else _PKCS1, algorithm)
         except _Bad:
             raise InvalidSignature("the token's signature does not verify") from None
         check_purpose(leaf, KeyRole.AUTH)                            # purpose

@@ -1,6 +1,6 @@
 """The authentication token: what the card holder's client sends back for a challenge.
 
-Specified in docs/auth-token.md. A token is a JSON object::
+Specified in docs/auth-token.md. A token is a JSON object (format 1)::
 
     {"format": "cps-auth-token/1", "algorithm": "RS256",
      "certificate": "<base64 DER of the authentication certificate>",
@@ -12,6 +12,11 @@ The signature covers ``SHA-256(origin) || SHA-256(nonce)`` (UTF-8 bytes, 64
 bytes in all), signed RSASSA-PKCS1-v1_5 with SHA-256 by the card's
 authentication key: binding the answer to this challenge *and* this site, so a
 token phished for one site is worthless on another.
+
+Format 2 (``"cps-auth-token/2"``) carries ``"RS256"`` or ``"PS256"``
+(RSASSA-PSS, what a CPS4 card signs) and signs its own format and algorithm
+first: ``SHA-256("cps-auth-token/2 PS256") || SHA-256(origin) || SHA-256(nonce)``
+(:mod:`cps.token_format`).
 """
 
 from __future__ import annotations
@@ -25,16 +30,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Union
 
 from ..errors import MalformedToken, TokenTooLarge, UnsupportedAlgorithm, UnsupportedTokenFormat
-from ..token_format import TOKEN_FORMAT, signed_data, text_digest
+from ..token_format import ALGORITHMS as _ALGORITHMS
+from ..token_format import FORMATS, TOKEN_FORMAT, TOKEN_FORMAT_2, signed_data, text_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..card import Card
 
-__all__ = ["TOKEN_FORMAT", "ALGORITHMS", "Token", "signed_data", "text_digest", "make_token",
-           "parse_token", "LIMITS"]
+__all__ = ["TOKEN_FORMAT", "TOKEN_FORMAT_2", "FORMATS", "ALGORITHMS", "PADDINGS", "Token",
+           "signed_data", "text_digest", "make_token", "parse_token", "LIMITS"]
 
-#: algorithm name -> hash used over the signed data (RSASSA-PKCS1-v1_5)
-ALGORITHMS = {"RS256": "sha256"}
+#: algorithm name -> hash used over the signed data
+ALGORITHMS = {name: hash for name, (_, hash) in _ALGORITHMS.items()}
+#: algorithm name -> its RSA padding (``"pkcs1v15"``, ``"pss"``)
+PADDINGS = {name: padding for name, (padding, _) in _ALGORITHMS.items()}
 #: size limits, checked before anything is decoded
 LIMITS = {"token": 16_384, "certificate": 8_192, "signature": 1_024, "nonce": 128,
           "origin": 2_048, "library": 64, "format": 64, "algorithm": 16}
@@ -47,17 +55,22 @@ _LIMITS = tuple(LIMITS[n] * 4 // 3 + 4 if n in ("certificate", "signature") else
                 for n in _ALL)
 
 
-def make_token(card: "Card", nonce: str, origin: str) -> Dict[str, str]:
+def make_token(card: "Card", nonce: str, origin: str, *,
+               padding: str = "pkcs1v15") -> Dict[str, str]:
     """Answer a challenge with the card's authentication key (the PIN must be verified).
 
-    The same as ``card.auth_token(nonce, origin)`` (the Card API builds the
-    token, from :mod:`cps.token_format`).
+    The same as ``card.auth_token(nonce, origin, padding=padding)`` (the Card
+    API builds the token, from :mod:`cps.token_format`).
 
     :param nonce: the challenge exactly as the server issued it.
     :param origin: the server's origin (``https://host[:port]``).
+    :param padding: ``"pkcs1v15"`` (format 1, RS256: every card, every server)
+        or ``"pss"`` (format 2, PS256: a CPS4 card, a server that knows format 2).
     :returns: a JSON-serialisable token.
     """
-    return card.auth_token(nonce, origin)
+    if padding == "pkcs1v15":  # the call every Card (and older backends) takes
+        return card.auth_token(nonce, origin)
+    return card.auth_token(nonce, origin, padding=padding)
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,11 @@ class Token:
     nonce: str
     origin: str
     library: str = ""
+
+    @property
+    def padding(self) -> str:
+        """The signature's RSA padding: ``"pkcs1v15"`` (RS256) or ``"pss"`` (PS256)."""
+        return PADDINGS[self.algorithm]
 
 
 if sys.version_info >= (3, 11):
@@ -133,9 +151,11 @@ def parse_token(token: Union[str, bytes, Mapping[str, Any]]) -> Token:
             except UnicodeEncodeError:
                 raise MalformedToken(f"token field {name!r} is not valid Unicode") from None
     fmt, algorithm, certificate, signature, nonce, origin, _ = values
-    if fmt != TOKEN_FORMAT:
+    allowed = FORMATS.get(fmt)
+    if allowed is None:
         raise UnsupportedTokenFormat(f"unsupported token format {fmt[:40]!r}")
-    if algorithm not in ALGORITHMS:
-        raise UnsupportedAlgorithm(f"algorithm {algorithm[:16]!r} is not allowed")
+    if algorithm not in allowed:  # format 1 is RS256 only: PS256 needs a signed algorithm
+        raise UnsupportedAlgorithm(f"algorithm {algorithm[:16]!r} is not allowed in "
+                                   f"{fmt}")
     return Token(fmt, algorithm, _b64(certificate, "certificate"), _b64(signature, "signature"),
                  nonce, origin, library)

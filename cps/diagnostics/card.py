@@ -1,5 +1,6 @@
-"""The card layers: the CPS3 application answers, its certificates decode, the PIN's
-tries and the unblock code (read with GET DATA: no try spent)."""
+"""The card layers: the card application answers (a CPS3 over PC/SC, a CPS4 through
+the Cryptolib's PKCS#11 module), its certificates decode, the PIN's tries and the
+unblock code (a CPS3: read with GET DATA; a CPS4: the token's flags; no try spent)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def _check_application(st: _State) -> Check:
     from ..open import open_card
     from ..pcsc import PcscConnection
 
+    if st.cps4 is not None:
+        return _check_cps4_token(st)
     try:
         st.conn = PcscConnection(st.info.name)
         st.card = open_card(connection=st.conn)
@@ -29,6 +32,29 @@ def _check_application(st: _State) -> Check:
                      _card_io_advice(exc), exc, reader=st.info.name)
     return _ok("application", f"the IAS-ECC application answers: card number {number}",
                card_number=number, protocol=getattr(st.conn, "protocol", None))
+
+
+def _check_cps4_token(st: _State) -> Check:
+    """A CPS4: its token in the Cryptolib's PKCS#11 module (no login, no APDU of ours)."""
+    from ..errors import CryptolibRequired
+    from ..open import open_cps4
+
+    install = st.cps4
+    try:
+        st.card = open_cps4(st.info.name, install=install, atr=st.info.atr or b"")
+        number = st.card.card_number
+    except CryptolibRequired as exc:
+        return _fail("application", f"the Cryptolib's module shows no CPS4 token: {exc}",
+                     f"{exc.install_advice}.", exc, reader=st.info.name,
+                     module=install.module)
+    except (CpsError, OSError) as exc:
+        return _fail("application", f"the CPS4 token cannot be read through the Cryptolib: "
+                     f"{exc}", _card_io_advice(exc), exc, reader=st.info.name,
+                     module=install.module)
+    version = f" {install.version}" if install.version else ""
+    return _ok("application", f"the CPS4 token answers through the Cryptolib CPS{version}: "
+               f"card number {number}", card_number=number, cps4=True,
+               token=getattr(st.card, "token_label", None), module=install.module)
 
 
 def _check_certificates(st: _State) -> Check:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional
 
 from ..atr import CardKind, identify
 from ..errors import (
+    CryptolibRequired,
     MissingExtra,
     NoCard,
     NoReaders,
     PcscServiceUnavailable,
     ReaderNotFound,
     UnknownCard,
-    UnsupportedCard,
 )
 from .report import SMARTCARD_LISTS, Check, _fail, _ok, _State, _warn
 
@@ -65,7 +64,7 @@ def _check_readers(st: _State) -> Check:
                 "atr": r.atr.hex().upper() or None,
                 "card_kind": r.card_kind.value if r.card_kind else None} for r in st.readers]
     if not st.readers:
-        usb = _usb_devices()
+        usb = _usb_readers(st)
         return _fail("readers", "pcscd sees no smart card reader", _no_reader_advice(usb),
                      NoReaders("no smart card reader is connected"), readers=[], usb=usb)
     try:
@@ -103,56 +102,24 @@ def _no_reader_advice(usb: List[Dict[str, Any]]) -> str:
             "(SESAM-Vitale terminals are usually not CCID readers).")
 
 
-_CCID_PLISTS = ("/etc/libccid_Info.plist",
-                "/usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist",
-                "/usr/lib64/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist")
+def _usb_readers(st: _State) -> List[Dict[str, Any]]:
+    """The USB readers and SESAM-Vitale terminals plugged in (the ``ccid`` check's
+    sources: :meth:`Machine.usb_devices`, the CCID driver's list), each with whether
+    the driver lists it. Cheap and bounded; asked only when pcscd sees no reader."""
+    from .machine import Machine
+    from .workstation.ccid import ccid_list
 
-
-def _ccid_listed() -> Optional[Set[Tuple[str, str]]]:
-    """(vendor, product) pairs the installed CCID driver accepts; None without a driver."""
-    import plistlib
-
-    for path in _CCID_PLISTS:
-        try:
-            with open(path, "rb") as f:
-                info = plistlib.load(f)
-            return {(v.lower().replace("0x", ""), p.lower().replace("0x", ""))
-                    # a malformed plist's uneven lists pair up as far as they go
-                    for v, p in zip(info["ifdVendorID"], info["ifdProductID"], strict=False)}
-        except (OSError, KeyError, ValueError, AttributeError, plistlib.InvalidFileException):
-            continue
-    return None
-
-
-def _usb_devices() -> List[Dict[str, Any]]:
-    """USB readers from sysfs (Linux): vendor, product, name, CCID class, listed by the
-    CCID driver. Cheap and bounded; asked only when pcscd sees no reader."""
+    machine = st.machine or Machine.current()
+    devices = machine.usb_devices() or []
     out: List[Dict[str, Any]] = []
     listed: Any = False
-    for path in sorted(glob.glob("/sys/bus/usb/devices/*"))[:256]:
-        vendor = _read_small(os.path.join(path, "idVendor"))
-        if not vendor:
-            continue
-        product = _read_small(os.path.join(path, "idProduct"))
-        name = " ".join(filter(None, (_read_small(os.path.join(path, "manufacturer")),
-                                      _read_small(os.path.join(path, "product")))))
-        ccid = any(_read_small(os.path.join(i, "bInterfaceClass")) == "0b"
-                   for i in glob.glob(os.path.join(path, "*:*"))[:32])
-        if ccid or vendor == "0b00":
+    for d in devices:
+        if d.ccid or d.vendor == "0b00":
             if listed is False:
-                listed = _ccid_listed()
-            out.append({"vendor": vendor, "product": product, "name": name, "ccid": ccid,
-                        "ccid_driver_lists": None if listed is None
-                        else (vendor.lower(), product.lower()) in listed})
+                listed = ccid_list(machine)[1]
+            out.append(dict(d.as_dict(), ccid_driver_lists=None if listed is None
+                            else (d.vendor, d.product) in listed))
     return out
-
-
-def _read_small(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(256).strip()
-    except OSError:
-        return ""
 
 
 def _check_card(st: _State) -> Check:
@@ -189,16 +156,50 @@ def _check_atr(st: _State) -> Check:
         return _fail("atr", summary, advice, UnknownCard(summary, atr=atr), **data)
     data.update(card=entry.name, kind=entry.kind.value)
     if entry.kind is CardKind.CPS4:
-        return _fail("atr", f"{entry.name}: a CPS4, recognised but not supported by cps",
-                     "Use the ANS Cryptolib CPS >= 5.2 (PKCS#11) with CPS4 cards: cps "
-                     "drives CPS3 cards only.",
-                     UnsupportedCard("CPS4 cards are not supported", atr=atr,
-                                     card_name=entry.name), **data)
+        return _cps4(st, entry, atr, data)
     if entry.kind is CardKind.CPS3_CONTACTLESS:
         return _warn("atr", f"{entry.name}: identification only, no PIN and no signature",
                      "Insert the card in a contact reader (chip in the slot) to log in with "
                      "the PIN or sign.", **data)
     return _ok("atr", f"{entry.name}, ATR {atr.hex().upper()}", **data)
+
+
+def _cps4(st: _State, entry: Any, atr: bytes, data: Dict[str, Any]) -> Check:
+    """A CPS4 is used through the ANS Cryptolib's PKCS#11 module (5.2 or later): the
+    checks above the ATR then read it there (:func:`cps.open.open_cps4`); cps sends
+    it no APDU of its own. No usable Cryptolib: the exact install advice."""
+    from ..cryptolib import find_cryptolib
+    from .machine import Machine
+    from .workstation.cryptolib import install_advice
+
+    given = st.machine or Machine.current()
+    # The card is in this computer's reader: its Cryptolib reads it. A prepared root
+    # (or registry, platform...) describes another machine, and a module is never
+    # loaded from it; only one deliberately given (``Machine(cryptolib=...)``, tests).
+    m = given if given.this_computer else Machine.current()
+    install = given.cryptolib if given.cryptolib is not None else find_cryptolib(
+        platform=m.platform, environ=dict(m.environ) or None, root=m.root,
+        registry=m.registry)
+    data["cryptolib"] = install.version if install else None
+    data["cryptolib_module"] = install.module if install else None
+    if install is not None and install.supports_cps4 is not False:
+        st.cps4 = install
+        if install.supports_cps4 is None:  # no record of the version: the module will tell
+            return _warn("atr", f"{entry.name}: a CPS4, read through the ANS Cryptolib CPS "
+                         f"({install.module}), whose version nothing on this machine records",
+                         "If the card is not found next, install the Cryptolib CPS 5.2 or "
+                         "later (the first that knows CPS4 cards). "
+                         + install_advice(m, None), **data)
+        return _ok("atr", f"{entry.name}: a CPS4, read through the ANS Cryptolib CPS "
+                   f"{install.version}", **data)
+    found = f"the Cryptolib {install.version} installed is older" if install and \
+        install.version else "the Cryptolib is not installed"
+    advice = install_advice(m, install.version if install else None)
+    return _fail("atr", f"{entry.name}: a CPS4, which needs the ANS Cryptolib CPS >= 5.2 "
+                 f"({found})", "CPS4 cards need the Cryptolib 5.2 or later (PKCS#11). " + advice,
+                 CryptolibRequired(f"{entry.name}: the ANS Cryptolib CPS 5.2 or later is "
+                                   f"needed ({found})", install_advice=advice.rstrip("."),
+                                   atr=atr, card_name=entry.name), **data)
 
 
 def _smartcard_list(atr: bytes) -> Optional[List[str]]:

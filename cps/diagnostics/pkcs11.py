@@ -6,9 +6,10 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .report import _OPENSC_CLAIMS_CPX, PKCS11_PROBE_TIMEOUT, Check, _fail, _ok, _State, _warn
 
@@ -94,8 +95,9 @@ def _check_pkcs11(st: _State) -> Check:
                      "card.",
                      modules=[], registrations=registrations)
     modules = [_probe_module(path) for path in found]
-    good = [m for m in modules if m["loadable"]]
-    bad = [m for m in modules if not m["loadable"]]
+    # Windows and macOS: modules are described, not loaded (see _probe_module).
+    good = [m for m in modules if m["loadable"] is not False]
+    bad = [m for m in modules if m["loadable"] is False]
     data = {"modules": modules, "registrations": registrations}
     if not good:
         m = bad[0]
@@ -124,6 +126,8 @@ def _check_pkcs11(st: _State) -> Check:
     vias = [v for m in good for v in _registered_via(m["path"], registrations)]
     where = f" (registered with {', '.join(dict.fromkeys(vias))})" if vias else \
         " (registered nowhere: browsers will not use it)"
+    if all(m["loadable"] is None for m in good):
+        verb = "found (not loaded on this platform)"
     return _ok("pkcs11", f"{names} {verb}{where}", **data)
 
 
@@ -140,15 +144,34 @@ def _deps_tool(path: str) -> str:
     return f"`ldd {path}`"
 
 
-def _probe_module(path: str) -> Dict[str, Any]:
+def _probe_module(path: str, *, platform: Optional[str] = None) -> Dict[str, Any]:
+    """Load one module in a child process, isolated from the card, and say what it is.
+
+    Isolation does not rest on pcsc-lite's environment variable alone:
+
+    * Linux: the child runs in a mount namespace of its own where the pcscd socket's
+      directory is an empty tmpfs (``unshare``; as root, or through a user namespace
+      where the kernel allows them), and with ``PCSCLITE_CSOCK_NAME`` pointing nowhere;
+      where no namespace can be made, the variable alone (``data["isolation"]`` says
+      which);
+    * Windows and macOS: the module is not loaded at all (the Smart Card service and
+      CryptoTokenKit cannot be hidden from a process): it is described from its file.
+    """
+    system = platform or sys.platform
+    if system in ("win32", "darwin"):
+        return {"path": path, "loadable": None, "probed": False,
+                "isolation": "not loaded", "kind": _module_kind(path, ""),
+                "note": "not loaded on this platform, so that nothing reaches the card"}
     env = dict(os.environ)
     # No PC/SC for the module: loading it must not touch any card (OpenSC's
     # C_Initialize would otherwise bind every card in every reader).
     env["PCSCLITE_CSOCK_NAME"] = os.path.join(os.sep, "nonexistent", "cps-doctor",
                                               "pcscd.comm")
     out: Dict[str, Any] = {"path": path, "loadable": False}
+    prefix = _namespace_prefix()
+    out["isolation"] = "mount namespace" if prefix else "environment"
     try:
-        done = subprocess.run([sys.executable, "-I", "-c", _PROBE, path],  # noqa: S603
+        done = subprocess.run([*prefix, sys.executable, "-I", "-c", _PROBE, path],  # noqa: S603
                               capture_output=True, text=True, env=env,
                               timeout=PKCS11_PROBE_TIMEOUT, check=False)
         out.update(json.loads(done.stdout or "{}"))
@@ -160,6 +183,41 @@ def _probe_module(path: str) -> Dict[str, Any]:
         out["error"] = f"could not be probed: {exc}"
     out["kind"] = _module_kind(path, out.get("manufacturer", ""))
     return out
+
+
+def _socket_dir() -> str:
+    """The directory of pcscd's socket (pcsc-lite's default, or $PCSCLITE_CSOCK_NAME's)."""
+    socket = os.environ.get("PCSCLITE_CSOCK_NAME") or "/run/pcscd/pcscd.comm"
+    return os.path.realpath(os.path.dirname(socket))
+
+
+_NAMESPACE: List[Optional[List[str]]] = []
+
+
+def _namespace_prefix() -> List[str]:
+    """The command prefix running a child in a mount namespace where pcscd's socket
+    directory is an empty tmpfs; ``[]`` when this machine cannot make one. Tried once."""
+    if _NAMESPACE:
+        return list(_NAMESPACE[0] or [])
+    prefix: Optional[List[str]] = None
+    unshare = shutil.which("unshare")
+    directory = _socket_dir()
+    if sys.platform.startswith("linux") and unshare and os.path.isdir(directory):
+        base = [unshare, "--mount", "--propagation", "private"]
+        if os.geteuid() != 0:   # a user namespace gives the right to mount in it
+            base[1:1] = ["--user", "--map-root-user"]
+        hide = 'mount -t tmpfs -o size=4k,mode=0755 cps-doctor "$0" && exec "$@"'
+        candidate = [*base, "--", "/bin/sh", "-c", hide, directory]
+        try:
+            test = subprocess.run([*candidate, "/bin/sh", "-c",  # noqa: S603
+                                   'test -z "$(ls -A "$0")"', directory],
+                                  capture_output=True, timeout=10, check=False)
+            if test.returncode == 0:
+                prefix = candidate
+        except (OSError, subprocess.TimeoutExpired):
+            prefix = None
+    _NAMESPACE.append(prefix)
+    return list(prefix or [])
 
 
 def _module_kind(path: str, manufacturer: str) -> str:

@@ -4,9 +4,10 @@ the helpers every layer's checks share (advice for an error, dates, names)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..atr import AtrEntry
 from ..card import KeyRole
@@ -16,6 +17,7 @@ from ..errors import (
     CardProtocolError,
     CardRemoved,
     CardReset,
+    CpsError,
     NoCard,
     NoReaders,
     PcscServiceUnavailable,
@@ -26,14 +28,27 @@ from ..errors import (
     SharingViolation,
 )
 
+_log = logging.getLogger("cps.diagnostics")
+
 #: The checks, in the order of the walk.
 CHECKS: Tuple[str, ...] = ("pcsc-service", "readers", "card", "atr", "application",
-                           "certificates", "chain", "revocation", "pin", "pkcs11")
+                           "certificates", "revocation-sources", "chain", "revocation", "pin",
+                           "pkcs11")
 TITLES: Dict[str, str] = {
     "pcsc-service": "PC/SC service", "readers": "Readers", "card": "Card", "atr": "ATR",
-    "application": "CPS3 application", "certificates": "Certificates", "chain": "Chain",
+    "application": "Card application", "certificates": "Certificates",
+    "revocation-sources": "Revocation sources", "chain": "Chain",
     "revocation": "Revocation", "pin": "PIN", "pkcs11": "PKCS#11 modules",
 }
+#: The card walk's checks (stopping at the first broken layer), then the workstation's,
+#: which run whatever the walk found (cps.diagnostics.workstation).
+CARD_CHECKS: Tuple[str, ...] = CHECKS
+WORKSTATION_CHECKS: Tuple[str, ...] = ("cryptolib", "middleware", "browsers", "galss", "ccid",
+                                       "remote")
+CHECKS = CARD_CHECKS + WORKSTATION_CHECKS
+TITLES.update({"cryptolib": "Cryptolib CPS", "middleware": "Middleware conflicts",
+               "browsers": "Browsers", "galss": "GALSS", "ccid": "CCID driver",
+               "remote": "Remote session"})
 STATUSES = ("ok", "warn", "fail", "skipped")
 
 #: A certificate expiring sooner than this gives a warning (renewal takes time).
@@ -87,7 +102,8 @@ class Report:
 
     :ivar ok: no check failed (warnings allowed).
     :ivar first_failure: the name of the failed check, ``None`` when ``ok``.
-    :ivar checks: every check of :data:`CHECKS`, in order.
+    :ivar checks: the checks run, in the order of :data:`CHECKS` (every one of them,
+        except the card walk's with ``diagnose(card=False)``).
     :ivar at: the time certificates and CRLs were judged at.
     :ivar elapsed: seconds the walk took.
     """
@@ -139,6 +155,8 @@ class _State:
     certs: Dict[KeyRole, Any] = field(default_factory=dict)
     results: Dict[KeyRole, Any] = field(default_factory=dict)
     revocation_mode: str = "off"
+    machine: Any = None                 # the Machine the workstation checks read
+    cps4: Any = None                    # a CPS4 used through this CryptolibInstall
 
     def close(self) -> None:
         card, conn, self.card, self.conn = self.card, self.conn, None, None
@@ -166,6 +184,23 @@ def _fail(name: str, summary: str, advice: str, error: Optional[BaseException] =
         if isinstance(code, int):
             data.setdefault("code", f"0x{code & 0xFFFFFFFF:08X}")
     return Check(name, "fail", summary, advice, data, error)
+
+
+def _guarded(name: str, check: Callable[[], Check],
+             advice: Callable[[BaseException], str]) -> Check:
+    """Run one check: a library error becomes its failure (with ``advice(error)``),
+    anything else a failure saying it is a bug; a doctor reports, it does not crash."""
+    try:
+        return check()
+    except CpsError as exc:
+        _log.debug("check %s failed: %r", name, exc)
+        return _fail(name, str(exc), advice(exc), exc)
+    except Exception as exc:  # noqa: BLE001 - a doctor reports, it does not crash
+        _log.debug("check %s: unexpected error", name, exc_info=True)
+        return Check(name, "fail", f"unexpected {type(exc).__name__}: {exc}",
+                     "This is a bug or a broken installation: run `cps -l debug doctor` and "
+                     "report its output to the cps project.",
+                     {"error": type(exc).__name__, "unexpected": True}, exc)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -4,25 +4,25 @@ stops at the first broken one."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
-from ..errors import (
-    CpsError,
-)
 from .card import _check_application, _check_certificates, _check_pin
+from .machine import Machine
 from .pcsc import _check_atr, _check_card, _check_readers, _check_service
 from .pkcs11 import _check_pkcs11
-from .report import CHECKS, TITLES, Check, Report, _advice_for_error, _fail, _State
+from .reachability import _check_revocation_sources
+from .report import CARD_CHECKS, TITLES, Check, Report, _advice_for_error, _guarded, _State
 from .trust import _check_chain, _check_revocation
+from .workstation import check_workstation
 
-_log = logging.getLogger("cps.diagnostics")
 
 def diagnose(reader: Optional[str] = None, *, module: Optional[str] = None,
              anchors: Any = None, crls: Iterable[Any] = (), online: bool = False,
-             at: Optional[dt.datetime] = None) -> Report:
-    """Walk the stack and report what works, stopping at the first broken layer.
+             at: Optional[dt.datetime] = None, machine: Optional[Machine] = None,
+             card: bool = True) -> Report:
+    """Walk the stack and report what works, stopping at the first broken layer; then
+    check the workstation around the card, whatever the walk found.
 
     Never raises for a broken layer: failures are reported in the :class:`Report`.
     Never asks for a PIN and never spends a PIN try.
@@ -41,17 +41,24 @@ def diagnose(reader: Optional[str] = None, *, module: Optional[str] = None,
         with a time limit.
     :param at: aware datetime at which certificates and CRLs are judged;
         default now.
+    :param machine: the machine the workstation checks read (a fake root in tests);
+        default this computer.
+    :param card: ``False`` runs the workstation checks only (no PC/SC, no card).
+
+    The card walk's first failure comes first in :attr:`Report.first_failure`; a
+    workstation failure is reported there only when the walk found none.
     """
     started = time.monotonic()
     at = at or dt.datetime.now(dt.timezone.utc)
     if at.tzinfo is None:
         raise ValueError("naive datetime: give an aware (UTC) time")
+    machine = machine or Machine.current()
     state = _State(reader=reader, module=module, anchors=anchors, crls=tuple(crls),
-                   online=online, at=at)
+                   online=online, at=at, machine=machine)
     checks: List[Check] = []
     failed: Optional[str] = None
     try:
-        for name, step in _STEPS:
+        for name, step in (_STEPS if card else ()):
             if failed is not None:
                 checks.append(Check(name, "skipped", f"not checked: {TITLES[failed]} failed",
                                     data={"after": failed}))
@@ -64,22 +71,20 @@ def diagnose(reader: Optional[str] = None, *, module: Optional[str] = None,
                 state.close()  # release the card before any PKCS#11 module looks for it
     finally:
         state.close()
+    kind = state.entry.kind.value if state.entry is not None else None
+    # GALSS channels are compared with the readers only when PC/SC listed them.
+    listed = any(c.name == "readers" and c.status == "ok" for c in checks)
+    for check in check_workstation(machine, card_kind=kind,
+                                   readers=[r.name for r in state.readers] if listed else None):
+        checks.append(check)
+        if failed is None and check.status == "fail":
+            failed = check.name
     return Report(ok=failed is None, first_failure=failed, checks=tuple(checks), at=at,
                   elapsed=time.monotonic() - started)
 
 
 def _run(name: str, step: Callable[[_State], Check], state: _State) -> Check:
-    try:
-        return step(state)
-    except CpsError as exc:
-        _log.debug("check %s failed: %r", name, exc)
-        return _fail(name, str(exc), _advice_for_error(exc), exc)
-    except Exception as exc:  # noqa: BLE001 - a doctor reports, it does not crash
-        _log.debug("check %s: unexpected error", name, exc_info=True)
-        return Check(name, "fail", f"unexpected {type(exc).__name__}: {exc}",
-                     "This is a bug or a broken installation: run `cps -l debug doctor` and "
-                     "report its output to the cps project.",
-                     {"error": type(exc).__name__, "unexpected": True}, exc)
+    return _guarded(name, lambda: step(state), _advice_for_error)
 
 
 _STEPS: Tuple[Tuple[str, Callable[[_State], Check]], ...] = (
@@ -89,9 +94,10 @@ _STEPS: Tuple[Tuple[str, Callable[[_State], Check]], ...] = (
     ("atr", _check_atr),
     ("application", _check_application),
     ("certificates", _check_certificates),
+    ("revocation-sources", _check_revocation_sources),
     ("chain", _check_chain),
     ("revocation", _check_revocation),
     ("pin", _check_pin),
     ("pkcs11", _check_pkcs11),
 )
-assert tuple(n for n, _ in _STEPS) == CHECKS  # noqa: S101 - one list, kept in step
+assert tuple(n for n, _ in _STEPS) == CARD_CHECKS  # noqa: S101 - one list, kept in step

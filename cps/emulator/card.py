@@ -25,7 +25,7 @@ from ..platform_paths import user_cache_dir
 from .cardos import CardOS
 from .faults import CardMuted, Faults
 from .filesystem import SwError  # noqa: F401 - re-exported for tests
-from .layout import ATR_CONTACT, ATR_CONTACTLESS, build_tree
+from .layout import ATR_CONTACT, ATR_CONTACTLESS, ATR_CPS4, build_tree
 from .pki import CardCredentials, TestPKI
 from .profiles import CardProfile, load_profile
 from .security import KEY_AUTH, KEY_SIGN, KEY_TECH, CardKey, Chv
@@ -94,9 +94,11 @@ class EmulatedCard:
             chvs[1] = Chv(1, (self._pin or "").encode(), 3, profile.pin_tries_left, ACL_CHV1)
             chvs[2] = Chv(2, (self._puk or "").encode(), 10, profile.puk_tries_left, ACL_CHV2,
                           usage_left=profile.unblock_uses_left, min_length=8, max_length=8)
-            atr, protocol = ATR_CONTACT, "T0"
+            atr, protocol = (ATR_CPS4 if profile.cps4 else ATR_CONTACT), "T0"
+        # A CPS4 answers no IAS-ECC command (cardos.CardOS ias_ecc): its keys live on
+        # for provision_softhsm, the way tests reach a CPS4 (through PKCS#11).
         self.os = CardOS(atr, build_tree(profile, certificates), chvs, keys, protocol,
-                         behaviour=profile.behaviour)
+                         behaviour=profile.behaviour, ias_ecc=not profile.cps4)
 
     @classmethod
     def from_profile(cls, name: Union[str, CardProfile], pki: Optional[TestPKI] = None,

@@ -66,10 +66,15 @@ class CardOS:
     :param keys: RSA keys by reference (0x81 sign, 0x82 auth, ...).
     :param protocol: ``"T0"`` (contact: ``61xx`` answers) or ``"T1"`` (contactless).
     :param behaviour: the profile's choices where no trace settles the card's answer.
+    :param ias_ecc: ``False`` for a CPS4 (NXP ChipDoc): no IAS-ECC application to
+        speak to -- every SELECT answers ``6A82``, every other command ``6D00``.
+        Not an emulation of ChipDoc (whose APDUs are not public): a CPS4 is reached
+        through the Cryptolib's PKCS#11 module, and this makes any IAS-ECC talk fail.
     """
 
     def __init__(self, atr: bytes, mf: DF, chvs: Dict[int, Chv], keys: Dict[int, CardKey],
-                 protocol: str = "T0", behaviour: Optional[Behaviour] = None) -> None:
+                 protocol: str = "T0", behaviour: Optional[Behaviour] = None,
+                 ias_ecc: bool = True) -> None:
         self.atr = atr
         #: what no real-card trace settles (defaults: the strictest)
         self.behaviour = behaviour or Behaviour()
@@ -100,6 +105,12 @@ class CardOS:
             0x88: self._internal_authenticate,
             0x84: self._get_challenge,
         }
+        if not ias_ecc:
+            self._handlers = {0xA4: self._no_such_application}
+
+    @staticmethod
+    def _no_such_application(apdu: CommandApdu) -> bytes:
+        raise SwError(0x6A82)
 
     # ------------------------------------------------------------------ power
     def power_up(self) -> bytes:

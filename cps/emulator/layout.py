@@ -31,6 +31,7 @@ from .profiles import CardProfile
 from .security import KEY_AUTH, KEY_SIGN, KEY_TECH
 
 __all__ = ["AID_CONTACT", "AID_CONTACTLESS", "AID_ECC_ROOT", "ATR_CONTACT", "ATR_CONTACTLESS",
+           "ATR_CPS4",
            "EF_ATR_CONTENT", "PIN_LABEL", "PUK_LABEL", "build_tree", "key_id", "CERT_FIDS"]
 
 h = bytes.fromhex
@@ -39,6 +40,8 @@ AID_CONTACTLESS = h("E828BD080F8025000001FF0020")
 AID_ECC_ROOT = h("8025000001FF0100")
 ATR_CONTACT = h("3BAC00402A001225006480000310009000")
 ATR_CONTACTLESS = h("3B8F80010031B86404B0ECC1739401808290000E")
+#: CPS4 (NXP ChipDoc), contact: the ANS Cryptolib 5.2's CPS4_C_ATR (card-cps.c), exact.
+ATR_CPS4 = h("3B9B188001001225006480040100009044")
 PIN_LABEL = "Code porteur de la carte CPX"
 PUK_LABEL = "Code de déblocage de la carte CPS"
 

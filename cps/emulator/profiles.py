@@ -10,6 +10,8 @@ Schema (every key is checked; unknown keys are errors, so typos do not pass
 silently)::
 
     description = "Médecin libéral (RPPS), carte CPS3 en bon état"
+    generation = "cps3"          # optional: "cps3" (default) | "cps4" (contact only:
+                                 # an NXP ChipDoc, reached through PKCS#11 only)
     interface = "contact"        # "contact" | "contactless"
     card_type = "CPS"            # CPS | CPF | CPE | CPA
     card_number = "2990000101"   # 8-10 digits, without the 8025000001 issuer
@@ -74,6 +76,7 @@ __all__ = [
     "Behaviour",
     "REVOCATION_REASONS",
     "CardProfile",
+    "GENERATIONS",
     "CertificateSpec",
     "Holder",
     "ProfileError",
@@ -86,6 +89,9 @@ __all__ = [
 
 #: IAS issuer number of the ANS, prefix of the card PAN in EF.SN.ICC.
 CARD_ISSUER_ID = "8025000001"
+
+#: card generations a profile may name
+GENERATIONS = ("cps3", "cps4")
 
 PIN_MAX_TRIES = 3
 PUK_MAX_TRIES = 10
@@ -233,6 +239,14 @@ class CardProfile:
     unblock_uses_left: int = UNBLOCK_MAX_USES
     #: what no trace settles (defaults: the strictest)
     behaviour: Behaviour = field(default_factory=Behaviour)
+    #: card generation: ``"cps3"`` (IAS-ECC) or ``"cps4"`` (NXP ChipDoc: certificates
+    #: valid six years, RSA-PSS, spoken to only through PKCS#11 -- docs/emulator.md)
+    generation: str = "cps3"
+
+    @property
+    def cps4(self) -> bool:
+        """True for a CPS4 profile."""
+        return self.generation == "cps4"
 
     @property
     def contactless(self) -> bool:
@@ -269,12 +283,21 @@ def _bundled() -> Any:
     return resources.files(__package__ or "cps.emulator").joinpath("card-profiles")
 
 
-def profile_names() -> list[str]:
-    """Names of the bundled profiles, sorted."""
+def profile_names(generation: str | None = "cps3") -> list[str]:
+    """Names of the bundled profiles of one card generation, sorted.
+
+    :param generation: ``"cps3"`` (default: the cards every APDU-level fixture,
+        list and golden output of this project was written for), ``"cps4"``, or
+        ``None`` for all. The generation is the name's prefix (checked by the
+        profile tests).
+    """
+    if generation is not None and generation not in GENERATIONS:
+        raise ValueError(f"generation must be one of {', '.join(GENERATIONS)} or None")
     return sorted(
         entry.name[: -len(".toml")]
         for entry in _bundled().iterdir()
         if entry.name.endswith(".toml")
+        and (generation is None or entry.name.startswith(generation + "-"))
     )
 
 
@@ -288,7 +311,7 @@ def load_profile(name: str) -> CardProfile:
         raise ProfileError("invalid profile name", name)
     entry = _bundled().joinpath(f"{name}.toml")
     if not entry.is_file():
-        raise ProfileError(f"unknown profile; known: {', '.join(profile_names())}", name)
+        raise ProfileError(f"unknown profile; known: {', '.join(profile_names(None))}", name)
     return parse_profile(entry.read_text(encoding="utf-8"), name)
 
 
@@ -355,12 +378,18 @@ class _Checker:
         return value
 
     def profile(self, data: Mapping[str, Any]) -> CardProfile:
-        self.keys(data, "profile", {"description", "interface", "card_type", "card_number",
-                                    "pin", "puk", "counters", "holder", "certificates",
-                                    "behaviour"})
+        self.keys(data, "profile", {"description", "generation", "interface", "card_type",
+                                    "card_number", "pin", "puk", "counters", "holder",
+                                    "certificates", "behaviour"})
+        generation = data.get("generation", "cps3")
+        if generation not in GENERATIONS:
+            raise self.fail(f"generation must be one of {', '.join(GENERATIONS)}")
         interface = self.string(data, "interface", "profile") or ""
         if interface not in ("contact", "contactless"):
             raise self.fail("interface must be 'contact' or 'contactless'")
+        if generation == "cps4" and interface != "contact":
+            # The CPS4's contactless side (DESFire) has no PKCS#11 view we know of.
+            raise self.fail("a cps4 profile is a contact card")
         card_type = self.string(data, "card_type", "profile") or ""
         if card_type not in CARD_TYPE_CODES:
             raise self.fail(f"card_type must be one of {', '.join(CARD_TYPE_CODES)}")
@@ -396,6 +425,7 @@ class _Checker:
             unblock_uses_left=self.integer(counters, "unblock_uses_left", "counters",
                                            UNBLOCK_MAX_USES),
             behaviour=self.behaviour(data.get("behaviour", {})),
+            generation=generation,
         )
 
     def behaviour(self, table: Any) -> Behaviour:

@@ -12,6 +12,19 @@ into a SoftHSM2 token that looks like the one the ANS Cryptolib exposes
                                               (contactless profiles, instead of the two above)
 
 each pair with its public key ``Cle publique - <certificate label>``.
+
+A CPS4 profile (``generation = "cps4"``) gets the layout the Cryptolib 5.2 shows
+for a real CPS4v1 card (docs/emulator.md, "CPS4 token (SoftHSM2)")::
+
+    token label         CPS4v1-<card number>
+    CPS_PRIV_AUT        Certificat d'Authentification CPS   ID E828BD080F8025000001FF0010 20
+    CPS_PRIV_SIG        Certificat de Signature CPS         ID E828BD080F8025000001FF0010 10
+    data objects        CPS_NAME_PS (public), CPS_ACTIVITY_01_PS (private), CPS2TER_ID,
+                        CPS2TER_NAME (public; values are placeholders)
+
+and its certificates are valid six years (:meth:`cps.emulator.pki.TestPKI.card_validity`).
+``mechanisms`` restricts what SoftHSM offers (its ``slots.mechanisms``), e.g. to
+stand for a module without RSA-PSS.
 ``CKA_ID`` is the on-card PKCS#15 ID (:func:`cps.emulator.layout.key_id`). A
 contactless profile gets only the technical key, as the emulated contactless
 card and the Cryptolib's contactless view expose; that key is
@@ -61,6 +74,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -86,6 +100,7 @@ __all__ = [
     "CONTACTLESS_PIN",
     "DEFAULT_SO_PIN",
     "MODULE_CANDIDATES",
+    "NO_PSS_MECHANISMS",
     "ProvisioningError",
     "SoftHsmToken",
     "find_softhsm_module",
@@ -111,6 +126,19 @@ MODULE_CANDIDATES = (
     "/usr/local/lib/softhsm/libsofthsm2.so",
     "/opt/homebrew/lib/softhsm/libsofthsm2.so",
 )
+#: The SoftHSM mechanism list of a module that cannot sign RSA-PSS (``mechanisms=``).
+#: (SoftHSM: one leading "-" makes the whole list the disabled ones; 2.6.1 then
+#: ignores the first name, "-" and all, hence CKM_RSA_PKCS_PSS twice.)
+NO_PSS_MECHANISMS = ("-CKM_RSA_PKCS_PSS,CKM_RSA_PKCS_PSS,CKM_SHA1_RSA_PKCS_PSS,"
+                     "CKM_SHA224_RSA_PKCS_PSS,CKM_SHA256_RSA_PKCS_PSS,CKM_SHA384_RSA_PKCS_PSS,"
+                     "CKM_SHA512_RSA_PKCS_PSS")
+# CPS4 (ChipDoc) key numbers in CKA_ID: signature 0x10, authentication 0x20 (cps.pkcs11).
+_CPS4_KEY_NUMBERS = {KEY_SIGN: 0x10, KEY_AUTH: 0x20}
+# CPS4 data objects: (label, CKA_PRIVATE). CPS_NAME_PS (public) and CPS_ACTIVITY_01_PS
+# (private) are found on real CPS4v1 cards by the ANS tests; CPS2TER_* come from the
+# ANS PKCS#11 specification (cps-domain 2.3), not from a test report.
+_CPS4_DATA = (("CPS_NAME_PS", False), ("CPS_ACTIVITY_01_PS", True), ("CPS2TER_ID", False),
+              ("CPS2TER_NAME", False))
 _CHILD_FLAG = "--import-objects"
 _TIMEOUT = 120.0
 _CONF = """\
@@ -119,7 +147,7 @@ directories.tokendir = {tokens}
 objectstore.backend = file
 log.level = ERROR
 slots.removable = false
-slots.mechanisms = ALL
+slots.mechanisms = {mechanisms}
 library.reset_on_fork = false
 """
 
@@ -140,6 +168,8 @@ class SoftHsmToken:
     so_pin: str = field(repr=False)
     #: true when the card has no PIN (contactless) and :attr:`pin` only satisfies SoftHSM
     pin_is_placeholder: bool = False
+    #: ``"cps3"`` or ``"cps4"``: the card generation whose layout the token has
+    generation: str = "cps3"
 
     def env(self, base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
         """The environment for a subprocess using this token: ``base`` plus ``SOFTHSM2_CONF``.
@@ -188,7 +218,7 @@ def find_softhsm_module(module: Optional[str] = None) -> str:
 def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"],
                       directory: Union[str, os.PathLike[str]], *, pin: Optional[str] = None,
                       so_pin: str = DEFAULT_SO_PIN, label: Optional[str] = None,
-                      module: Optional[str] = None) -> SoftHsmToken:
+                      module: Optional[str] = None, mechanisms: str = "ALL") -> SoftHsmToken:
     """Create (or re-create) the SoftHSM2 token of a card in ``directory``.
 
     :param credentials_or_card: :class:`~cps.emulator.pki.CardCredentials` or an
@@ -196,8 +226,12 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
     :param directory: where ``softhsm2.conf`` and ``tokens/`` live; created if needed.
     :param pin: user PIN; default the card's PIN, :data:`CONTACTLESS_PIN` for contactless.
     :param so_pin: security officer PIN.
-    :param label: token label; default ``CPS3v3-<card number>`` (at most 32 bytes).
+    :param label: token label; default ``CPS3v3-<card number>`` (``CPS4v1-<card number>``
+        for a CPS4 profile), at most 32 bytes.
     :param module: SoftHSM2 module path (see :func:`find_softhsm_module`).
+    :param mechanisms: SoftHSM's ``slots.mechanisms`` for the whole ``directory``
+        (``"ALL"``, or e.g. :data:`NO_PSS_MECHANISMS`); tokens sharing a directory
+        share it.
     :raises NotSupported: softhsm2 (module or ``softhsm2-util``) is not installed.
     :raises TypeError: not credentials nor an emulated card.
     :raises ValueError: a PIN or label SoftHSM cannot hold.
@@ -216,7 +250,10 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
         if not value or not 4 <= len(value.encode()) <= 255:
             raise ValueError(f"the {what} must have 4 to 255 bytes")
     assert pin is not None  # noqa: S101 - checked above; for type checkers
-    label = label or f"CPS3v3-{profile.card_number}"
+    label = label or (f"CPS4v1-{profile.card_number}" if profile.cps4
+                      else f"CPS3v3-{profile.card_number}")
+    if not re.fullmatch(r"ALL|-?[A-Z0-9_,]+", mechanisms):
+        raise ValueError("mechanisms: ALL or a comma-separated list of CKM_ names")
     if not 0 < len(label.encode()) <= 32:
         raise ValueError(f"token label {label!r} must have 1 to 32 bytes")
     module = find_softhsm_module(module)
@@ -228,7 +265,7 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
     tokens = directory / "tokens"
     tokens.mkdir(parents=True, exist_ok=True)
     conf = directory / "softhsm2.conf"
-    text = _CONF.format(tokens=tokens)
+    text = _CONF.format(tokens=tokens, mechanisms=mechanisms)
     if not conf.is_file() or conf.read_text() != text:
         tmp = conf.with_suffix(".tmp")
         tmp.write_text(text)
@@ -244,10 +281,12 @@ def provision_softhsm(credentials_or_card: Union[CardCredentials, "EmulatedCard"
               "--pin", temp_user], env, "token initialisation")
         request = {"module": module, "label": label, "temp_so_pin": temp_so,
                    "temp_pin": temp_user, "so_pin": so_pin, "pin": pin,
-                   "pairs": _pairs(credentials)}
+                   "pairs": _pairs(credentials),
+                   "data": _CPS4_DATA if profile.cps4 else ()}
         serial = _run_child(request, env)
     return SoftHsmToken(module=module, conf=conf, token_label=label, serial=serial, pin=pin,
-                        so_pin=so_pin, pin_is_placeholder=profile.contactless)
+                        so_pin=so_pin, pin_is_placeholder=profile.contactless,
+                        generation=profile.generation)
 
 
 # ------------------------------------------------------------------ provisioning helpers
@@ -265,7 +304,12 @@ def _pairs(credentials: CardCredentials) -> list[dict[str, Any]]:
                  credentials.auth_key, credentials.auth_cert, True, True),
                 ("CPS_PRIV_SIG", "Certificat de Signature CPS", KEY_SIGN,
                  credentials.sign_key, credentials.sign_cert, False, True)]
-    return [{"label": lbl, "cert_label": cert_lbl, "id": key_id(ref).hex(),
+    def cka_id(ref: int) -> bytes:
+        if credentials.profile.cps4:
+            return key_id(0)[:-1] + bytes((_CPS4_KEY_NUMBERS[ref],))
+        return key_id(ref)
+
+    return [{"label": lbl, "cert_label": cert_lbl, "id": cka_id(ref).hex(),
              "key": key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption()).hex(),
              "cert": cert.public_bytes(Encoding.DER).hex(), "decrypt": decrypt,
              "private": private}
@@ -366,6 +410,7 @@ def _templates(pair: Mapping[str, Any]) -> list[dict[Any, Any]]:
 def _import_objects(request: Mapping[str, Any]) -> str:
     """Child side: set the real PINs, create the objects, return the token serial."""
     import pkcs11
+    from pkcs11 import Attribute, ObjectClass
 
     lib = pkcs11.lib(request["module"])  # SOFTHSM2_CONF comes from our environment
     found = list(lib.get_tokens(token_label=request["label"]))
@@ -380,6 +425,14 @@ def _import_objects(request: Mapping[str, Any]) -> str:
         for pair in request["pairs"]:
             for template in _templates(pair):
                 session.create_object(template)
+        for label, private in request.get("data", ()):
+            # Placeholder values: the data objects' content (ANS "Données-métier") is not
+            # public; their labels and CKA_PRIVATE are what the evidence shows.
+            session.create_object({
+                Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True,
+                Attribute.PRIVATE: private, Attribute.MODIFIABLE: False,
+                Attribute.LABEL: label, Attribute.APPLICATION: label,
+                Attribute.VALUE: b"\x04\x00"})  # an empty DER OCTET STRING
     return token.serial.decode("ascii", "replace").strip()
 
 

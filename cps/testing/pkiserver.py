@@ -467,8 +467,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(HTTPStatus.FOUND)
             self.send_header("Location", faults.redirect)
             self.send_header("Content-Length", "0")
+            self._record(HTTPStatus.FOUND)  # before the client can see the answer
             self.end_headers()
-            self._record(HTTPStatus.FOUND)
             return
         if path == "/ocsp" or path.startswith("/ocsp/"):
             self._ocsp(path, body)
@@ -493,8 +493,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(HTTPStatus.NOT_MODIFIED)
             for name, value in validators.items():
                 self.send_header(name, value)
+            self._record(HTTPStatus.NOT_MODIFIED)  # before the client can see the answer
             self.end_headers()
-            self._record(HTTPStatus.NOT_MODIFIED)
             return
         ctype = "application/pkix-crl" if path.endswith(".crl") else "application/pkix-cert"
         self._finish(HTTPStatus.OK, data, ctype, body, validators, head=head)
@@ -555,8 +555,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(size))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
+        # Recorded before end_headers() sends the answer: a client that has its
+        # answer finds its request in `requests` (a test reading them right after).
         self._record(status)
+        self.end_headers()
         if head:
             return
         try:

@@ -14,6 +14,12 @@ depends on ``cps`` gets these fixtures with no configuration:
                        ``attachment`` attribute names the reader
 ``cps_softhsm_token``  a SoftHSM2 token holding ``cps_emulated_card``'s keys and
                        certificates under the ANS Cryptolib labels
+``cps_cps4_card``      an emulated CPS4 (profile ``cps4-medecin``, or a ``cps4-*`` profile
+                       named by ``@pytest.mark.cps_profile``): its ATR is a CPS4's and
+                       it answers no IAS-ECC command
+``cps_softhsm_cps4``   a SoftHSM2 token laid out as the ANS Cryptolib 5.2 shows a real
+                       CPS4v1 (label ``CPS4v1-<n>``, key ids ...10/...20, six-year
+                       certificates, RSA-PSS offered) with ``cps_cps4_card``'s keys
 ``cps_pki_server``     ``(pki, server)``: the test PKI's CRLs, OCSP and CA certificates
                        over real HTTP on 127.0.0.1
 ``cps_pki_ldap``       a real slapd on 127.0.0.1 publishing the test PKI's CA
@@ -59,6 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cps.testing.tsa import TsaServer
 
 DEFAULT_PROFILE = "cps3-medecin"
+DEFAULT_CPS4_PROFILE = "cps4-medecin"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -144,6 +151,28 @@ def cps_softhsm_token(cps_emulated_card: EmulatedCard,
     from cps.emulator.softhsm import provision_softhsm
 
     return provision_softhsm(cps_emulated_card, tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture
+def cps_cps4_card(request: pytest.FixtureRequest,
+                  cps_card_factory: Callable[..., EmulatedCard]) -> EmulatedCard:
+    """A fresh emulated CPS4: ``cps4-medecin``, or the ``cps4-*`` profile of a
+    ``cps_profile`` mark (a CPS3 profile there is for the other fixtures, not this one)."""
+    marker = request.node.get_closest_marker("cps_profile")
+    named = marker.args[0] if marker else ""
+    return cps_card_factory(named if named.startswith("cps4-") else DEFAULT_CPS4_PROFILE)
+
+
+@pytest.fixture
+def cps_softhsm_cps4(cps_cps4_card: EmulatedCard,
+                     tmp_path_factory: pytest.TempPathFactory) -> SoftHsmToken:
+    """A SoftHSM2 token with ``cps_cps4_card``'s keys, certificates and PIN, laid out
+    as the ANS Cryptolib 5.2 shows a real CPS4v1 card (docs/emulator.md, "CPS4 token
+    (SoftHSM2)"). Open it with ``cps.pkcs11.Pkcs11Card.open(module=token.module,
+    token_label=token.token_label)`` after ``token.get_token()``."""
+    from cps.emulator.softhsm import provision_softhsm
+
+    return provision_softhsm(cps_cps4_card, tmp_path_factory.mktemp("softhsm-cps4"))
 
 
 @pytest.fixture(scope="session")

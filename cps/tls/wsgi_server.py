@@ -10,15 +10,20 @@
 Standard library only (:mod:`wsgiref`, :mod:`ssl`). The peer's certificate,
 DER, is put in ``environ["cps.tls.peer_certificate"]``
 (:data:`cps.tls.middleware.PEER_CERTIFICATE_KEY`), where
-:class:`~cps.tls.middleware.WsgiMiddleware` reads it.
+:class:`~cps.tls.middleware.WsgiMiddleware` reads it; the negotiated version
+and cipher in ``SSL_PROTOCOL`` (``"TLSv1.3"``...) and ``SSL_CIPHER``, as
+mod_ssl names them.
 
 The TLS layer only proves that the client holds the key of a certificate
 issued under ``client_ca`` (OpenSSL checks the chain, the dates and, for a
 client, that the keyUsage allows digitalSignature: a signature-only card
 certificate fails the handshake already). Revocation, the pinned anchors and
 the authentication purpose are the middleware's :class:`cps.trust.Validator`'s.
-TLS 1.2 stays allowed: a CPS3 card signs only RSA PKCS#1 v1.5, which TLS 1.3
-does not accept for a CertificateVerify.
+Both client generations are served: TLS 1.3, whose CertificateVerify is
+RSA-PSS (``rsa_pss_rsae_sha256``: a CPS4 card, ANS's reason for adding PSS),
+and TLS 1.2 with PKCS#1 v1.5 signatures (``rsa_pkcs1_sha256``: a CPS3 card,
+which cannot sign PSS, through a client that stays at TLS 1.2 such as
+:mod:`cps.tls`). OpenSSL's defaults offer both in the CertificateRequest.
 
 For production, put the application behind nginx or Apache and use their
 certificate header (docs/tls.md); this server is for tests, demos and small
@@ -55,6 +60,14 @@ class _Handler(WSGIRequestHandler):
             der = connection.getpeercert(binary_form=True)
             if der:
                 environ[PEER_CERTIFICATE_KEY] = der
+            # as mod_ssl names them: what was negotiated, for the application's logs
+            # or policy ("TLSv1.3" for a CPS4 signing RSA-PSS, "TLSv1.2" for a CPS3)
+            version = connection.version()
+            if version:
+                environ["SSL_PROTOCOL"] = version
+            cipher = connection.cipher()
+            if cipher:
+                environ["SSL_CIPHER"] = cipher[0]
         return environ
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
@@ -131,9 +144,13 @@ class TlsWsgiServer(ThreadingMixIn, WSGIServer):
 
 def server_context(*, certfile: _Path, keyfile: Optional[_Path], client_ca: _Path
                    ) -> ssl.SSLContext:
-    """The server's :class:`ssl.SSLContext`: TLS 1.2 at least, a client certificate
+    """The server's :class:`ssl.SSLContext`: TLS 1.2 and 1.3, a client certificate
     asked for (``CERT_OPTIONAL``: a request without one reaches the middleware,
-    which answers 401) and verified against ``client_ca``."""
+    which answers 401) and verified against ``client_ca``.
+
+    The CertificateRequest's signature algorithms are OpenSSL's defaults, which
+    hold RSA-PSS (TLS 1.3, CPS4) and PKCS#1 v1.5 (TLS 1.2, CPS3): tests/test_tls_pss.py
+    logs in both ways on one server."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(certfile, keyfile)
