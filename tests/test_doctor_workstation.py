@@ -682,11 +682,13 @@ def test_a_dpkg_status_without_newlines_is_read_bounded(tmp_path):
     status.parent.mkdir(parents=True)
     with open(status, "wb") as f:
         f.truncate(300 * 1024 * 1024)       # sparse: 300 MiB of NULs, no newline
+    # VmHWM: this process's own peak (ru_maxrss would include the forking pytest's
+    # memory, which Linux carries across execve).
     out = _finishes(f"""
-import resource
 from cps.cryptolib import installed_version
 print(installed_version(platform="linux", root={str(tmp_path / "root")!r}))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(int(peak.split()[1]) // 1024)
 """)
     version, rss = out.splitlines()
     assert version == "(None, 'unknown')"
