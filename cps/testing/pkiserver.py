@@ -572,28 +572,12 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (size cap, deadline): expected in fault tests
 
     def _send(self, data: bytes) -> None:
-        owner = self.owner
         path = urllib.parse.urlsplit(self.path).path
-        trickle = owner.faults.trickle if owner.faults.applies_to(path) else 0.0
-        if not trickle:
-            self.wfile.write(data)
-            return
-        for offset in range(0, len(data), 16):
-            self.wfile.write(data[offset:offset + 16])
-            self.wfile.flush()
-            if owner._sleep(trickle):
-                return
+        faults = self.owner.faults
+        self.owner._write(self.wfile, data, faults.trickle if faults.applies_to(path) else 0.0)
 
     def _send_junk(self, size: int) -> None:
-        chunk = os.urandom(64 * 1024)
-        sent = 0
-        trickle = self.owner.faults.trickle
-        while sent < size and not self.owner._stopping.is_set():
-            piece = chunk[:min(len(chunk), size - sent)]
-            self.wfile.write(piece)
-            sent += len(piece)
-            if trickle and self.owner._sleep(trickle):
-                return
+        self.owner._write_junk(self.wfile, size, self.owner.faults.trickle)
 
     def _record(self, status: int) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}

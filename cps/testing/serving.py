@@ -5,7 +5,9 @@ that wakes handlers sleeping on a fault when it stops."""
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import threading
 from http.server import ThreadingHTTPServer
 from typing import Any, Generic, List, Optional, TypeVar
@@ -100,3 +102,27 @@ class BackgroundServer(Generic[_Record]):
     def _sleep(self, seconds: float) -> bool:
         """Sleep unless the server stops; return whether it is stopping."""
         return self._stopping.wait(seconds)
+
+    def _write(self, wfile: io.BufferedIOBase, data: bytes, trickle: float = 0.0) -> None:
+        """Send an answer's body: at once, or 16 bytes every ``trickle`` seconds (a
+        slow server fault) until done or the server stops."""
+        if not trickle:
+            wfile.write(data)
+            return
+        for offset in range(0, len(data), 16):
+            wfile.write(data[offset:offset + 16])
+            wfile.flush()
+            if self._sleep(trickle):
+                return
+
+    def _write_junk(self, wfile: io.BufferedIOBase, size: int, trickle: float = 0.0) -> None:
+        """Send ``size`` random bytes (an oversized answer fault), 64 KiB at a time,
+        pausing ``trickle`` seconds between pieces, until done or the server stops."""
+        chunk = os.urandom(64 * 1024)
+        sent = 0
+        while sent < size and not self._stopping.is_set():
+            piece = chunk[:min(len(chunk), size - sent)]
+            wfile.write(piece)
+            sent += len(piece)
+            if trickle and self._sleep(trickle):
+                return

@@ -230,37 +230,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type",
                          "application/timestamp-reply" if ok else "text/plain")
         self.send_header("Content-Length", str(size))
+        self._record(int(status), request_body)  # before the client can see the answer
         self.end_headers()
-        self._record(int(status), request_body)
         try:
             if ok and faults.oversize:
-                self._junk(faults.oversize)
-            elif ok and faults.garbage:
-                self._send(os.urandom(len(data)))
+                owner._write_junk(self.wfile, faults.oversize)
             else:
-                self._send(data)
+                owner._write(self.wfile, os.urandom(len(data)) if ok and faults.garbage
+                             else data, faults.trickle)
         except OSError:
             pass  # the client gave up (size cap, deadline): expected in fault tests
-
-    def _send(self, data: bytes) -> None:
-        owner = self.server.owner
-        trickle = owner.faults.trickle
-        if not trickle:
-            self.wfile.write(data)
-            return
-        for offset in range(0, len(data), 16):
-            self.wfile.write(data[offset:offset + 16])
-            self.wfile.flush()
-            if owner._sleep(trickle):
-                return
-
-    def _junk(self, size: int) -> None:
-        chunk = os.urandom(64 * 1024)
-        sent = 0
-        while sent < size and not self.server.owner._stopping.is_set():
-            piece = chunk[:min(len(chunk), size - sent)]
-            self.wfile.write(piece)
-            sent += len(piece)
 
     def _record(self, status: int, body: bytes) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
